@@ -1,0 +1,106 @@
+"""The dataset registry: built-in names, and paths to user files and image folders.
+
+:func:`load` takes a built-in name (``ring8``, ``grid25``, ``moons``, ``swissroll``, ``digits``, ``mnist``)
+or a path: a ``.npy``/``.npz``/``.csv`` file of points, or a folder of images. A built-in name wins over a
+file of the same name in the working directory; write ``./ring8`` to mean the file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from genlab.data import files, images, points
+from genlab.data.dataset import Dataset, Modality
+from genlab.errors import DataError
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """One registered dataset.
+
+    Attributes:
+        loader: ``loader(data_dir, seed)`` builds the dataset; each uses only the arguments it needs.
+        description: shape, size and source, for ``genlab datasets``.
+        modality: ``"points"`` or ``"images"``.
+    """
+
+    loader: Callable[[str | os.PathLike | None, int], Dataset]
+    description: str
+    modality: Modality
+
+
+BUILTINS: dict[str, Builtin] = {
+    "ring8": Builtin(
+        lambda data_dir, seed: points.ring8(seed=seed),
+        "(2,), 10,000 train / 2,500 test: 8 Gaussians on the unit circle, std 0.01 "
+        "(VEEGAN/PacGAN ring); synthetic, seeded",
+        "points"),
+    "grid25": Builtin(
+        lambda data_dir, seed: points.grid25(seed=seed),
+        "(2,), 10,000 train / 2,500 test: 25 Gaussians on {-4,-2,0,2,4}², std 0.05 "
+        "(VEEGAN/PacGAN grid); synthetic, seeded",
+        "points"),
+    "moons": Builtin(
+        lambda data_dir, seed: points.moons(seed=seed),
+        "(2,), 10,000 train / 2,500 test, 2 classes: two interleaved half circles, noise 0.05; "
+        "synthetic (scikit-learn make_moons), seeded",
+        "points"),
+    "swissroll": Builtin(
+        lambda data_dir, seed: points.swissroll(seed=seed),
+        "(2,), 10,000 train / 2,500 test: a 2-D swiss roll; synthetic (scikit-learn make_swiss_roll), seeded",
+        "points"),
+    "digits": Builtin(
+        lambda data_dir, seed: images.digits(),
+        "(1, 8, 8), 1,438 train / 359 test, 10 classes: handwritten digits; bundled with scikit-learn",
+        "images"),
+    "mnist": Builtin(
+        lambda data_dir, seed: images.mnist(data_dir),
+        f"(1, 28, 28), 60,000 train / 10,000 test, 10 classes: handwritten digits; needs {images.MNIST_FILE} "
+        f"in --data-dir DIR or {images.DATA_ENV}=DIR",
+        "images"),
+}
+
+
+def names() -> list[str]:
+    """The built-in dataset names, points first, then images."""
+    return list(BUILTINS)
+
+
+def describe(name: str) -> str:
+    """One line on built-in ``name``: modality, record shape, split sizes, what it is, and its source.
+
+    Raises:
+        DataError: ``name`` is not a built-in dataset.
+    """
+    if name not in BUILTINS:
+        raise DataError(f"unknown dataset {name!r}; the built-in datasets are: {', '.join(names())}")
+    entry = BUILTINS[name]
+    return f"{entry.modality} {entry.description}"
+
+
+def load(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, seed: int = 0) -> Dataset:
+    """Load a built-in dataset by name, or a user file or image folder by path.
+
+    Args:
+        name_or_path: a name from :func:`names`, a ``.npy``/``.npz``/``.csv`` file, or a folder of images.
+        data_dir: folder of downloaded data files (``mnist.npz``); ``None`` falls back to ``$GENLAB_DATA``.
+        seed: seed of the synthetic point sets; files and real images always split the same way.
+
+    Returns:
+        The :class:`~genlab.data.dataset.Dataset`, already split into train and test.
+
+    Raises:
+        DataError: neither a built-in name nor an existing path, or the data itself is unusable.
+    """
+    if isinstance(name_or_path, str) and name_or_path in BUILTINS:
+        return BUILTINS[name_or_path].loader(data_dir, seed)
+    path = Path(name_or_path)
+    if path.is_dir():
+        return images.image_folder(path)
+    if path.exists():
+        return files.load_file(path)
+    raise DataError(f"{os.fspath(name_or_path)!r} is neither a built-in dataset ({', '.join(names())}) "
+                    f"nor an existing file or folder")
