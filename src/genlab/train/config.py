@@ -1,0 +1,72 @@
+"""Training configuration shared by every gradient-trained family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How long and how to optimise.
+
+    The budget is ``steps`` training steps, or ``max_time`` seconds of wall clock, or whichever ends first
+    when both are set. The learning rate warms up linearly for ``warmup_steps`` and then follows a cosine
+    from ``lr`` down to ``lr * min_lr_ratio`` over the budget (by step count when ``steps`` is set,
+    otherwise by elapsed time).
+
+    Attributes:
+        steps: number of training steps (one step = every phase's repeats once), or ``None``.
+        max_time: wall-clock budget in seconds, or ``None``.
+        batch_size: records per batch per process.
+        optimizer: ``"adam"`` or ``"adamw"`` (decoupled weight decay, Loshchilov & Hutter 2019).
+        lr: peak learning rate.
+        betas: Adam's moment decay rates.
+        weight_decay: AdamW decay (ignored by plain Adam unless non-zero, where it is L2).
+        warmup_steps: linear warm-up length in steps.
+        min_lr_ratio: final learning rate as a share of ``lr``.
+        grad_clip: maximum global gradient norm per phase, or ``None`` to leave gradients alone.
+        ema_decay: decay of the exponential moving average of weights, or ``None`` for no EMA.
+        eval_every: run the evaluation callback every this many steps (0 = never).
+        checkpoint_every: write a resumable checkpoint every this many steps (0 = only at the end).
+        log_every: record losses in the history every this many steps.
+        seed: seed of every random draw in training (batches, noise, initialisation).
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    """
+
+    steps: int | None = 2000
+    max_time: float | None = None
+    batch_size: int = 256
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1
+    grad_clip: float | None = 1.0
+    ema_decay: float | None = None
+    eval_every: int = 0
+    checkpoint_every: int = 0
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.max_time is None:
+            raise ValueError("set steps or max_time (or both)")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.max_time is not None and self.max_time <= 0:
+            raise ValueError(f"max_time must be positive, got {self.max_time}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"grad_clip must be positive, got {self.grad_clip}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
