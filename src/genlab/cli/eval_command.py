@@ -1,0 +1,38 @@
+"""``genlab eval DIR --real DATA``: score a saved model against held-out real records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from genlab.api import load
+from genlab.cli.options import DataDir, Overwrite, Seed, refuse_existing
+from genlab.cli.tables import metrics_table
+from genlab.data.registry import load as load_dataset
+from genlab.evaluate import evaluate as evaluate_model
+from genlab.io import write_json
+
+
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory written by `genlab fit`.")],
+    real: Annotated[str, typer.Option("--real", help="Real data to compare with (its test split is used).")],
+    n: Annotated[int | None, typer.Option("-n", "--n", help="Generated records (default: size of the test split).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Metrics JSON (default RUN/metrics.json).")] = None,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Evaluate the model in RUN against the test split of REAL and print the metrics."""
+    if out is not None:
+        refuse_existing(out, overwrite)
+    model = load(run)
+    report = evaluate_model(model, load_dataset(real, data_dir=data_dir), n=n, seed=seed)
+    console = Console()
+    console.print(metrics_table({str(run): report.metrics},
+                                title=f"{report.n_samples} samples vs {report.n_real} real test records (seed {seed})"))
+    destination = out or run / "metrics.json"
+    write_json(destination, report.to_dict())
+    console.print(f"metrics written to [bold]{destination}[/bold]")

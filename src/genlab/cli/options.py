@@ -1,0 +1,53 @@
+"""Option types and parsers shared by several commands."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from genlab.errors import ConfigError, OutputExistsError
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Folder with downloaded data such as mnist.npz (default: $GENLAB_DATA)."),
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of every random draw.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an output that already exists.")]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
+_SECONDS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"90"``, ``"90s"``, ``"2m"``, ``"1.5h"`` -> seconds."""
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"cannot read {text!r} as a duration; write e.g. 90s, 2m or 1h")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def parse_assignments(pairs: list[str] | None, what: str) -> dict[str, Any]:
+    """``["n_components=8", "solver=adam"]`` -> ``{"n_components": 8, "solver": "adam"}``.
+
+    Values are read as JSON where they parse (numbers, true/false, null, lists), else kept as text.
+    """
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} {pair!r} must look like key=value")
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw
+    return values
+
+
+def refuse_existing(path: Path, overwrite: bool, hint: str = "pass --overwrite to replace it") -> None:
+    """Raise OutputExistsError if ``path`` exists and ``overwrite`` is off."""
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; {hint}")

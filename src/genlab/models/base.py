@@ -1,0 +1,394 @@
+"""The contract every generative family implements, and its safe on-disk format.
+
+A family is an objective and a sampler over a network; a codec maps the modality's raw records to
+the tensors the network sees (see ``genlab.data.codecs``). The public verbs work on raw records:
+
+- ``fit(data)`` learns the codec and the network, returns ``self``;
+- ``sample(n, condition=..., generator=...)`` returns ``n`` raw records;
+- ``log_prob(x)``, ``encode(x)``, ``decode(z)`` where the family defines them, else
+  :class:`~genlab.errors.NotSupportedError`;
+- ``save_pretrained(dir)`` / ``from_pretrained(dir)`` write and read ``config.json``,
+  ``model.safetensors`` and ``codec.json``. No pickle: weights are safetensors, everything else JSON.
+  ``config.json`` records the SHA-256 of the weights so a truncated or edited file is refused.
+
+A subclass supplies ``family``, ``config_class``, ``_build_network`` and either ``_phases`` (gradient
+training by the :class:`~genlab.train.Trainer`) or its own ``_fit_network`` (e.g. EM), plus
+``_sample_network`` and, where defined, ``_log_prob_network``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence, TypeVar
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+from torch import nn
+
+from genlab.version import __version__
+from genlab.config import from_dict, to_dict
+from genlab.data.codecs import Codec, codec_for, codec_from_state
+from genlab.data.dataset import MODALITIES, Dataset
+from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
+from genlab.io import atomic_path, sha256_file, write_json
+from genlab.train import Callback, Phase, TrainConfig, Trainer
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound="GenerativeModel")
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CODEC_FILE = "codec.json"
+CHECKPOINT_FILE = Path("checkpoint") / "trainer_state.safetensors"
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a fitted model knows about its data: modality, record shape and label names."""
+
+    modality: str
+    shape: tuple[int, ...]
+    class_names: tuple[str, ...] | None = None
+
+    @property
+    def n_classes(self) -> int:
+        """Number of label classes, 0 when unlabelled."""
+        return 0 if self.class_names is None else len(self.class_names)
+
+    @property
+    def dim(self) -> int:
+        """Number of scalars in one record."""
+        return math.prod(self.shape)
+
+
+@dataclass
+class FitContext:
+    """Everything ``_fit_network`` needs besides the data: training settings and where to checkpoint."""
+
+    train: TrainConfig
+    callbacks: Sequence[Callback] = ()
+    checkpoint_path: Path | None = None
+    resume: bool = False
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+
+class GenerativeModel(ABC):
+    """Base class of every family. ``__init__`` only stores the config; learned state ends in ``_``."""
+
+    family: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any = None, **options: Any) -> None:
+        if config is not None and options:
+            raise ConfigError("pass either a config object or keyword options, not both")
+        if config is None:
+            config = from_dict(self.config_class, options, what=f"{self.family} model")
+        elif not isinstance(config, self.config_class):
+            raise ConfigError(f"{self.family} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config
+        self.network_: nn.Module | None = None
+        self.codec_: Codec | None = None
+        self.data_: DataInfo | None = None
+        self.train_config_: TrainConfig | None = None
+        self.history_: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ family hooks
+    def default_train_config(self) -> TrainConfig:
+        """Training settings used when ``fit`` gets none; families tune their own defaults."""
+        return TrainConfig()
+
+    @abstractmethod
+    def _build_network(self, data: DataInfo) -> nn.Module:
+        """A freshly initialised network for records described by ``data``."""
+
+    def _phases(self) -> list[Phase]:
+        """The Trainer phases of a gradient-trained family."""
+        raise NotImplementedError(f"{type(self).__name__} must define _phases or override _fit_network")
+
+    def _fit_network(self, x: torch.Tensor, y: torch.Tensor | None, context: FitContext) -> None:
+        """Fit ``self.network_`` on encoded records ``x (n, *shape)`` and labels ``y (n,)``.
+
+        The default trains ``self._phases()`` with the Trainer and keeps the EMA weights when there are any.
+        """
+        result = Trainer(context.train, callbacks=context.callbacks).fit(
+            self.network_, self._phases(), x, y,
+            checkpoint_path=context.checkpoint_path, resume=context.resume, fingerprint=context.fingerprint,
+        )
+        self.history_ = result.history
+        if result.ema_state is not None:
+            self.network_.load_state_dict(result.ema_state)
+
+    @abstractmethod
+    def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None) -> torch.Tensor:
+        """``n`` records in model space, ``(n, *shape)``."""
+
+    def _log_prob_network(self, z: torch.Tensor, condition: int | None) -> torch.Tensor:
+        """``log p(z)`` in model space, ``(n,)``; families without a likelihood keep this default."""
+        raise NotSupportedError(f"the {self.family} family has no log_prob")
+
+    # ------------------------------------------------------------------ public verbs
+    def fit(
+        self: M,
+        data: Dataset | np.ndarray,
+        *,
+        labels: np.ndarray | None = None,
+        train: TrainConfig | None = None,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        callbacks: Sequence[Callback] = (),
+    ) -> M:
+        """Learn the data distribution.
+
+        Args:
+            data: a :class:`Dataset` (its training split is used) or raw records: float array
+                ``(n, d)`` of points or ``(n, C, H, W)`` of images in ``[0, 1]``.
+            labels: int ``(n,)`` class labels when ``data`` is an array.
+            train: optimisation settings for gradient-trained families (default ``TrainConfig()``).
+            run_dir: where resumable checkpoints go (``run_dir/checkpoint/``); ``None`` keeps none.
+            resume: continue from the checkpoint in ``run_dir``.
+            callbacks: Trainer callbacks (progress bars, logging).
+
+        Returns:
+            ``self``, fitted.
+        """
+        x, y, info = _training_arrays(data, labels)
+        train = train if train is not None else self.default_train_config()
+        if resume and run_dir is None:
+            raise ConfigError("resume needs the run directory that holds the checkpoint")
+        codec = codec_for(info.modality, info.shape).fit(x)
+        self.codec_, self.data_, self.train_config_ = codec, info, train
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train.seed)  # initial weights are a function of the seed alone
+            self.network_ = self._build_network(info)
+        z = codec.encode(x)
+        y_tensor = None if y is None else torch.from_numpy(y)
+        context = FitContext(
+            train=train,
+            callbacks=callbacks,
+            checkpoint_path=None if run_dir is None else Path(run_dir) / CHECKPOINT_FILE,
+            resume=resume,
+            fingerprint={
+                "family": self.family,
+                "model": to_dict(self.config),
+                "train": to_dict(train),
+                "data": {"modality": info.modality, "shape": list(info.shape),
+                         "sha256": _array_digest(x, y)},
+            },
+        )
+        self._fit_network(z, y_tensor, context)
+        self.network_.eval()
+        return self
+
+    def sample(
+        self, n: int, *, condition: int | str | None = None, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        """Draw ``n`` new raw records, float32 ``(n, *shape)``.
+
+        Args:
+            n: how many records (a positive integer).
+            condition: a class index or class name for class-conditional models; ``None`` samples from
+                the whole distribution.
+            generator: source of randomness; the same seeded generator gives the same samples.
+        """
+        self._check_fitted()
+        n = check_count(n)
+        index = self.condition_index(condition)
+        with torch.no_grad():
+            z = self._sample_network(n, index, generator)
+        return self.codec_.decode(z)
+
+    def log_prob(self, x: np.ndarray, *, condition: int | str | None = None) -> np.ndarray:
+        """``log p(x)`` in nats per record, in the raw data's own units, float64 ``(n,)``.
+
+        With a ``condition``, the class-conditional density ``log p(x | c)``.
+        """
+        self._check_fitted()
+        index = self.condition_index(condition)
+        z = self.codec_.encode(x)
+        with torch.no_grad():
+            log_p = self._log_prob_network(z, index)
+        return log_p.double().cpu().numpy() + self.codec_.log_abs_det_jacobian()
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Latent codes of raw records; only families with a latent space define it."""
+        raise NotSupportedError(f"the {self.family} family has no encoder")
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Raw records from latent codes; only families with a latent space define it."""
+        raise NotSupportedError(f"the {self.family} family has no decoder")
+
+    def condition_index(self, condition: int | str | None) -> int | None:
+        """Resolve a class index or class name to an index, or raise listing the valid classes."""
+        self._check_fitted()
+        if condition is None:
+            return None
+        names = self.data_.class_names
+        if not names:
+            raise ConfigError("this model was trained without labels, so it cannot be conditioned")
+        if isinstance(condition, str) and condition in names:
+            return names.index(condition)
+        try:
+            index = int(condition)
+        except (TypeError, ValueError):
+            index = -1
+        if 0 <= index < len(names) and not isinstance(condition, bool):
+            return index
+        raise ConfigError(f"unknown condition {condition!r}; choose a class index 0..{len(names) - 1} "
+                          f"or one of: {', '.join(names)}")
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network's parameters live."""
+        self._check_fitted()
+        return next(self.network_.parameters()).device
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and ``codec.json`` into ``directory``.
+
+        Each file is written atomically; ``config.json`` last, carrying the weights' SHA-256, so a
+        directory whose config can be read always has matching, complete weights.
+        """
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        weights = directory / WEIGHTS_FILE
+        with atomic_path(weights) as tmp:
+            safetensors.torch.save_model(self.network_, str(tmp), metadata={"format": "pt"})
+        write_json(directory / CODEC_FILE, self.codec_.state())
+        write_json(directory / CONFIG_FILE, {
+            "genlab_version": __version__,
+            "family": self.family,
+            "model": to_dict(self.config),
+            "data": {"modality": self.data_.modality, "shape": list(self.data_.shape),
+                     "class_names": None if self.data_.class_names is None else list(self.data_.class_names)},
+            "train": None if self.train_config_ is None else to_dict(self.train_config_),
+            "weights_sha256": sha256_file(weights),
+        })
+        write_json(directory / "history.json", self.history_)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls: type[M], directory: str | Path) -> M:
+        """Load a model saved by :meth:`save_pretrained`, strictly.
+
+        Raises:
+            CheckpointError: the directory or a file is missing, the config names another family or
+                unknown options, the weights fail their checksum, or tensor names/shapes differ.
+        """
+        directory = Path(directory)
+        config = read_run_config(directory)
+        if config.get("family") != cls.family:
+            raise CheckpointError(f"{directory} holds a {config.get('family')!r} model, not {cls.family!r}")
+        try:
+            model = cls(from_dict(cls.config_class, config["model"], what=f"{cls.family} model"))
+            data = config["data"]
+            info = DataInfo(data["modality"], tuple(data["shape"]),
+                            None if data["class_names"] is None else tuple(data["class_names"]))
+            train = None if config.get("train") is None else from_dict(TrainConfig, config["train"])
+            expected_sha = config["weights_sha256"]
+        except (KeyError, TypeError) as error:
+            raise CheckpointError(f"{directory / CONFIG_FILE} is incomplete: missing {error!s}") from None
+        except ConfigError as error:
+            raise CheckpointError(f"{directory / CONFIG_FILE}: {error}") from None
+        if info.modality not in MODALITIES:
+            raise CheckpointError(f"{directory / CONFIG_FILE}: unknown modality {info.modality!r}")
+        codec = codec_from_state(_read_json(directory / CODEC_FILE))
+        if codec.modality != info.modality or codec.shape != info.shape:
+            raise CheckpointError(f"{directory / CODEC_FILE} does not match the data described in config.json")
+        weights = directory / WEIGHTS_FILE
+        if not weights.is_file():
+            raise CheckpointError(f"{weights} is missing")
+        if sha256_file(weights) != expected_sha:
+            raise CheckpointError(f"{weights} does not match the checksum recorded in config.json "
+                                  "(it was modified, truncated or replaced)")
+        with torch.random.fork_rng(devices=[]):
+            network = model._build_network(info)
+        try:
+            safetensors.torch.load_model(network, str(weights), strict=True)
+        except (RuntimeError, safetensors.SafetensorError) as error:
+            first_line = str(error).strip().splitlines()[0]
+            raise CheckpointError(f"{weights} does not fit the network its config describes: {first_line}") from None
+        history_file = directory / "history.json"
+        model.history_ = _read_json(history_file) if history_file.is_file() else []
+        model.network_, model.codec_, model.data_, model.train_config_ = network.eval(), codec, info, train
+        return model
+
+    # ------------------------------------------------------------------ helpers
+    def _check_fitted(self) -> None:
+        if self.network_ is None:
+            raise NotFittedError(f"this {self.family} model is not fitted yet: call fit() or from_pretrained()")
+
+
+class NotFittedError(ConfigError):
+    """A model was used before ``fit`` or ``from_pretrained``."""
+
+
+def check_count(n: Any) -> int:
+    """Return ``n`` if it is a positive integer, else raise a ConfigError."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ConfigError(f"the number of samples must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def read_run_config(directory: Path) -> dict[str, Any]:
+    """Read ``config.json`` of a run directory with clear errors for a missing folder or bad JSON."""
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory} is not a run directory (it does not exist)")
+    config = _read_json(directory / CONFIG_FILE)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{directory / CONFIG_FILE} does not hold a JSON object")
+    return config
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error})") from None
+
+
+def _training_arrays(
+    data: Dataset | np.ndarray, labels: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, DataInfo]:
+    """Raw training records, labels and their description from a Dataset or a bare array."""
+    if isinstance(data, Dataset):
+        if labels is not None:
+            raise ConfigError("labels come with the Dataset; pass labels only with a bare array")
+        return data.x_train, data.y_train, DataInfo(data.modality, data.shape, data.class_names)
+    x = np.asarray(data, dtype=np.float32)
+    modality = {2: "points", 4: "images"}.get(x.ndim)
+    if modality is None:
+        raise DataError(f"expected points (n, d) or images (n, C, H, W), got an array of shape {x.shape}")
+    if len(x) < 1:
+        raise DataError("no records to fit")
+    if not np.isfinite(x).all():
+        raise DataError("the training records hold NaN or infinite values")
+    class_names = None
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+            raise DataError(f"labels must be non-negative integers of shape ({len(x)},), got {labels.shape} "
+                            f"{labels.dtype}")
+        labels = labels.astype(np.int64)
+        class_names = tuple(str(i) for i in range(int(labels.max()) + 1))
+    return x, labels, DataInfo(modality, tuple(x.shape[1:]), class_names)
+
+
+def _array_digest(x: np.ndarray, y: np.ndarray | None) -> str:
+    """SHA-256 of the training records and labels, so a resume on other data is refused."""
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    if y is not None:
+        digest.update(np.ascontiguousarray(y).tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""Pictures and reports of runs: sample grids, scatter plots."""
