@@ -141,3 +141,8 @@ def test_debug_mode_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("GENLAB_DEBUG", "1")
     with pytest.raises(DataError):
         main(["fit", str(tmp_path / "missing.csv")])
+
+
+def test_unknown_sampling_options_name_the_valid_ones(ring_run, tmp_path, capsys):
+    assert_one_line_error(capsys, "sample", str(ring_run), "--steps", "20", "--out", str(tmp_path / "s.npy"),
+                          match="no sampling option steps")

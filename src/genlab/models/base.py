@@ -86,6 +86,9 @@ class GenerativeModel(ABC):
 
     family: ClassVar[str]
     config_class: ClassVar[type]
+    #: Keyword options ``sample`` accepts beyond ``condition`` and ``generator`` (e.g. ``steps``,
+    #: ``sampler``, ``guidance`` for diffusion; ``temperature``, ``top_p`` for a transformer).
+    sample_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         if config is not None and options:
@@ -128,8 +131,9 @@ class GenerativeModel(ABC):
             self.network_.load_state_dict(result.ema_state)
 
     @abstractmethod
-    def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None) -> torch.Tensor:
-        """``n`` records in model space, ``(n, *shape)``."""
+    def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None,
+                        **options: Any) -> torch.Tensor:
+        """``n`` records in model space, ``(n, *shape)``; ``options`` are among :attr:`sample_options`."""
 
     def _log_prob_network(self, z: torch.Tensor, condition: int | None) -> torch.Tensor:
         """``log p(z)`` in model space, ``(n,)``; families without a likelihood keep this default."""
@@ -189,7 +193,8 @@ class GenerativeModel(ABC):
         return self
 
     def sample(
-        self, n: int, *, condition: int | str | None = None, generator: torch.Generator | None = None
+        self, n: int, *, condition: int | str | None = None, generator: torch.Generator | None = None,
+        **options: Any,
     ) -> np.ndarray:
         """Draw ``n`` new raw records, float32 ``(n, *shape)``.
 
@@ -198,12 +203,18 @@ class GenerativeModel(ABC):
             condition: a class index or class name for class-conditional models; ``None`` samples from
                 the whole distribution.
             generator: source of randomness; the same seeded generator gives the same samples.
+            **options: family-specific sampling options, listed in :attr:`sample_options`.
         """
         self._check_fitted()
         n = check_count(n)
         index = self.condition_index(condition)
+        unknown = sorted(set(options) - self.sample_options)
+        if unknown:
+            valid = ", ".join(sorted(self.sample_options)) or "none"
+            raise ConfigError(f"the {self.family} family has no sampling option {', '.join(unknown)}; "
+                              f"its options: {valid}")
         with torch.no_grad():
-            z = self._sample_network(n, index, generator)
+            z = self._sample_network(n, index, generator, **options)
         return self.codec_.decode(z)
 
     def log_prob(self, x: np.ndarray, *, condition: int | str | None = None) -> np.ndarray:

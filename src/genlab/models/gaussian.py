@@ -323,7 +323,8 @@ class GaussianMixtureModel(GenerativeModel):
 
         return [Phase("model", self.network_, negative_log_likelihood)]
 
-    def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None) -> torch.Tensor:
+    def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None,
+                        **options: object) -> torch.Tensor:
         if condition is not None and self.network_.class_logits.numel() == 1:
             condition = None   # trained with conditional=False: every class shares the one mixture
         return self.network_.sample(n, condition, generator).reshape(n, *self.data_.shape)
