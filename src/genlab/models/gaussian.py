@@ -52,7 +52,7 @@ class GaussianConfig:
     covariance: Literal["full", "diag"] = "full"
     solver: Literal["em", "adam"] = "em"
     max_iter: int = 200
-    tol: float = 1e-3
+    tol: float = 1e-6
     n_init: int = 3
     reg_covar: float = 1e-6
     conditional: bool = True
