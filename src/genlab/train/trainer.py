@@ -185,14 +185,21 @@ class Trainer:
         return run.result(stopped_by)
 
     def _optimizer(self, phase: Phase) -> torch.optim.Optimizer:
-        """Adam or AdamW over the phase's parameters, with the phase's lr and betas when it sets them."""
+        """Adam or AdamW over the phase's parameters, with the phase's lr and betas when it sets them.
+
+        Weight decay applies to matrices and embeddings only (``dim >= 2``), never to biases or
+        normalisation gains, as in GPT-2/nanoGPT: shrinking a LayerNorm gain towards 0 is not a prior
+        anyone wants.
+        """
         config = self.config
         optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        parameters = list(phase.module.parameters())
+        groups = [{"params": [p for p in parameters if p.dim() >= 2], "weight_decay": config.weight_decay},
+                  {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0}]
         return optimizer_class(
-            phase.module.parameters(),
+            [group for group in groups if group["params"]],
             lr=phase.lr if phase.lr is not None else config.lr,
             betas=phase.betas if phase.betas is not None else config.betas,
-            weight_decay=config.weight_decay,
         )
 
     def _stop_reason(self, step: int, elapsed: float) -> Literal["steps", "time"] | None:
