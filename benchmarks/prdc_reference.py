@@ -5,7 +5,7 @@ The reference values come from one unseeded draw in the README of Naeem et al.'s
 (https://github.com/clovaai/generative-evaluation-prdc), so expect seed-to-seed noise of about
 0.01 on precision, recall and coverage and 0.05 on density.
 
-    python benchmarks/prdc_reference.py --seeds 0 1 2
+    python benchmarks/prdc_reference.py --seeds 0 1 2 3 4 5 6 7 8 9 --peer
 """
 
 from __future__ import annotations
@@ -25,15 +25,24 @@ REFERENCE = {"precision": 0.4772, "recall": 0.4705, "density": 1.0555, "coverage
 DEFAULT_OUT = Path(__file__).parent / "results" / "prdc_reference.json"
 
 
-def run_seed(seed: int, n: int, dim: int, k: int) -> dict[str, float]:
-    """Score one seeded pair of Gaussian draws; returns the four metrics and the seconds PRDC took."""
+def run_seed(seed: int, n: int, dim: int, k: int, peer: bool) -> dict[str, float]:
+    """Score one seeded pair of Gaussian draws: the four metrics, genlab's seconds and, with ``peer``,
+    the prdc package's seconds and its largest absolute difference from genlab on the same data."""
     rng = np.random.default_rng(seed)
     real = rng.standard_normal((n, dim))
     fake = rng.standard_normal((n, dim))
     start = time.perf_counter()
     score = prdc(real=real, fake=fake, k=k)
     seconds = time.perf_counter() - start
-    return {name: getattr(score, name) for name in REFERENCE} | {"seconds": seconds}
+    result = {name: getattr(score, name) for name in REFERENCE} | {"seconds": seconds}
+    if peer:
+        from prdc import compute_prdc  # the reference implementation, a benchmark/test extra
+
+        start = time.perf_counter()
+        expected = compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
+        result["peer_seconds"] = time.perf_counter() - start
+        result["peer_max_abs_diff"] = max(abs(expected[name] - result[name]) for name in REFERENCE)
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,11 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dim", type=int, default=1_000)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--peer", action="store_true", help="also run the prdc package on the same data")
     args = parser.parse_args(argv)
 
     runs = []
     for seed in args.seeds:
-        runs.append({"seed": seed} | run_seed(seed, args.n, args.dim, args.k))
+        runs.append({"seed": seed} | run_seed(seed, args.n, args.dim, args.k, args.peer))
         print(f"seed {seed}: " + ", ".join(f"{key} {value:.4f}" for key, value in runs[-1].items() if key != "seed"))
 
     summary = {}
@@ -60,6 +70,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<10} {reference:>9.4f} {mean:>11.4f} {sd:>7.4f} {abs(mean - reference):>8.4f}")
     seconds = [run["seconds"] for run in runs]
     print(f"{'seconds':<10} {'':>9} {np.mean(seconds):>11.2f}  (per seed, PRDC only, {torch.get_num_threads()} threads)")
+    if args.peer:
+        peer_seconds = float(np.mean([run["peer_seconds"] for run in runs]))
+        largest = max(run["peer_max_abs_diff"] for run in runs)
+        print(f"prdc package on the same data: largest |difference| {largest:.2e}, "
+              f"{peer_seconds:.2f} s per seed (genlab {peer_seconds / np.mean(seconds):.1f}x faster)")
 
     report = {
         "config": {"n": args.n, "dim": args.dim, "k": args.k, "seeds": args.seeds},
