@@ -96,7 +96,7 @@ def test_single_gaussian_fit_to_ring_scores_poorly():
         (np.zeros((5, 3)), ring8(), "3 coordinates but modes have 2"),
         (np.zeros(5), ring8(), "2-D"),
         (np.zeros((0, 2)), ring8(), "empty"),
-        (np.zeros((5, 2)), np.array([[0.0, np.inf]]), "modes holds NaN"),
+        (np.zeros((5, 2)), np.array([[0.0, np.inf]]), "modes hold NaN"),
     ],
 )
 def test_mode_coverage_bad_input(fake, modes, message):
@@ -259,7 +259,7 @@ def test_prdc_reference_check_gaussian_1000d():
 @pytest.mark.parametrize(
     ("real", "fake", "k", "error", "message"),
     [
-        (np.zeros((5, 2)), np.zeros((10, 2)), 5, DataError, "real features need more than k=5 points"),
+        (np.zeros((5, 2)), np.zeros((10, 2)), 5, DataError, "real features need at least 6 points for k-NN radii with k=5"),
         (np.zeros((10, 2)), np.zeros((10, 3)), 5, DataError, "dimension 2 but fake have 3"),
         (np.zeros((10, 2)), np.full((10, 2), np.inf), 5, DataError, "fake features hold NaN or infinite"),
         (np.zeros((10, 2, 2)), np.zeros((10, 2)), 5, DataError, "2-D"),

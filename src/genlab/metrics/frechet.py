@@ -21,6 +21,7 @@ import numpy as np
 from scipy import linalg
 
 from genlab.errors import DataError
+from genlab.metrics.inputs import feature_matrix
 
 
 def frechet_distance(*, real: np.ndarray, fake: np.ndarray) -> float:
@@ -36,8 +37,8 @@ def frechet_distance(*, real: np.ndarray, fake: np.ndarray) -> float:
     Raises:
         DataError: an array is not 2-D, has fewer than 2 rows, holds NaN/inf, or ``d`` differs.
     """
-    real = _features("real", real)
-    fake = _features("fake", fake)
+    real = feature_matrix("real features", real, min_rows=2, why="for a covariance")
+    fake = feature_matrix("fake features", fake, min_rows=2, why="for a covariance")
     if real.shape[1] != fake.shape[1]:
         raise DataError(f"real features have dimension {real.shape[1]} but fake have {fake.shape[1]}")
 
@@ -55,18 +56,3 @@ def _trace_sqrt_product(sigma_r: np.ndarray, sigma_f: np.ndarray) -> float:
     inner = root @ sigma_f @ root  # (d, d), symmetric PSD up to rounding
     inner = (inner + inner.T) / 2.0
     return float(np.sqrt(np.clip(linalg.eigvalsh(inner), 0.0, None)).sum())
-
-
-def _features(name: str, x: np.ndarray) -> np.ndarray:
-    """Return ``x`` as a float64 ``(n, d)`` array with ``n >= 2``, or raise :class:`DataError`."""
-    try:
-        x = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise DataError(f"{name} features must be a numeric array (n, d): {err}") from None
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise DataError(f"{name} features must be a 2-D array (n, d) with d >= 1, got shape {x.shape}")
-    if len(x) < 2:
-        raise DataError(f"{name} features need at least 2 points for a covariance, got {len(x)}")
-    if not np.isfinite(x).all():
-        raise DataError(f"{name} features hold NaN or infinite values")
-    return x

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genlab.errors import ConfigError, DataError
+from genlab.metrics.inputs import feature_matrix
 
 #: A point within this many component standard deviations of its nearest mode is high quality.
 HQ_STDS = 3.0
@@ -63,8 +64,8 @@ def mode_coverage(*, fake: np.ndarray, modes: np.ndarray, std: float) -> ModeCov
         DataError: an array is not 2-D, is empty, holds NaN/inf, or the two disagree in ``d``.
         ConfigError: ``std`` is not a positive finite number.
     """
-    fake = _points("fake", fake)
-    modes = _points("modes", modes)
+    fake = feature_matrix("fake points", fake)
+    modes = feature_matrix("modes", modes)
     if fake.shape[1] != modes.shape[1]:
         raise DataError(f"fake points have {fake.shape[1]} coordinates but modes have {modes.shape[1]}")
     if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std <= 0:
@@ -95,18 +96,3 @@ def mode_coverage(*, fake: np.ndarray, modes: np.ndarray, std: float) -> ModeCov
         reverse_kl=reverse_kl,
         counts=tuple(int(c) for c in counts),
     )
-
-
-def _points(name: str, x: np.ndarray) -> np.ndarray:
-    """Return ``x`` as a float64 ``(n, d)`` array, or raise :class:`DataError` naming ``name``."""
-    try:
-        x = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise DataError(f"{name} must be a numeric array (n, d): {err}") from None
-    if x.ndim != 2:
-        raise DataError(f"{name} must be a 2-D array (n, d), got shape {x.shape}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise DataError(f"{name} is empty, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise DataError(f"{name} holds NaN or infinite values")
-    return x

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genlab.errors import ConfigError, DataError
+from genlab.errors import ConfigError
+from genlab.metrics.inputs import feature_matrix, same_dimension
 
 #: Distances held at once in one block of a distance matrix (float64: 32 MB).
 _BLOCK_ELEMENTS = 4_000_000
@@ -62,37 +63,50 @@ def prdc(*, real: np.ndarray, fake: np.ndarray, k: int = 5) -> PRDC:
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
-    k = int(k)
-    real_t = _features("real", real, k)  # (n, d)
-    fake_t = _features("fake", fake, k)  # (m, d)
-    if real_t.shape[1] != fake_t.shape[1]:
-        raise DataError(f"real features have dimension {real_t.shape[1]} but fake have {fake_t.shape[1]}")
+    return prdc_from_terms(*prdc_per_record(real=real, fake=fake, k=int(k)), k=int(k))
 
+
+def prdc_per_record(*, real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Per-record terms of the four scores, given the k-NN radii of the full sets.
+
+    Splitting the scores into terms lets a bootstrap redraw records without shrinking the radii (a
+    repeated record would be its own nearest neighbour), see :mod:`genlab.metrics.bootstrap`.
+
+    Args:
+        real: ``(n, d)`` real feature vectors, finite, ``n > k``.
+        fake: ``(m, d)`` generated feature vectors, finite, ``m > k``.
+        k: nearest neighbours setting each ball's radius.
+
+    Returns:
+        ``real_terms`` float64 ``(n, 2)``: [in some fake ball (recall), own ball holds a fake (coverage)];
+        ``fake_terms`` float64 ``(m,)``: how many real balls hold the fake record.
+    """
+    why = f"for k-NN radii with k={k}"
+    real_np = feature_matrix("real features", real, min_rows=k + 1, why=why)
+    fake_np = feature_matrix("fake features", fake, min_rows=k + 1, why=why)
+    same_dimension(real_np, fake_np)
+    real_t, fake_t = torch.from_numpy(real_np), torch.from_numpy(fake_np)  # (n, d), (m, d)
     real_sq = torch.linalg.vector_norm(real_t, dim=1).square_()  # (n,); x * x would copy all of x
     fake_sq = torch.linalg.vector_norm(fake_t, dim=1).square_()  # (m,)
-    real_radius = _knn_radii(real_t, real_sq, k)  # (n,)
-    fake_radius = _knn_radii(fake_t, fake_sq, k)  # (m,)
-
+    real_radius, fake_radius = _knn_radii(real_t, real_sq, k), _knn_radii(fake_t, fake_sq, k)
     n, m = len(real_t), len(fake_t)
-    balls_holding = torch.zeros(m, dtype=torch.int64)  # (m,) real balls that hold fake j
-    recalled = torch.empty(n, dtype=torch.bool)  # (n,) real i lies in some fake ball
-    covered = torch.empty(n, dtype=torch.bool)  # (n,) real i's ball holds some fake point
+    balls_holding = torch.zeros(m, dtype=torch.float64)  # (m,) real balls that hold fake j
+    real_terms = torch.empty(n, 2, dtype=torch.float64)  # (n, 2)
     for start, stop in _blocks(n, m):
         dist = _distances(real_t[start:stop], real_sq[start:stop], fake_t, fake_sq)  # (b, m)
         inside = dist < real_radius[start:stop, None]  # (b, m): fake j in real i's ball
         balls_holding += inside.sum(dim=0)
+        real_terms[start:stop, 0] = (dist < fake_radius[None, :]).any(dim=1).double()
         # min_j d_ij < r_i  <=>  some j has d_ij < r_i, so coverage needs no separate minimum.
-        covered[start:stop] = inside.any(dim=1)
-        recalled[start:stop] = (dist < fake_radius[None, :]).any(dim=1)
+        real_terms[start:stop, 1] = inside.any(dim=1).double()
         del dist, inside  # free this block before the next one is allocated, so only one is alive
+    return real_terms.numpy(), balls_holding.numpy()
 
-    return PRDC(
-        precision=(balls_holding > 0).double().mean().item(),
-        recall=recalled.double().mean().item(),
-        density=balls_holding.double().sum().item() / (k * m),
-        coverage=covered.double().mean().item(),
-    )
 
+def prdc_from_terms(real_terms: np.ndarray, fake_terms: np.ndarray, *, k: int = 5) -> PRDC:
+    """:class:`PRDC` from the per-record terms of :func:`prdc_per_record` (or a resample of them)."""
+    return PRDC(precision=float(np.mean(fake_terms > 0)), recall=float(np.mean(real_terms[:, 0])),
+                density=float(np.mean(fake_terms)) / k, coverage=float(np.mean(real_terms[:, 1])))
 
 def _knn_radii(x: torch.Tensor, x_sq: torch.Tensor, k: int) -> torch.Tensor:
     """Distance from each row of ``x`` ``(n, d)`` to its ``k``-th nearest other row: ``(n,)``.
@@ -126,20 +140,3 @@ def _blocks(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
     """Row ranges ``[start, stop)`` covering ``n_rows`` with at most ``_BLOCK_ELEMENTS`` per block."""
     step = max(1, _BLOCK_ELEMENTS // n_cols)
     return [(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
-
-
-def _features(name: str, x: np.ndarray, k: int) -> torch.Tensor:
-    """Return ``x`` as a float64 ``(n, d)`` tensor with ``n > k``, or raise :class:`DataError`."""
-    try:
-        x = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise DataError(f"{name} features must be a numeric array (n, d): {err}") from None
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise DataError(f"{name} features must be a 2-D array (n, d) with d >= 1, got shape {x.shape}")
-    if len(x) <= k:
-        raise DataError(f"{name} features need more than k={k} points for k-NN radii, got {len(x)}")
-    if not np.isfinite(x).all():
-        raise DataError(f"{name} features hold NaN or infinite values")
-    if not x.flags.writeable:
-        x = x.copy()  # torch.from_numpy warns on read-only arrays; nothing here writes to x
-    return torch.from_numpy(np.ascontiguousarray(x))
