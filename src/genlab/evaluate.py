@@ -4,12 +4,28 @@ The model draws as many records as the real test split holds (or ``n``), with a 
 every metric compares those with the test split, never the training split. What is measured depends on
 the data:
 
-- ``mode_*``: mode coverage (VEEGAN/PacGAN protocol) for synthetic mixtures that know their modes;
+- ``modes_captured/high_quality/reverse_kl``: mode coverage (VEEGAN/PacGAN protocol) for synthetic
+  mixtures that know their modes;
 - ``precision/recall/density/coverage``: Naeem et al. 2020, k=5, on raw records (flattened images);
 - ``frechet``: Fréchet distance between Gaussians fitted to raw records (pixels for images, so it is
   *not* FID; a learned feature extractor arrives with the image families);
+- ``kid``: unbiased squared MMD with the cubic polynomial kernel (Bińkowski et al. 2018) on the same
+  raw records (so *not* KID on Inception features either);
+- ``memorised/exact_copies``: share of samples nearer to a training record than 95 % of real test
+  records are, and share of verbatim copies (see :mod:`genlab.metrics.memorisation`);
 - ``nll``: mean negative log-likelihood of the test records in nats per record, as a continuous density
   in the raw units, where the family has a likelihood (no dequantisation, so not bits per dimension).
+
+Every value comes with a bootstrap 95 % percentile interval (samples and test records redrawn
+independently, ``n_bootstrap`` times, from ``numpy.random.default_rng(seed)``; for precision, recall,
+density and coverage the per-record terms are redrawn with the k-NN radii fixed, KID leaves out
+pairs of copies, and each interval is shifted by the bootstrap's own bias estimate, see
+:mod:`genlab.metrics.bootstrap`) and, where it makes
+sense, the *real-vs-real floor*: the same metric with a random subset of the training split (as many
+records as the test split) in place of the samples, i.e. what a perfect model would score at this
+sample size. The floor of the memorisation metrics uses the test records as the "samples" (about
+``percentile / 100`` memorised by construction, no copies); ``nll`` has no floor. The same model,
+data, ``n``, seed and ``n_bootstrap`` give identical numbers.
 """
 
 from __future__ import annotations
@@ -21,20 +37,39 @@ import torch
 
 from genlab.data.dataset import Dataset
 from genlab.errors import NotSupportedError
-from genlab.metrics import frechet_distance, mode_coverage, prdc
+from genlab.metrics import (bootstrap_intervals, frechet_distance, kernel_distance, kernel_distance_replicates,
+                            memorisation_from_distances, mode_coverage, nearest_distances, percentile_interval,
+                            prdc_from_terms, prdc_per_record)
+from genlab.metrics.bootstrap import check_resamples
 from genlab.models.base import GenerativeModel, check_count
+
+#: Bootstrap replicates per metric group unless told otherwise.
+N_BOOTSTRAP = 100
+#: Coverage of the bootstrap intervals.
+LEVEL = 0.95
+#: Nearest neighbours behind precision, recall, density and coverage (Naeem et al., 2020).
+K = 5
+#: Metrics that cannot be negative: their intervals are clipped at 0 (the bias shift of a skewed
+#: bootstrap distribution can push the lower end below it). KID can be negative, being unbiased.
+NON_NEGATIVE = frozenset({"reverse_kl", "frechet"})
 
 
 @dataclass(frozen=True)
 class Report:
-    """Metric values of one evaluation and how they were obtained.
+    """Metric values of one evaluation, their uncertainty, the real-data floor and how they were obtained.
 
     Attributes:
         metrics: metric name -> value.
+        intervals: metric name -> bootstrap ``(low, high)`` at ``level`` coverage.
+        floor: metric name -> the value real held-out data scores (module docstring); absent where
+            undefined.
         n_samples: generated records compared.
         n_real: real test records compared.
-        seed: seed of the sampling generator.
+        seed: seed of the sampling generator and of the bootstrap.
         dataset: name of the real data.
+        n_bootstrap: bootstrap replicates behind each interval.
+        level: coverage of the intervals.
+        notes: metric name -> a caveat shown beside it (e.g. the feature space).
     """
 
     metrics: dict[str, float]
@@ -42,36 +77,109 @@ class Report:
     n_real: int
     seed: int
     dataset: str
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    floor: dict[str, float] = field(default_factory=dict)
+    n_bootstrap: int = 0
+    level: float = LEVEL
     notes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready form, as written to ``metrics.json``."""
-        return {"metrics": self.metrics, "n_samples": self.n_samples, "n_real": self.n_real,
-                "seed": self.seed, "dataset": self.dataset, "notes": self.notes}
+        return {"metrics": self.metrics, "intervals": {k: list(v) for k, v in self.intervals.items()},
+                "floor": self.floor, "n_samples": self.n_samples, "n_real": self.n_real, "seed": self.seed,
+                "dataset": self.dataset, "n_bootstrap": self.n_bootstrap, "level": self.level,
+                "notes": self.notes}
 
 
-def evaluate(model: GenerativeModel, data: Dataset, *, n: int | None = None, seed: int = 0) -> Report:
-    """Sample from ``model`` and compare with ``data``'s test split; see the module docstring."""
+def evaluate(model: GenerativeModel, data: Dataset, *, n: int | None = None, seed: int = 0,
+             n_bootstrap: int = N_BOOTSTRAP) -> Report:
+    """Sample from ``model`` and compare with ``data``'s test split; see the module docstring.
+
+    Args:
+        model: a fitted model of ``data``'s modality and record shape.
+        data: the real data; its test split is the reference, its training split the floor and the
+            memorisation reference.
+        n: generated records (default: the size of the test split).
+        seed: seed of the samples (``torch.Generator``), the floor's training subset and the bootstrap.
+        n_bootstrap: bootstrap replicates per interval, ``>= 2``.
+
+    Returns:
+        A :class:`Report`.
+    """
     real = data.x_test
     n = check_count(n) if n is not None else len(real)
+    n_bootstrap = check_resamples(n_bootstrap)
     model.codec_.check_records(real[:1], f"{data.name} test records")
     fake = model.sample(n, generator=torch.Generator().manual_seed(seed))
-    metrics: dict[str, float] = {}
-    notes: dict[str, str] = {}
-    if data.modes is not None:
-        modes = mode_coverage(fake=fake, modes=data.modes, std=data.mode_std)
-        metrics.update({"modes_captured": float(modes.modes_captured),
-                        "high_quality": modes.high_quality, "reverse_kl": modes.reverse_kl})
+    rng = np.random.default_rng(seed)
     flat_real, flat_fake = real.reshape(len(real), -1), fake.reshape(n, -1)
-    scores = prdc(real=flat_real, fake=flat_fake, k=5)
-    metrics.update({"precision": scores.precision, "recall": scores.recall,
-                    "density": scores.density, "coverage": scores.coverage})
-    metrics["frechet"] = frechet_distance(real=flat_real, fake=flat_fake)
-    notes["frechet"] = "pixel space" if data.modality == "images" else "raw coordinates"
+    floor_rows = rng.choice(len(data.x_train), size=min(len(real), len(data.x_train)), replace=False)
+    flat_floor = data.x_train[floor_rows].reshape(len(floor_rows), -1)
+    metrics: dict[str, float] = {}
+    intervals: dict[str, tuple[float, float]] = {}
+    floor: dict[str, float] = {}
+
+    def add(statistic, *samples: np.ndarray, floor_samples: tuple[np.ndarray, ...] | None) -> None:
+        """Value, bootstrap interval and (with ``floor_samples``) floor of one group of metrics."""
+        metrics.update(statistic(*samples))
+        for name, (low, high) in bootstrap_intervals(statistic, *samples, n_resamples=n_bootstrap, level=LEVEL,
+                                                     rng=rng).items():
+            intervals[name] = (max(low, 0.0), high) if name in NON_NEGATIVE else (low, high)
+        if floor_samples is not None:
+            floor.update(statistic(*floor_samples))
+
+    if data.modes is not None:
+        add(lambda f: _mode_metrics(data, f), flat_fake, floor_samples=(flat_floor,))
+    add(_prdc_metrics, *prdc_per_record(real=flat_real, fake=flat_fake, k=K),
+        floor_samples=prdc_per_record(real=flat_real, fake=flat_floor, k=K))
+    add(_frechet_metrics, flat_real, flat_fake, floor_samples=(flat_real, flat_floor))
+    metrics["kid"] = kernel_distance(real=flat_real, fake=flat_fake)
+    intervals["kid"] = percentile_interval(
+        kernel_distance_replicates(real=flat_real, fake=flat_fake, n_resamples=n_bootstrap, rng=rng),
+        estimate=metrics["kid"], level=LEVEL)
+    floor["kid"] = kernel_distance(real=flat_real, fake=flat_floor)
+    train = data.x_train.reshape(len(data.x_train), -1)
+    test_d = nearest_distances(flat_real, train, name="test")  # (n_real,)
+    add(_memorisation_metrics, test_d, nearest_distances(flat_fake, train, name="fake"),
+        floor_samples=(test_d, test_d))
     try:
-        nll = -float(np.mean(model.log_prob(real)))
+        log_p = model.log_prob(real)
     except NotSupportedError:
         pass
     else:
-        metrics["nll"] = nll
-    return Report(metrics=metrics, n_samples=n, n_real=len(real), seed=seed, dataset=data.name, notes=notes)
+        add(_nll_metrics, log_p, floor_samples=None)
+
+    space = "pixel space" if data.modality == "images" else "raw coordinates"
+    notes = {"frechet": space, "kid": space, "memorised": "share nearer to train than 95% of test records"}
+    return Report(metrics=metrics, n_samples=n, n_real=len(real), seed=seed, dataset=data.name,
+                  intervals=intervals, floor=floor, n_bootstrap=n_bootstrap, level=LEVEL, notes=notes)
+
+
+def _mode_metrics(data: Dataset, fake: np.ndarray) -> dict[str, float]:
+    """Mode coverage of generated points against the data's known modes."""
+    modes = mode_coverage(fake=fake, modes=data.modes, std=data.mode_std)
+    return {"modes_captured": float(modes.modes_captured), "high_quality": modes.high_quality,
+            "reverse_kl": modes.reverse_kl}
+
+
+def _prdc_metrics(real_terms: np.ndarray, fake_terms: np.ndarray) -> dict[str, float]:
+    """Precision, recall, density and coverage from per-record terms."""
+    scores = prdc_from_terms(real_terms, fake_terms, k=K)
+    return {"precision": scores.precision, "recall": scores.recall, "density": scores.density,
+            "coverage": scores.coverage}
+
+
+def _frechet_metrics(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
+    """Fréchet distance of flattened records."""
+    return {"frechet": frechet_distance(real=real, fake=fake)}
+
+
+def _memorisation_metrics(test_d: np.ndarray, fake_d: np.ndarray) -> dict[str, float]:
+    """``memorised`` and ``exact_copies`` from nearest-training-record distances."""
+    scores = memorisation_from_distances(test=test_d, fake=fake_d)
+    return {"memorised": scores.memorised, "exact_copies": scores.exact_copies}
+
+
+def _nll_metrics(log_p: np.ndarray) -> dict[str, float]:
+    """Mean negative log-likelihood in nats per record."""
+    return {"nll": -float(np.mean(log_p))}

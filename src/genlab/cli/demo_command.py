@@ -1,4 +1,4 @@
-"""``genlab demo``: the main job on built-in data: fit, sample, evaluate, rank, write pictures."""
+"""``genlab demo``: the main job on built-in data: fit every family, evaluate, rank, write one HTML report."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import torch
 import typer
 from rich.console import Console
 
 from genlab.api import fit as fit_model
 from genlab.cli.options import Seed
+from genlab.cli.progress import RichProgress
 from genlab.cli.tables import metrics_table
+from genlab.data.dataset import Dataset
 from genlab.data.registry import load as load_dataset
 from genlab.evaluate import evaluate as evaluate_model
 from genlab.io import write_json
-from genlab.report.figures import save_image_grid, save_scatter
+from genlab.report.html import RunResult, write_html_report
+from genlab.report.ranking import by_dataset
 
 
 @dataclass(frozen=True)
@@ -46,37 +48,35 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo's runs (replaced).")] = Path("runs/demo"),
     seed: Seed = 0,
 ) -> None:
-    """Train every available family on built-in data, evaluate, and print a ranked summary."""
+    """Train every available family on built-in data, evaluate, write OUT/report.html, print a ranked summary."""
     console = Console()
     if out.exists():
         shutil.rmtree(out)  # the demo's own folder: rerunning the demo starts it afresh
-    results: dict[str, dict[str, Any]] = {}
-    for run in DEMO_RUNS:
-        data = load_dataset(run.data, seed=seed)
+    datasets: dict[str, Dataset] = {}
+    results: list[RunResult] = []
+    for index, run in enumerate(DEMO_RUNS, start=1):
+        if run.data not in datasets:
+            datasets[run.data] = load_dataset(run.data, seed=seed)
+        data = datasets[run.data]
+        console.print(f"[bold]{index}/{len(DEMO_RUNS)}[/bold] {run.name}: {run.family} on {data.describe()}")
         started = time.perf_counter()
-        model = fit_model(data, family=run.family, train={"seed": seed}, **run.options)
+        with RichProgress(console) as progress:
+            model = fit_model(data, family=run.family, train={"seed": seed}, callbacks=[progress], **run.options)
         seconds = time.perf_counter() - started
         run_dir = out / run.name
         model.save_pretrained(run_dir)
-        report = evaluate_model(model, data, seed=seed)
+        with console.status("evaluating"):
+            report = evaluate_model(model, data, seed=seed)
         write_json(run_dir / "metrics.json", report.to_dict())
-        samples = model.sample(64 if data.modality == "images" else 2500,
-                               generator=torch.Generator().manual_seed(seed))
-        if data.modality == "images":
-            save_image_grid(samples, run_dir / "samples.png")
-        else:
-            save_scatter(samples, run_dir / "samples.png", real=data.x_test, title=run.name)
-        results[run.name] = {"data": run.data, "family": run.family, "fit_seconds": seconds, **report.to_dict()}
-        console.print(f"[green]✓[/green] {run.name}: fitted in {seconds:.1f} s")
-    write_json(out / "summary.json", results)
-    for data_name in dict.fromkeys(r.data for r in DEMO_RUNS):
-        ranked = sorted((name for name, r in results.items() if r["data"] == data_name),
-                        key=lambda name: _rank_key(results[name]["metrics"]))
-        console.print(metrics_table({name: results[name]["metrics"] for name in ranked},
-                                    title=f"{data_name}: best first"))
-    console.print(f"results, sample pictures and models: [bold]{out}/[/bold] (summary.json)")
-
-
-def _rank_key(metrics: dict[str, float]) -> tuple[float, ...]:
-    """Rank by modes captured and quality where known, then by Fréchet distance (lower first)."""
-    return (-metrics.get("modes_captured", 0.0), -metrics.get("high_quality", 0.0), metrics["frechet"])
+        results.append(RunResult(run.name, model, data, report, fit_seconds=seconds))
+        console.print(f"[green]✓[/green] {run.name}: fitted in {seconds:.1f} s, evaluated in "
+                      f"{time.perf_counter() - started - seconds:.1f} s")
+    write_json(out / "summary.json", {result.name: {"data": result.data.name, "family": result.model.family,
+                                                    "fit_seconds": result.fit_seconds, **result.report.to_dict()}
+                                      for result in results})
+    with console.status("drawing the report"):
+        write_html_report(out / "report.html", results, title="genlab demo")
+    reports = {result.name: result.report for result in results}
+    for dataset, ranked in by_dataset(reports).items():
+        console.print(metrics_table({name: reports[name] for name in ranked}, title=f"{dataset}: best first"))
+    console.print(f"report: [bold]{out / 'report.html'}[/bold]; models and metrics: [bold]{out}/[/bold]")

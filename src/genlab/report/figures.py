@@ -1,9 +1,15 @@
-"""Figures of samples: image grids and point scatter plots, written as PNG files atomically."""
+"""Figures of runs as PNG: image grids, point scatter plots, training-loss curves, interpolation strips.
+
+Each figure is built as PNG bytes (for the HTML report, which embeds them); ``save_*`` writes the same
+bytes to a file atomically.
+"""
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -13,6 +19,9 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from genlab.io import atomic_path  # noqa: E402
+
+#: History keys that are bookkeeping, not losses.
+_NOT_LOSSES = frozenset({"step", "lr", "elapsed"})
 
 
 def image_grid(images: np.ndarray, *, columns: int | None = None, pad: int = 1) -> np.ndarray:
@@ -28,24 +37,83 @@ def image_grid(images: np.ndarray, *, columns: int | None = None, pad: int = 1) 
     return (grid.clip(0, 1) * 255).round().astype(np.uint8)
 
 
+def image_grid_png(images: np.ndarray, *, columns: int | None = None, scale: int = 4) -> bytes:
+    """PNG of :func:`image_grid` of ``images (n, C, H, W)``, enlarged ``scale`` times (nearest)."""
+    picture = Image.fromarray(image_grid(images, columns=columns))
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def scatter_png(fake: np.ndarray, *, real: np.ndarray | None = None, title: str = "",
+                path: np.ndarray | None = None) -> bytes:
+    """PNG scatter of the first two coordinates of ``fake (n, d)`` over ``real`` (grey).
+
+    ``path`` ``(s, d)``, when given, is drawn as a connected line of points (an interpolation).
+    """
+    figure, axes = plt.subplots(figsize=(4, 4), dpi=100)
+    if real is not None:
+        axes.scatter(real[:, 0], real[:, 1], s=4, c="0.6", label="real", linewidths=0)
+    # Half-transparent, so real data under a cloud of samples still shows through.
+    axes.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:blue", alpha=0.5, label="generated", linewidths=0)
+    if path is not None:
+        axes.plot(path[:, 0], path[:, 1], "-o", c="tab:red", ms=3, lw=1, label="interpolation")
+    axes.set_aspect("equal", adjustable="datalim")
+    axes.set_title(title, fontsize=9)
+    axes.legend(loc="upper right", fontsize=7, markerscale=4 if path is None else 1)
+    return _figure_png(figure)
+
+
+def loss_curves_png(history: Sequence[dict[str, Any]]) -> bytes | None:
+    """PNG of every logged loss against the training step, one panel per phase; ``None`` without steps.
+
+    ``history`` holds the Trainer's records ``{"step", "lr", "elapsed", "<phase>", "<phase>/<part>",
+    "eval/<metric>"}``; keys are grouped into panels by the part before ``/``. Records without a
+    ``step`` (e.g. an EM fit's summary) give no curve.
+    """
+    series: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for record in history:
+        if "step" not in record:
+            continue
+        for key, value in record.items():
+            if key in _NOT_LOSSES or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            steps, values = series.setdefault(key.split("/")[0], {}).setdefault(key, ([], []))
+            steps.append(float(record["step"]))
+            values.append(float(value))
+    if not series:
+        return None
+    figure, axes = plt.subplots(1, len(series), figsize=(4 * len(series), 3), dpi=100, squeeze=False)
+    for panel, (group, lines) in zip(axes[0], series.items(), strict=True):
+        for key, (steps, values) in lines.items():
+            panel.plot(steps, values, lw=1, label=key, ls="-" if key == group else "--")
+        panel.set_xlabel("step", fontsize=8)
+        panel.set_title(group, fontsize=9)
+        panel.tick_params(labelsize=7)
+        panel.legend(fontsize=7)
+    return _figure_png(figure)
+
+
 def save_image_grid(images: np.ndarray, path: str | Path, *, scale: int = 4) -> None:
     """Write :func:`image_grid` of ``images`` to ``path`` as PNG, enlarged ``scale`` times (nearest)."""
-    picture = Image.fromarray(image_grid(images))
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    with atomic_path(path) as tmp:
-        picture.save(tmp, format="PNG")
+    _write(image_grid_png(images, scale=scale), path)
 
 
 def save_scatter(fake: np.ndarray, path: str | Path, *, real: np.ndarray | None = None, title: str = "") -> None:
     """Scatter the first two coordinates of ``fake (n, d)`` over ``real`` (grey) and write a PNG."""
-    figure, axes = plt.subplots(figsize=(4, 4), dpi=100)
-    if real is not None:
-        axes.scatter(real[:, 0], real[:, 1], s=2, c="0.75", label="real", linewidths=0)
-    axes.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:blue", label="generated", linewidths=0)
-    axes.set_aspect("equal", adjustable="datalim")
-    axes.set_title(title, fontsize=9)
-    axes.legend(loc="upper right", fontsize=7, markerscale=4)
+    _write(scatter_png(fake, real=real, title=title), path)
+
+
+def _figure_png(figure: plt.Figure) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
     plt.close(figure)
+    return buffer.getvalue()
+
+
+def _write(png: bytes, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png)

@@ -1,0 +1,243 @@
+"""One self-contained HTML report of evaluated runs: pictures embedded as base64 PNG, inline CSS, no script.
+
+For each run: a grid of samples (images) or a scatter over the real test points (points), the
+training-loss curves from ``model.history_``, an interpolation strip where the family has a latent
+space (``latent_shape`` and ``decode``: a slerp path between two prior draws, decoded), and the metric
+table with bootstrap intervals and the real-vs-real floor. A ranking table per dataset comes first. The page needs no network: open it from disk or mail it. The
+metric values are also embedded as JSON (``<script type="application/json" id="genlab-reports">``)
+for programs that read the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from genlab.data.dataset import Dataset
+from genlab.errors import GenlabError
+from genlab.evaluate import Report
+from genlab.io import atomic_path
+from genlab.metrics import copies_training_data
+from genlab.models.base import GenerativeModel
+from genlab.report.figures import image_grid_png, loss_curves_png, scatter_png
+from genlab.report.ranking import LOWER_IS_BETTER, by_dataset, metric_names
+from genlab.sampling.latent import interpolate
+
+#: Images in a sample grid and points in a scatter plot.
+GRID_IMAGES = 64
+SCATTER_POINTS = 2500
+#: Width in pixels that a picture of images is enlarged towards (nearest-neighbour, whole factors).
+GRID_WIDTH = 480
+#: Frames of an interpolation strip, end points included.
+INTERPOLATION_STEPS = 8
+#: Metrics shown in the ranking table, in this order, where the runs have them.
+RANKING_METRICS = ("modes_captured", "high_quality", "frechet", "kid", "precision", "recall", "coverage",
+                   "memorised", "nll")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One evaluated run: what the report shows about it.
+
+    Attributes:
+        name: the run's label (e.g. its directory name).
+        model: the fitted model (sampled again for the pictures, with ``report.seed``).
+        data: the real data it was evaluated on.
+        report: the evaluation.
+        fit_seconds: training time, when known.
+    """
+
+    name: str
+    model: GenerativeModel
+    data: Dataset
+    report: Report
+    fit_seconds: float | None = None
+
+
+def write_html_report(path: str | Path, runs: list[RunResult], *, title: str = "genlab report") -> None:
+    """Write :func:`render_html` of ``runs`` to ``path`` atomically (UTF-8)."""
+    page = render_html(runs, title=title)
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+
+
+def render_html(runs: list[RunResult], *, title: str = "genlab report") -> str:
+    """The report page of ``runs`` as one HTML string (module docstring)."""
+    reports = {run.name: run.report for run in runs}
+    parts = [f"<h1>{_e(title)}</h1>", _summary_line(runs)]
+    for dataset, ranked in by_dataset(reports).items():
+        parts.append(f"<h2>Ranking on {_e(dataset)}</h2>")
+        parts.append(_ranking_table({name: reports[name] for name in ranked}))
+    parts.extend(_run_section(run) for run in runs)
+    data = json.dumps({run.name: run.report.to_dict() for run in runs}, sort_keys=True).replace("</", "<\\/")
+    parts.append(f'<script type="application/json" id="genlab-reports">{data}</script>')
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+            f'<body><main>{"".join(parts)}</main></body></html>\n')
+
+
+def _summary_line(runs: list[RunResult]) -> str:
+    seeds = sorted({run.report.seed for run in runs})
+    boots = sorted({run.report.n_bootstrap for run in runs})
+    return (f'<p class="lede">{len(runs)} run(s). Every metric is shown with a bootstrap '
+            f"95&nbsp;% interval ({', '.join(map(str, boots))} resamples) and the <em>real floor</em>: "
+            f"the same metric for held-out real data against real data, what a perfect model scores at "
+            f"this sample size. Seed {', '.join(map(str, seeds))}. ↑ higher is better, ↓ lower is better.</p>")
+
+
+def _ranking_table(reports: dict[str, Report]) -> str:
+    """Runs of one dataset, best first, with the headline metrics."""
+    names = [name for name in RANKING_METRICS if any(name in r.metrics for r in reports.values())]
+    head = "".join(f"<th>{_e(name)} {_arrow(name)}</th>" for name in names)
+    rows = []
+    for place, (run, report) in enumerate(reports.items(), start=1):
+        cells = "".join(f"<td>{_fmt(report.metrics[name]) if name in report.metrics else '–'}</td>"
+                        for name in names)
+        rows.append(f'<tr><td>{place}</td><td class="name"><a href="#{_anchor(run)}">{_e(run)}</a>'
+                    f"{_memorisation_flag(report)}</td>{cells}</tr>")
+    return (f'<div class="scroll"><table class="ranking"><thead><tr><th>#</th><th>run</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _run_section(run: RunResult) -> str:
+    """Pictures and metric table of one run."""
+    report = run.report
+    fitted = "" if run.fit_seconds is None else f", fitted in {run.fit_seconds:.1f} s"
+    figures = [_samples_figure(run), _interpolation_figure(run), _loss_figure(run)]
+    return (f'<section id="{_anchor(run.name)}"><h2>{_e(run.name)}{_memorisation_flag(report)}</h2>'
+            f'<p class="meta">{_e(run.model.family)} on {_e(report.dataset)}: {report.n_samples} samples vs '
+            f"{report.n_real} real test records, seed {report.seed}{fitted}</p>"
+            f'<div class="figures">{"".join(figures)}</div>{_metric_table(report)}</section>')
+
+
+def _samples_figure(run: RunResult) -> str:
+    """Grid of sampled images, or scattered samples over the real test points."""
+    render = _SAMPLE_VIEWS.get(run.data.modality)
+    if render is None:
+        return _figure_note("samples", f"no picture for {run.data.modality} records yet")
+    return render(run)
+
+
+def _image_samples(run: RunResult) -> str:
+    images = run.model.sample(GRID_IMAGES, generator=torch.Generator().manual_seed(run.report.seed))
+    return _figure(_grid_png(images, columns=8), f"{GRID_IMAGES} samples")
+
+
+def _point_samples(run: RunResult) -> str:
+    points = run.model.sample(SCATTER_POINTS, generator=torch.Generator().manual_seed(run.report.seed))
+    png = scatter_png(points, real=run.data.x_test, title=f"{SCATTER_POINTS} samples over real test points")
+    return _figure(png, "samples (blue) over real data (grey)")
+
+
+_SAMPLE_VIEWS: dict[str, Callable[[RunResult], str]] = {"images": _image_samples, "points": _point_samples}
+
+
+def _interpolation_figure(run: RunResult) -> str:
+    """Decoded slerp path between two latents drawn from the prior, for families with a latent space."""
+    latent_shape = getattr(run.model, "latent_shape", None)
+    if latent_shape is None:
+        return ""  # no latent space (e.g. the Gaussian mixture): nothing to walk through
+    generator = torch.Generator().manual_seed(run.report.seed)
+    ends = torch.randn(2, *latent_shape, generator=generator).numpy()
+    try:
+        path = interpolate(run.model, ends[0], ends[1], steps=INTERPOLATION_STEPS, method="slerp", inputs="latents")
+    except GenlabError as error:  # e.g. a class-conditional model that needs a condition
+        return _figure_note("interpolation", str(error))
+    caption = f"interpolation: {INTERPOLATION_STEPS} decoded points on a slerp path between two prior latents"
+    if run.data.modality == "images":
+        return _figure(_grid_png(path, columns=INTERPOLATION_STEPS), caption)
+    points = run.model.sample(SCATTER_POINTS // 5, generator=generator)
+    return _figure(scatter_png(points, real=run.data.x_test, path=path.reshape(len(path), -1)), caption)
+
+
+def _grid_png(images, *, columns: int) -> bytes:
+    """Images ``(n, C, H, W)`` tiled ``columns`` wide, enlarged by the whole factor nearest :data:`GRID_WIDTH`."""
+    width = columns * (images.shape[-1] + 1) + 1  # image_grid's 1-pixel padding
+    return image_grid_png(images, columns=columns, scale=max(1, GRID_WIDTH // width))
+
+
+def _loss_figure(run: RunResult) -> str:
+    png = loss_curves_png(run.model.history_)
+    if png is None:
+        return _figure_note("training loss", "no per-step losses (fitted in closed form or by EM)")
+    return _figure(png, "training losses")
+
+
+def _metric_table(report: Report) -> str:
+    """Metric, value, interval, floor and note of one report."""
+    rows = []
+    for name in metric_names([report]):
+        low, high = report.intervals.get(name, (None, None))
+        interval = "–" if low is None else f"[{_fmt(low)}, {_fmt(high)}]"
+        floor = _fmt(report.floor[name]) if name in report.floor else "–"
+        rows.append(f"<tr><td>{_e(name)} {_arrow(name)}</td><td>{_fmt(report.metrics[name])}</td>"
+                    f"<td>{interval}</td><td>{floor}</td><td class=\"note\">{_e(report.notes.get(name, ''))}</td></tr>")
+    return ('<div class="scroll"><table class="metrics"><thead><tr><th>metric</th><th>value</th>'
+            f"<th>{round(report.level * 100)}% interval</th><th>real floor</th><th></th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _memorisation_flag(report: Report) -> str:
+    """A visible mark when the run copies its training data (see :class:`genlab.metrics.Memorisation`)."""
+    memorised, copies = report.metrics.get("memorised"), report.metrics.get("exact_copies")
+    if memorised is None or copies is None:
+        return ""
+    if copies_training_data(memorised=memorised, exact_copies=copies):
+        return ' <span class="flag" title="samples sit on training records">copies training data</span>'
+    return ""
+
+
+def _figure(png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _figure_note(title: str, text: str) -> str:
+    return f'<figure class="empty"><figcaption>{_e(title)}: {_e(text)}</figcaption></figure>'
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _arrow(name: str) -> str:
+    return "↓" if name in LOWER_IS_BETTER else "↑"
+
+
+def _anchor(name: str) -> str:
+    return "run-" + "".join(c if c.isalnum() else "-" for c in name)
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+_CSS = """
+:root{--ink:#1d2430;--muted:#5b6575;--line:#dde2ea;--bg:#f6f7fb;--card:#fff;--accent:#2f6feb;--bad:#c62828}
+*{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--ink);
+font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}
+main{max-width:1120px;margin:0 auto;padding:32px 20px 64px}h1{font-size:28px;margin:0 0 8px}
+h2{font-size:20px;margin:32px 0 12px}.lede,.meta{color:var(--muted)}.meta{margin-top:-6px}
+section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:4px 20px 16px;margin:20px 0}
+table{border-collapse:collapse;width:100%;background:var(--card);font-variant-numeric:tabular-nums;margin:8px 0}
+th,td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th:first-child,td:first-child,td.name,th:nth-child(2){text-align:left}
+th{font-weight:600;color:var(--muted);font-size:13px;white-space:normal}.scroll{overflow-x:auto}
+table.ranking tbody tr:first-child td{font-weight:600}
+td.note{color:var(--muted);font-size:13px;text-align:left;white-space:normal}
+a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
+.figures{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
+figure{margin:0;padding:8px;border:1px solid var(--line);border-radius:8px;background:#fff}
+figure img{display:block;max-width:100%;height:auto;image-rendering:pixelated}
+figure.empty{color:var(--muted);font-size:13px;padding:16px}figcaption{font-size:12px;color:var(--muted);margin-top:4px}
+.flag{display:inline-block;font-size:12px;font-weight:600;color:#fff;background:var(--bad);border-radius:4px;
+padding:1px 6px;vertical-align:middle}
+"""
