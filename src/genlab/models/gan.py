@@ -1,0 +1,365 @@
+"""Generative adversarial networks: a generator ``G(z)`` against a discriminator ``D(x)``.
+
+The minimax game of Goodfellow et al. (2014, eq. 1),
+
+    min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))],        z ~ N(0, I),
+
+is trained in two Trainer phases per step: ``"discriminator"`` (``n_critic`` optimiser steps, each on
+a fresh batch) then ``"generator"``. Writing ``d = D(x)`` for the discriminator's logit (a critic score
+for WGAN-GP) and ``softplus(a) = log(1 + e^a)``, the losses are
+
+- ``"ns"`` (non-saturating, Goodfellow 2014 sec. 3): ``L_D = softplus(-d_real) + softplus(d_fake)``,
+  ``L_G = softplus(-d_fake)`` (i.e. ``-log D(G(z))``, which keeps its gradient when ``D`` wins);
+- ``"hinge"`` (Lim & Ye 2017; Miyato et al. 2018 eq. 17): ``L_D = relu(1 - d_real) + relu(1 + d_fake)``,
+  ``L_G = -d_fake``;
+- ``"wgan-gp"`` (Gulrajani et al. 2017, Algorithm 1): ``L_D = d_fake - d_real + lambda (||grad D(x_hat)|| - 1)^2``
+  with ``x_hat`` uniformly between a real and a fake record, ``L_G = -d_fake``.
+
+Stabilisers, all config fields: spectral normalisation of every discriminator weight (Miyato et al.
+2018, ``W / sigma(W)`` with one power iteration per step); the R1 penalty ``gamma/2 E||grad_x D(x)||^2``
+on real data (Mescheder et al. 2018 eq. 9); ``n_critic`` discriminator steps per generator step; Adam
+betas ``(0.5, 0.999)`` (Radford et al. 2016); and PacGAN packing (Lin et al. 2018): ``D`` judges ``m``
+records at once, concatenated (coordinates for points, channels for images), all real or all fake,
+which penalises a generator that repeats itself.
+
+Conditional on class labels: ``G(z, y)`` takes a learned class embedding beside ``z``; ``D`` is a
+projection discriminator (Miyato & Koyama 2018 eq. 3), ``D(x, y) = psi(phi(x)) + <E(y), phi(x)>``; with
+packing, ``E(y)`` is summed over the ``m`` packed labels.
+
+Latents: ``decode(z)`` is ``G(z)`` on latent vectors ``z (n, latent_dim)`` drawn from ``N(0, I)`` (see
+:attr:`GANModel.latent_shape`), so latent paths and directions (``genlab.interpolate``) work on a GAN.
+There is no encoder. The sampling option ``truncation`` (psi) shrinks latents towards their mean,
+``z = psi * eps`` (the truncation trick; Karras et al. 2019 eq. 2, with a mean latent of 0): fidelity up,
+diversity down.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from genlab.errors import ConfigError, DataError, NotSupportedError
+from genlab.models.base import DataInfo, FitContext, GenerativeModel
+from genlab.nn.conv import ConvDecoder, ConvEncoder
+from genlab.nn.mlp import MLP
+from genlab.sampling.latent import check_latents
+from genlab.train import Batch, Losses, Phase, TrainConfig
+
+LOSSES = ("ns", "hinge", "wgan-gp")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GANConfig:
+    """Options of the GAN family.
+
+    Attributes:
+        latent_dim: size of the latent ``z ~ N(0, I)``.
+        loss: ``"ns"`` (non-saturating), ``"hinge"`` or ``"wgan-gp"``.
+        spectral_norm: spectral normalisation of every discriminator layer (Miyato et al. 2018).
+        r1: weight ``gamma`` of the R1 penalty on real data (0 = off; Mescheder et al. 2018).
+        gp: weight ``lambda`` of the WGAN-GP gradient penalty (used by ``loss="wgan-gp"`` only).
+        n_critic: discriminator steps per generator step.
+        betas: Adam betas of both phases.
+        pack: PacGAN degree ``m``: records the discriminator sees at once (1 = an ordinary GAN).
+        hidden: width of the hidden layers (points) or of the pre-projection features (images).
+        depth: hidden layers of the generator and discriminator MLPs (points).
+        channels: channels of the first discriminator and last generator convolution (images).
+        embed_dim: width of the generator's class embedding (conditional models).
+        conditional: condition on class labels when the data has them.
+    """
+
+    latent_dim: int = 32
+    loss: Literal["ns", "hinge", "wgan-gp"] = "ns"
+    spectral_norm: bool = False
+    r1: float = 0.0
+    gp: float = 10.0
+    n_critic: int = 1
+    betas: tuple[float, float] = (0.5, 0.999)
+    pack: int = 1
+    hidden: int = 256
+    depth: int = 3
+    channels: int = 64
+    embed_dim: int = 16
+    conditional: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("latent_dim", "n_critic", "pack", "hidden", "depth", "channels", "embed_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.r1 < 0 or self.gp < 0:
+            raise ValueError("r1 and gp must be non-negative")
+        if not all(0 <= beta < 1 for beta in self.betas):
+            raise ValueError(f"betas must lie in [0, 1), got {self.betas}")
+
+
+class Generator(nn.Module):
+    """``G(z, y)``: ``z (B, latent_dim)`` and labels ``y (B,)`` -> records ``(B, *shape)`` in model space.
+
+    Args:
+        body: ``(B, latent_dim [+ embed_dim])`` -> ``(B, *shape)``.
+        n_classes: classes of a conditional generator, 0 for none.
+        embed_dim: width of the class embedding concatenated to ``z``.
+        bounded: apply ``tanh`` (images live in ``[-1, 1]``).
+    """
+
+    def __init__(self, body: nn.Module, n_classes: int, embed_dim: int, bounded: bool) -> None:
+        super().__init__()
+        self.body = body
+        self.embed = nn.Embedding(n_classes, embed_dim) if n_classes else None
+        self.bounded = bounded
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        # z: (B, latent_dim), y: (B,) -> h: (B, latent_dim + embed_dim) -> x: (B, *shape)
+        h = z if self.embed is None else torch.cat([z, self.embed(y)], dim=1)
+        x = self.body(h)
+        return torch.tanh(x) if self.bounded else x
+
+
+class Discriminator(nn.Module):
+    """Projection discriminator on packed records: ``(B', *packed_shape)``, ``y (B', m)`` -> logits ``(B',)``.
+
+    ``D(x, y) = w^T phi(x) + sum_j <E(y_j), phi(x)>`` (Miyato & Koyama 2018 eq. 3, summed over the ``m``
+    packed labels); without classes only the first term. There is no output bias: under the WGAN loss,
+    and the hinge loss inside its margins, a constant cancels between real and fake and would never learn.
+
+    Args:
+        body: ``phi`` before its activation, ``(B', *packed_shape)`` -> ``(B', features)``.
+        features: width of ``phi(x)``.
+        n_classes: classes of a conditional discriminator, 0 for none.
+    """
+
+    def __init__(self, body: nn.Module, features: int, n_classes: int) -> None:
+        super().__init__()
+        self.body = body
+        self.head = nn.Linear(features, 1, bias=False)
+        self.embed = nn.Embedding(n_classes, features) if n_classes else None
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (B', m*C, H, W) or (B', m*D); y: (B', m) -> phi: (B', F) -> (B',)
+        phi = F.leaky_relu(self.body(x), 0.2)
+        logits = self.head(phi).squeeze(1)
+        if self.embed is not None:
+            logits = logits + (self.embed(y).sum(1) * phi).sum(1)
+        return logits
+
+
+class GANNetwork(nn.Module):
+    """The generator and discriminator, plus the class prior used to draw labels when sampling.
+
+    Attributes:
+        generator: :class:`Generator`.
+        discriminator: :class:`Discriminator`.
+        class_log_prior: buffer ``(n_classes,)``, log class frequencies of the training data
+            (conditional models only).
+    """
+
+    def __init__(self, generator: Generator, discriminator: Discriminator, n_classes: int) -> None:
+        super().__init__()
+        self.generator = generator
+        self.discriminator = discriminator
+        if n_classes:
+            self.register_buffer("class_log_prior", torch.full((n_classes,), -math.log(n_classes)))
+
+
+def pack(x: torch.Tensor, y: torch.Tensor | None, m: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Group consecutive records in ``m``-tuples for a PacGAN discriminator (Lin et al. 2018 sec. 3).
+
+    Args:
+        x: ``(B, D)`` points or ``(B, C, H, W)`` images; the last ``B mod m`` records are dropped.
+        y: ``(B,)`` labels or ``None``.
+        m: packing degree.
+
+    Returns:
+        ``(B // m, m*D)`` or ``(B // m, m*C, H, W)`` (records concatenated along coordinates or channels),
+        and labels ``(B // m, m)`` or ``None``.
+    """
+    groups = x.shape[0] // m
+    packed = x[: groups * m].reshape(groups, m * x.shape[1], *x.shape[2:])
+    return packed, None if y is None else y[: groups * m].reshape(groups, m)
+
+
+def input_gradient_norm_sq(scores: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """``||grad_x D(x)||^2`` per record, differentiable (``create_graph``): ``scores (B',)`` -> ``(B',)``."""
+    (grad,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1)
+
+
+class GANModel(GenerativeModel):
+    """The ``gan`` family: ``fit``, ``sample`` (option ``truncation``), ``decode`` (``G(z)``), save/load.
+
+    Example:
+        >>> model = GANModel(pack=4, loss="hinge").fit(genlab.datasets.load("ring8"))
+        >>> x = model.sample(2500, generator=torch.Generator().manual_seed(0))        # (2500, 2)
+        >>> z = np.random.default_rng(0).standard_normal((8, *model.latent_shape))
+        >>> model.decode(z)                                                           # (8, 2): G(z)
+    """
+
+    family = "gan"
+    config_class = GANConfig
+    sample_options = frozenset({"truncation"})
+
+    def default_train_config(self) -> TrainConfig:
+        """Adam at 2e-4 (Radford et al. 2016), no clipping, cosine decay to 1% and no weight EMA.
+
+        Measured on ring8/grid25 (benchmarks/gan_vae_points.py): the decaying learning rate is what lets
+        the generator settle on sharp modes, while an EMA of the weights taken while they still drift
+        (0.999 at lr >= 5e-4) averaged different generators into one that hit no mode. Set
+        ``ema_decay`` for long image runs, where it usually helps (Yazici et al. 2019).
+        """
+        return TrainConfig(steps=5000, batch_size=256, lr=2e-4, min_lr_ratio=0.01, grad_clip=None,
+                           ema_decay=None, optimizer="adam")
+
+    @property
+    def latent_shape(self) -> tuple[int]:
+        """Shape of one latent vector, ``(latent_dim,)``; latents are ``N(0, I)``."""
+        return (self.config.latent_dim,)
+
+    def _n_classes(self, data: DataInfo) -> int:
+        return data.n_classes if self.config.conditional else 0
+
+    def _build_network(self, data: DataInfo) -> GANNetwork:
+        config, n_classes = self.config, self._n_classes(data)
+        g_in = config.latent_dim + (config.embed_dim if n_classes else 0)
+        if data.modality == "images":
+            packed_shape = (data.shape[0] * config.pack, *data.shape[1:])
+            g_body: nn.Module = ConvDecoder(g_in, data.shape, width=config.channels)
+            d_body: nn.Module = ConvEncoder(packed_shape, config.hidden, width=config.channels)
+        else:
+            g_body = MLP(g_in, data.dim, hidden=config.hidden, depth=config.depth, activation="relu")
+            d_body = MLP(data.dim * config.pack, config.hidden, hidden=config.hidden, depth=config.depth - 1,
+                         activation="leaky_relu")
+        discriminator = Discriminator(d_body, config.hidden, n_classes)
+        if config.spectral_norm:
+            for module in discriminator.modules():
+                if isinstance(module, (nn.Linear, nn.Conv2d, nn.Embedding)):
+                    spectral_norm(module)
+        generator = Generator(g_body, n_classes, config.embed_dim, bounded=data.modality == "images")
+        return GANNetwork(generator, discriminator, n_classes)
+
+    def _fit_network(self, x: torch.Tensor, y: torch.Tensor | None, context: FitContext) -> None:
+        if context.train.batch_size < self.config.pack:
+            raise ConfigError(f"batch_size {context.train.batch_size} is smaller than pack {self.config.pack}; "
+                              "the discriminator needs at least one packed group")
+        labels = y if hasattr(self.network_, "class_log_prior") else None
+        if labels is not None:
+            counts = torch.bincount(labels, minlength=len(self.network_.class_log_prior)).double()
+            if (counts == 0).any():
+                missing = self.data_.class_names[int((counts == 0).nonzero()[0])]
+                raise DataError(f"class {missing!r} has no training records")
+            self.network_.class_log_prior.copy_((counts / counts.sum()).log())
+        super()._fit_network(x, labels, context)
+
+    def _phases(self) -> list[Phase]:
+        config = self.config
+        generator_net, discriminator = self.network_.generator, self.network_.discriminator
+        conditional = hasattr(self.network_, "class_log_prior")
+
+        def fakes(g: nn.Module, batch: Batch, rng: torch.Generator) -> torch.Tensor:
+            z = torch.randn(len(batch.x), config.latent_dim, generator=rng, device=rng.device)
+            return g(z.to(batch.x.device), batch.y if conditional else None)
+
+        def discriminator_loss(module: nn.Module, batch: Batch, rng: torch.Generator) -> Losses:
+            # real, fake: (B, *shape) -> packed (B/m, m*...) ; scores (B/m,) each
+            y = batch.y if conditional else None
+            with torch.no_grad():
+                fake = fakes(generator_net, batch, rng)
+            real_p, y_p = pack(batch.x, y, config.pack)
+            fake_p, _ = pack(fake, y, config.pack)
+            if config.r1 > 0:
+                real_p = real_p.detach().requires_grad_(True)
+            both = module(torch.cat([real_p, fake_p]), None if y_p is None else torch.cat([y_p, y_p]))
+            d_real, d_fake = both.chunk(2)
+            parts: dict[str, float] = {}
+            if config.loss == "ns":
+                loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+            elif config.loss == "hinge":
+                loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+            else:
+                loss = d_fake.mean() - d_real.mean()
+                parts["wasserstein"] = float(-loss.detach())
+                eps = torch.rand(len(real_p), *[1] * (real_p.dim() - 1), generator=rng, device=rng.device)
+                x_hat = (eps.to(real_p) * real_p.detach() + (1 - eps.to(real_p)) * fake_p).requires_grad_(True)
+                norm = (input_gradient_norm_sq(module(x_hat, y_p), x_hat) + 1e-12).sqrt()   # + eps: finite at 0
+                gp = (norm - 1).pow(2).mean()
+                loss = loss + config.gp * gp
+                parts["gp"] = float(gp.detach())
+            if config.r1 > 0:
+                r1 = input_gradient_norm_sq(d_real, real_p).mean()
+                loss = loss + config.r1 / 2 * r1
+                parts["r1"] = float(r1.detach())
+            parts["d_real"], parts["d_fake"] = float(d_real.detach().mean()), float(d_fake.detach().mean())
+            return Losses(loss, parts)
+
+        def generator_loss(module: nn.Module, batch: Batch, rng: torch.Generator) -> Losses:
+            # fake: (B, *shape) -> packed scores (B/m,)
+            y = batch.y if conditional else None
+            fake_p, y_p = pack(fakes(module, batch, rng), y, config.pack)
+            d_fake = discriminator(fake_p, y_p)
+            loss = F.softplus(-d_fake).mean() if config.loss == "ns" else -d_fake.mean()
+            return Losses(loss)
+
+        return [
+            Phase("discriminator", discriminator, discriminator_loss, repeats=config.n_critic, betas=config.betas),
+            Phase("generator", generator_net, generator_loss, betas=config.betas),
+        ]
+
+    def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None,
+                        truncation: float = 1.0) -> torch.Tensor:
+        psi = _check_truncation(truncation)
+        device = generator.device if generator is not None else torch.device("cpu")
+        z = psi * torch.randn(n, self.config.latent_dim, generator=generator, device=device)
+        y = None
+        if hasattr(self.network_, "class_log_prior"):
+            if condition is None:
+                prior = self.network_.class_log_prior.exp().to(device)
+                y = torch.multinomial(prior, n, replacement=True, generator=generator)
+            else:
+                y = torch.full((n,), condition, dtype=torch.long)
+        return self._generate(z, y)
+
+    def _generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """``G(z, y)`` in eval mode: ``z (n, latent_dim)``, ``y (n,)`` -> ``(n, *shape)``."""
+        device = self.device
+        g = self.network_.generator
+        return g(z.to(device, torch.float32), None if y is None else y.to(device))
+
+    def encode(self, x: np.ndarray, *, condition: int | str | None = None) -> np.ndarray:
+        """Not defined: a GAN learns no inverse of ``G``. Work with latents instead (:meth:`decode`)."""
+        raise NotSupportedError("the gan family has no encoder; start from latents z ~ N(0, I) of shape "
+                                f"{self.latent_shape} and map them with decode(z)")
+
+    def decode(self, z: np.ndarray, *, condition: int | str | None = None) -> np.ndarray:
+        """Raw records ``G(z)`` from latent vectors.
+
+        Args:
+            z: float ``(n, latent_dim)`` latents; the generator was trained on ``z ~ N(0, I)``.
+            condition: the class to generate (required by a class-conditional model, ignored otherwise).
+
+        Returns:
+            float32 ``(n, *shape)`` raw records.
+        """
+        self._check_fitted()
+        z = check_latents(z, self.latent_shape)
+        index = self.condition_index(condition)
+        y = None
+        if hasattr(self.network_, "class_log_prior"):
+            if index is None:
+                raise ConfigError("this GAN is class-conditional: pass condition= (a class index or name) "
+                                  f"among {', '.join(self.data_.class_names)}")
+            y = torch.full((len(z),), index, dtype=torch.long)
+        with torch.no_grad():
+            return self.codec_.decode(self._generate(z, y))
+
+
+def _check_truncation(psi: Any) -> float:
+    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not math.isfinite(psi) or psi < 0:
+        raise ConfigError(f"truncation psi must be a finite number >= 0 (1 = none, smaller = less diverse), "
+                          f"got {psi!r}")
+    return float(psi)
