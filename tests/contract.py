@@ -29,6 +29,13 @@ def small_images(n: int = 400) -> Dataset:
                    full.y_test[:100], full.class_names)
 
 
+def small_text(n: int = 48) -> Dataset:
+    """Unlabelled code snippets, one document each (text records are strings)."""
+    documents = np.empty(n, dtype=object)
+    documents[:] = [f"def f{i}(x):\n    return x * {i % 9} + {i % 5}\n" for i in range(n)]
+    return Dataset("code-small", "text", documents[: n - 8], documents[n - 8:])
+
+
 @dataclass(frozen=True)
 class Case:
     """One family configuration checked against the contract."""
@@ -46,12 +53,43 @@ class Case:
 CASES = [
     Case("gaussian-em-points", "gaussian", small_points, {"n_components": 2}),
     Case("gaussian-diag-em-images", "gaussian", small_images, {"n_components": 1, "covariance": "diag"}),
+    Case("diffusion-points", "diffusion", small_points, {"timesteps": 50, "hidden": 32, "depth": 2},
+         {"steps": 20, "batch_size": 64}),
+    Case("diffusion-learned-v-points", "diffusion", small_points,
+         {"timesteps": 50, "hidden": 32, "depth": 2, "variance": "learned", "prediction": "v", "schedule": "linear"},
+         {"steps": 20, "batch_size": 64}),
+    Case("diffusion-images", "diffusion", small_images, {"timesteps": 50, "channels": [8, 16], "blocks": 1},
+         {"steps": 5, "batch_size": 16}),
     Case("gaussian-adam-points", "gaussian", small_points, {"n_components": 3, "solver": "adam"},
          {"steps": 30, "batch_size": 64}),
     Case("gaussian-adam-images", "gaussian", small_images,
          {"n_components": 1, "solver": "adam", "conditional": False}, {"steps": 10, "batch_size": 32}),
+    Case("gan-hinge-sn-pack-conditional-points", "gan", small_points,
+         {"latent_dim": 8, "hidden": 32, "depth": 2, "loss": "hinge", "spectral_norm": True, "pack": 2},
+         {"steps": 10, "batch_size": 32}),
+    Case("gan-wgan-gp-points", "gan", small_points,
+         {"latent_dim": 8, "hidden": 32, "depth": 2, "loss": "wgan-gp", "n_critic": 2, "conditional": False},
+         {"steps": 10, "batch_size": 32}),
+    Case("gan-r1-conditional-images", "gan", small_images,
+         {"latent_dim": 8, "hidden": 32, "channels": 8, "r1": 1.0, "pack": 2}, {"steps": 5, "batch_size": 16}),
+    Case("vae-conditional-points", "vae", small_points,
+         {"latent_dim": 2, "hidden": 32, "depth": 2, "iwae_samples": 8}, {"steps": 20, "batch_size": 64}),
+    Case("vae-images", "vae", small_images,
+         {"latent_dim": 4, "hidden": 32, "channels": 8, "iwae_samples": 4, "conditional": False},
+         {"steps": 5, "batch_size": 16}),
+    Case("transformer-text", "transformer", small_text, {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
+         {"steps": 10, "batch_size": 16}),
+    Case("transformer-digits-tokens", "transformer", small_images, {"n_layer": 1, "n_head": 2, "n_embd": 16},
+         {"steps": 5, "batch_size": 16}),
 ]
 
 
 def finite(array: np.ndarray) -> bool:
     return bool(np.isfinite(array).all())
+
+
+def valid_records(x: np.ndarray, modality: str) -> bool:
+    """Sampled records are finite float32, or strings for text."""
+    if modality == "text":
+        return x.dtype == object and all(isinstance(record, str) for record in x)
+    return x.dtype == np.float32 and finite(x)

@@ -12,7 +12,7 @@ import genlab
 from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
 from genlab.train import Batch
 
-from contract import CASES, Case, finite
+from contract import CASES, Case, valid_records
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[case.id for case in CASES])
@@ -29,7 +29,7 @@ def test_fit_returns_model_and_samples_have_the_data_shape(fitted):
     case, model = fitted
     data = case.data()
     x = draw(model, 16)
-    assert x.shape == (16, *data.shape) and x.dtype == np.float32 and finite(x)
+    assert x.shape == (16, *data.shape) and valid_records(x, data.modality)
     if data.modality == "images":
         assert x.min() >= 0 and x.max() <= 1
 
@@ -78,6 +78,10 @@ def test_training_is_deterministic_for_a_seed(fitted):
 def test_conditional_sampling_accepts_index_and_name_and_rejects_unknown(fitted):
     case, model = fitted
     names = case.data().class_names
+    if names is None:
+        with pytest.raises(ConfigError, match="without labels"):
+            draw(model, 4, condition=1)
+        return
     assert draw(model, 4, condition=1).shape[0] == 4
     np.testing.assert_array_equal(draw(model, 4, condition=names[1]), draw(model, 4, condition=1))
     with pytest.raises(ConfigError, match="unknown condition"):
@@ -97,6 +101,8 @@ def test_bad_records_are_rejected(fitted):
     wrong_shape = np.zeros((3, *(s + 1 for s in data.shape)), dtype=np.float32)
     with pytest.raises(DataError, match="shape"):
         model.log_prob(wrong_shape)
+    if data.modality == "text":
+        return   # strings have no NaN
     poisoned = data.x_train[:50].copy()
     poisoned[3].flat[0] = np.nan
     with pytest.raises(DataError, match="NaN"):

@@ -355,19 +355,20 @@ def test_npz_labels_must_match_records(tmp_path):
 
 
 def test_unknown_extension_lists_supported(tmp_path):
-    (tmp_path / "x.txt").write_text("1 2\n3 4\n")
+    (tmp_path / "x.dat").write_text("1 2\n3 4\n")
     with pytest.raises(DataError) as error:
-        datasets.load(tmp_path / "x.txt")
+        datasets.load(tmp_path / "x.dat")
     assert all(suffix in str(error.value) for suffix in (".npy", ".npz", ".csv"))
 
 
 # --- registry -----------------------------------------------------------------------------------------
 
 def test_registry_names_and_descriptions():
-    assert datasets.names() == ["ring8", "grid25", "moons", "swissroll", "digits", "mnist"]
+    assert datasets.names() == ["ring8", "grid25", "moons", "swissroll", "digits", "mnist", "tinyshakespeare",
+                                "pystdlib"]
     for name in datasets.names():
         description = datasets.describe(name)
-        assert description.startswith(("points (2,)", "images (1,")) and "\n" not in description
+        assert description.startswith(("points (2,)", "images (1,", "text ()")) and "\n" not in description
     with pytest.raises(DataError, match="unknown dataset 'ring9'"):
         datasets.describe("ring9")
 

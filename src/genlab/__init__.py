@@ -14,6 +14,7 @@ from genlab import datasets
 from genlab.api import fit, load
 from genlab.errors import GenlabError
 from genlab.evaluate import Report, evaluate
+from genlab.sampling.latent import interpolate
 from genlab.version import __version__
 
-__all__ = ["GenlabError", "Report", "__version__", "datasets", "evaluate", "fit", "load"]
+__all__ = ["GenlabError", "Report", "__version__", "datasets", "evaluate", "fit", "interpolate", "load"]

@@ -14,6 +14,7 @@ import sys
 import typer
 
 from genlab.cli import datasets_command, demo_command, eval_command, fit_command, sample_command
+from genlab.cli import compare_command, interpolate_command
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -27,7 +28,9 @@ app.command("datasets")(datasets_command.datasets)
 app.command("fit")(fit_command.fit)
 app.command("sample")(sample_command.sample)
 app.command("eval")(eval_command.evaluate)
+app.command("compare")(compare_command.compare)
 app.command("demo")(demo_command.demo)
+app.command("interpolate")(interpolate_command.interpolate)
 
 #: Exit status of a user error (bad data, bad options, missing files); typer uses 2 for usage errors.
 USER_ERROR = 1

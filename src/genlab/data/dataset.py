@@ -3,7 +3,8 @@
 A dataset is raw records in a modality's canonical layout, already split:
 
 - ``points``: float32 ``(n, d)`` coordinates in the data's own units;
-- ``images``: float32 ``(n, C, H, W)`` intensities in ``[0, 1]``.
+- ``images``: float32 ``(n, C, H, W)`` intensities in ``[0, 1]``;
+- ``text``: object ``(n,)`` arrays of ``str``, one document each (record shape ``()``).
 
 Labels, where present, are int64 ``(n,)`` class indices into ``class_names``.
 """
@@ -17,8 +18,8 @@ import numpy as np
 
 from genlab.errors import DataError
 
-Modality = Literal["points", "images"]
-MODALITIES: tuple[str, ...] = ("points", "images")
+Modality = Literal["points", "images", "text"]
+MODALITIES: tuple[str, ...] = ("points", "images", "text")
 
 #: Share of records held out as the test split for data that does not come pre-split.
 TEST_FRACTION = 0.2
@@ -32,9 +33,9 @@ class Dataset:
 
     Attributes:
         name: registry name or file path it came from.
-        modality: ``"points"`` or ``"images"``.
-        x_train: float32 ``(n_train, *shape)``.
-        x_test: float32 ``(n_test, *shape)``.
+        modality: ``"points"``, ``"images"`` or ``"text"``.
+        x_train: float32 ``(n_train, *shape)``; for text, object ``(n_train,)`` of ``str``.
+        x_test: float32 ``(n_test, *shape)``; for text, object ``(n_test,)`` of ``str``.
         y_train: int64 ``(n_train,)`` labels, or ``None``.
         y_test: int64 ``(n_test,)`` labels, or ``None``.
         class_names: label ``i`` is ``class_names[i]``; ``None`` when unlabelled.
@@ -57,6 +58,10 @@ class Dataset:
             raise DataError(f"unknown modality {self.modality!r}; choose one of: {', '.join(MODALITIES)}")
         for part in ("x_train", "x_test"):
             array = getattr(self, part)
+            if self.modality == "text":
+                if array.dtype != object or array.ndim != 1 or not all(isinstance(d, str) for d in array):
+                    raise DataError(f"{self.name}: {part} must be a 1-D object array of str documents")
+                continue
             if array.dtype != np.float32:
                 raise DataError(f"{self.name}: {part} must be float32, got {array.dtype}")
             if array.ndim < 2:
@@ -76,7 +81,7 @@ class Dataset:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """Shape of one record: ``(d,)`` for points, ``(C, H, W)`` for images."""
+        """Shape of one record: ``(d,)`` for points, ``(C, H, W)`` for images, ``()`` for text."""
         return tuple(self.x_train.shape[1:])
 
     @property

@@ -1,7 +1,8 @@
 """The dataset registry: built-in names, and paths to user files and image folders.
 
-:func:`load` takes a built-in name (``ring8``, ``grid25``, ``moons``, ``swissroll``, ``digits``, ``mnist``)
-or a path: a ``.npy``/``.npz``/``.csv`` file of points, or a folder of images. A built-in name wins over a
+:func:`load` takes a built-in name (``ring8``, ``grid25``, ``moons``, ``swissroll``, ``digits``, ``mnist``,
+``tinyshakespeare``, ``pystdlib``) or a path: a ``.npy``/``.npz``/``.csv`` file of points, a text file
+(``.txt``, ``.py``, ...), a folder of images, or a folder of text files. A built-in name wins over a
 file of the same name in the working directory; write ``./ring8`` to mean the file.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from genlab.data import files, images, points
+from genlab.data import files, images, points, text
 from genlab.data.dataset import Dataset, Modality
 from genlab.errors import DataError
 
@@ -24,7 +25,7 @@ class Builtin:
     Attributes:
         loader: ``loader(data_dir, seed)`` builds the dataset; each uses only the arguments it needs.
         description: shape, size and source, for ``genlab datasets``.
-        modality: ``"points"`` or ``"images"``.
+        modality: ``"points"``, ``"images"`` or ``"text"``.
     """
 
     loader: Callable[[str | os.PathLike | None, int], Dataset]
@@ -61,11 +62,21 @@ BUILTINS: dict[str, Builtin] = {
         f"(1, 28, 28), 60,000 train / 10,000 test, 10 classes: handwritten digits; needs {images.MNIST_FILE} "
         f"in --data-dir DIR or {images.DATA_ENV}=DIR",
         "images"),
+    "tinyshakespeare": Builtin(
+        lambda data_dir, seed: text.tinyshakespeare(data_dir),
+        f"(), 1 train / 1 test document (first 90% / last 10% of 1,115,394 characters): Tiny Shakespeare; "
+        f"needs {text.SHAKESPEARE_FILE} in --data-dir DIR or {images.DATA_ENV}=DIR",
+        "text"),
+    "pystdlib": Builtin(
+        lambda data_dir, seed: text.pystdlib(),
+        "(), one document per .py file, split 80/20 by file: the running Python's standard library "
+        "without its tests (differs between Python versions)",
+        "text"),
 }
 
 
 def names() -> list[str]:
-    """The built-in dataset names, points first, then images."""
+    """The built-in dataset names, points first, then images, then text."""
     return list(BUILTINS)
 
 
@@ -85,7 +96,8 @@ def load(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None 
     """Load a built-in dataset by name, or a user file or image folder by path.
 
     Args:
-        name_or_path: a name from :func:`names`, a ``.npy``/``.npz``/``.csv`` file, or a folder of images.
+        name_or_path: a name from :func:`names`, a ``.npy``/``.npz``/``.csv`` file, a text file, or a folder
+            of images or of text files (a folder with no images and some text files is text).
         data_dir: folder of downloaded data files (``mnist.npz``); ``None`` falls back to ``$GENLAB_DATA``.
         seed: seed of the synthetic point sets; files and real images always split the same way.
 
@@ -99,8 +111,18 @@ def load(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None 
         return BUILTINS[name_or_path].loader(data_dir, seed)
     path = Path(name_or_path)
     if path.is_dir():
+        if _is_text_folder(path):
+            return text.text_folder(path)
         return images.image_folder(path)
+    if path.is_file() and path.suffix.lower() in text.TEXT_SUFFIXES:
+        return text.text_file(path)
     if path.exists():
         return files.load_file(path)
     raise DataError(f"{os.fspath(name_or_path)!r} is neither a built-in dataset ({', '.join(names())}) "
                     f"nor an existing file or folder")
+
+
+def _is_text_folder(root: Path) -> bool:
+    """A folder of text files: it holds some, and no images."""
+    suffixes = {p.suffix.lower() for p in root.rglob("*") if p.is_file()}
+    return bool(suffixes & set(text.TEXT_SUFFIXES)) and not suffixes & set(images.IMAGE_SUFFIXES)

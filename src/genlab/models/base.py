@@ -35,7 +35,7 @@ from torch import nn
 
 from genlab.version import __version__
 from genlab.config import from_dict, to_dict
-from genlab.data.codecs import Codec, codec_for, codec_from_state
+from genlab.data.codecs import CODECS as CONTINUOUS_CODECS, Codec, codec_for, codec_from_state
 from genlab.data.dataset import MODALITIES, Dataset
 from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
 from genlab.io import atomic_path, sha256_file, write_json
@@ -109,9 +109,17 @@ class GenerativeModel(ABC):
         """Training settings used when ``fit`` gets none; families tune their own defaults."""
         return TrainConfig()
 
+    def _make_codec(self, data: DataInfo) -> Codec:
+        """A new, unfitted codec for ``data``: the modality's continuous codec unless a family needs
+        another representation (token sequences for an autoregressive family)."""
+        if data.modality not in CONTINUOUS_CODECS:
+            raise ConfigError(f"the {self.family} family needs continuous records and {data.modality} has none; "
+                              f"model {data.modality} with the transformer family")
+        return codec_for(data.modality, data.shape)
+
     @abstractmethod
     def _build_network(self, data: DataInfo) -> nn.Module:
-        """A freshly initialised network for records described by ``data``."""
+        """A freshly initialised network for records described by ``data`` (``self.codec_`` is set)."""
 
     def _phases(self) -> list[Phase]:
         """The Trainer phases of a gradient-trained family."""
@@ -168,7 +176,7 @@ class GenerativeModel(ABC):
         train = train if train is not None else self.default_train_config()
         if resume and run_dir is None:
             raise ConfigError("resume needs the run directory that holds the checkpoint")
-        codec = codec_for(info.modality, info.shape).fit(x)
+        codec = self._make_codec(info).fit(x)
         self.codec_, self.data_, self.train_config_ = codec, info, train
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train.seed)  # initial weights are a function of the seed alone
@@ -196,7 +204,7 @@ class GenerativeModel(ABC):
         self, n: int, *, condition: int | str | None = None, generator: torch.Generator | None = None,
         **options: Any,
     ) -> np.ndarray:
-        """Draw ``n`` new raw records, float32 ``(n, *shape)``.
+        """Draw ``n`` new raw records: float32 ``(n, *shape)``, or for text an object array ``(n,)`` of ``str``.
 
         Args:
             n: how many records (a positive integer).
@@ -322,6 +330,7 @@ class GenerativeModel(ABC):
         if sha256_file(weights) != expected_sha:
             raise CheckpointError(f"{weights} does not match the checksum recorded in config.json "
                                   "(it was modified, truncated or replaced)")
+        model.codec_ = codec
         with torch.random.fork_rng(devices=[]):
             network = model._build_network(info)
         try:
@@ -399,7 +408,10 @@ def _training_arrays(
 
 def _array_digest(x: np.ndarray, y: np.ndarray | None) -> str:
     """SHA-256 of the training records and labels, so a resume on other data is refused."""
-    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    if x.dtype == object:   # text: the documents' UTF-8 bytes, each ended by a NUL
+        digest = hashlib.sha256(b"".join(doc.encode("utf-8") + b"\0" for doc in x))
+    else:
+        digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
     if y is not None:
         digest.update(np.ascontiguousarray(y).tobytes())
     return digest.hexdigest()

@@ -1,0 +1,370 @@
+"""The autoregressive family: a decoder-only transformer (GPT) trained by next-token maximum likelihood.
+
+    p(x) = prod_t p(x_t | x_<t),        loss = -1/T sum_t log p(x_t | x_<t)
+
+The network is GPT-2 (Radford et al. 2019, "Language models are unsupervised multitask learners"):
+token + learned position embeddings, pre-LayerNorm blocks of causal self-attention (Vaswani et al.
+2017) and a GELU MLP, a final LayerNorm and an output head tied to the token embedding (Press & Wolf
+2017). Parameter names follow Hugging Face's ``GPT2LMHeadModel`` so :meth:`TransformerModel.to_hf` and
+:meth:`TransformerModel.from_hf` are a rename plus a transpose of its ``Conv1D`` weights.
+
+Any modality with a token codec works: text and code (a character or byte-level BPE tokenizer, see
+:mod:`genlab.data.text`), images as pixel sequences of quantised intensities, points as binned
+coordinates. Records of a fixed length start with a start token, which is the class token for labelled
+data (replaced by the plain start token with probability ``label_dropout`` so the same model also
+samples unconditionally). Sampling options are those of
+:class:`~genlab.sampling.decoding.GenerationConfig` plus ``prompt`` (text only).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Iterator, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.config import from_dict
+from genlab.data.codecs import ImageTokenCodec, PointTokenCodec, TokenCodec
+from genlab.data.text import BPECodec, CharCodec, TextCodec
+from genlab.errors import ConfigError, NotSupportedError
+from genlab.models.base import DataInfo, GenerativeModel
+from genlab.nn.attention import CausalSelfAttention, KVCache
+from genlab.sampling.decoding import GenerationConfig, generate, stream
+from genlab.train import Batch, Losses, Phase, TrainConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformerConfig:
+    """Options of the transformer family.
+
+    Attributes:
+        n_layer: transformer blocks.
+        n_head: attention heads per block.
+        n_embd: model width ``C`` (divisible by ``n_head``).
+        block_size: the longest context in tokens.
+        dropout: dropout on embeddings, attention weights and residual branches.
+        tokenizer: text only: ``"char"`` (one token per character) or ``"bpe"`` (byte-level BPE).
+        vocab_size: text with ``"bpe"``: the BPE vocabulary size to train.
+        levels: images and points: intensity levels / bins per coordinate (17 is lossless for digits).
+        label_dropout: share of labelled training rows whose class token is replaced by the start token.
+    """
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    dropout: float = 0.0
+    tokenizer: Literal["char", "bpe"] = "char"
+    vocab_size: int = 512
+    levels: int = 17
+    label_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if min(self.n_layer, self.n_head, self.n_embd, self.block_size) < 1:
+            raise ValueError("n_layer, n_head, n_embd and block_size must be at least 1")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
+        if not 0 <= self.dropout < 1 or not 0 <= self.label_dropout <= 1:
+            raise ValueError("dropout must be in [0, 1) and label_dropout in [0, 1]")
+        if self.levels < 2:
+            raise ValueError(f"levels must be at least 2, got {self.levels}")
+
+
+class MLP(nn.Module):
+    """``C -> 4C -> C`` with GPT-2's tanh-approximated GELU (Hendrycks & Gimpel 2016)."""
+
+    def __init__(self, n_embd: int, dropout: float) -> None:
+        super().__init__()
+        self.fc = nn.Linear(n_embd, 4 * n_embd)
+        self.proj = nn.Linear(4 * n_embd, n_embd)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, T, C) -> (B, T, C)
+        y = self.proj(F.gelu(self.fc(x), approximate="tanh"))
+        return F.dropout(y, self.dropout) if self.training and self.dropout else y
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm residual block: ``x + attn(ln_1(x))``, then ``x + mlp(ln_2(x))``."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout)
+        self.ln_2 = nn.LayerNorm(n_embd)
+        self.mlp = MLP(n_embd, dropout)
+
+    def forward(self, x: torch.Tensor, *, cache: KVCache | None, layer: int, mask: torch.Tensor | None) -> torch.Tensor:
+        # x: (B, T, C) -> (B, T, C)
+        x = x + self.attn(self.ln_1(x), cache=cache, layer=layer, mask=mask)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """The decoder-only network: token ids ``(B, T)`` -> next-token logits ``(B, T, V)``.
+
+    Args:
+        vocab_size: ``V``, token ids ``0 .. V - 1``.
+        block_size: the most positions it can see.
+        n_layer, n_head, n_embd, dropout: see :class:`TransformerConfig`.
+    """
+
+    def __init__(self, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.block_size, self.n_head = block_size, n_head
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        self.wpe = nn.Embedding(block_size, n_embd)
+        self.dropout = dropout
+        self.h = nn.ModuleList(Block(n_embd, n_head, dropout) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight       # tied input and output embeddings (Press & Wolf 2017)
+        self.apply(self._init_weights)
+        for name, parameter in self.named_parameters():
+            if name.endswith("proj.weight"):
+                # GPT-2 scales the residual projections by 1/sqrt(2 n_layer) (Radford et al. 2019, §2.3)
+                nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def new_cache(self, batch: int, length: int) -> KVCache:
+        """An empty key/value cache for ``batch`` sequences of at most ``length`` positions."""
+        weight = self.wte.weight
+        n_embd = weight.shape[1]
+        return KVCache.empty(len(self.h), batch, self.n_head, length, n_embd // self.n_head,
+                             device=weight.device, dtype=weight.dtype)
+
+    def forward(self, idx: torch.Tensor, *, cache: KVCache | None = None, positions: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(B, T, V)`` of the token after each of ``idx (B, T)``.
+
+        Args:
+            idx: int64 token ids.
+            cache: past keys/values; the caller advances it after the call.
+            positions: int64 ``(B, T)`` position of each token (left padding shifts them); ``None``
+                means ``past .. past + T - 1``.
+            mask: bool attention mask ``(B, 1, T, past + T)`` (see :func:`genlab.nn.attention.attention_mask`).
+        """
+        B, T = idx.shape
+        past = 0 if cache is None else cache.length
+        if positions is None:
+            positions = torch.arange(past, past + T, device=idx.device)[None]         # (1, T)
+        x = self.wte(idx) + self.wpe(positions)                                       # (B, T, C)
+        if self.training and self.dropout:
+            x = F.dropout(x, self.dropout)
+        for layer, block in enumerate(self.h):
+            x = block(x, cache=cache, layer=layer, mask=mask)
+        return self.lm_head(self.ln_f(x))                                             # (B, T, V)
+
+
+def next_token_loss(module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of every next token, in nats: ``tokens (B, L)`` gives ``L - 1`` targets per row."""
+    logits = module(tokens[:, :-1])                                                   # (B, L-1, V)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+
+
+class TransformerModel(GenerativeModel):
+    """The autoregressive family ``transformer``: ``fit`` by next-token likelihood, ``sample`` by decoding.
+
+    Example:
+        >>> model = TransformerModel(block_size=64).fit(genlab.datasets.load("tinyshakespeare", data_dir=d))
+        >>> model.sample(2, prompt="ROMEO:", temperature=0.8, top_k=40, generator=g)  # 2 strings
+    """
+
+    family = "transformer"
+    config_class = TransformerConfig
+    sample_options = frozenset({"prompt"} | {f.name for f in fields(GenerationConfig)})
+
+    def default_train_config(self) -> TrainConfig:
+        """nanoGPT's small character-level settings (AdamW, beta2 0.99, weight decay 0.1, warm-up 100)."""
+        return TrainConfig(steps=2000, batch_size=12, lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1,
+                           warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0)
+
+    # ------------------------------------------------------------------ family hooks
+    def _make_codec(self, data: DataInfo) -> TokenCodec:
+        config = self.config
+        if data.modality == "text":
+            context = config.block_size + 1
+            return CharCodec(context=context) if config.tokenizer == "char" else \
+                BPECodec(context=context, vocab_size=config.vocab_size)
+        codec = (ImageTokenCodec if data.modality == "images" else PointTokenCodec)(data.shape, config.levels)
+        if codec.sequence_length > config.block_size:
+            raise ConfigError(f"records of shape {data.shape} are {codec.sequence_length} tokens; "
+                              f"block_size {config.block_size} must be at least that")
+        return codec
+
+    @staticmethod
+    def _n_classes(data: DataInfo) -> int:
+        """Class tokens after the codec's ids: one per label (text is unlabelled)."""
+        return 0 if data.modality == "text" else data.n_classes
+
+    def _build_network(self, data: DataInfo) -> GPT:
+        config = self.config
+        return GPT(self.codec_.vocab_size + self._n_classes(data), config.block_size, config.n_layer,
+                   config.n_head, config.n_embd, config.dropout)
+
+    def _phases(self) -> list[Phase]:
+        bos, first_class = self.codec_.bos, self.codec_.vocab_size
+        label_dropout = self.config.label_dropout if self._n_classes(self.data_) else 0.0
+
+        def negative_log_likelihood(module: nn.Module, batch: Batch, generator: torch.Generator) -> Losses:
+            # batch.x: (B, L) int64 rows that start with bos; batch.y: (B,) labels or None
+            tokens = batch.x
+            if batch.y is not None and label_dropout < 1:
+                keep = torch.rand(len(tokens), generator=generator, device=generator.device) >= label_dropout
+                start = torch.where(keep.to(tokens.device), first_class + batch.y, torch.full_like(batch.y, bos))
+                tokens = torch.cat([start[:, None], tokens[:, 1:]], dim=1)
+            nll = next_token_loss(module, tokens)
+            return Losses(nll, {"nll": float(nll.detach())})
+
+        return [Phase("model", self.network_, negative_log_likelihood)]
+
+    def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None,
+                        **options: Any) -> torch.Tensor:
+        prompt = options.pop("prompt", None)
+        config = from_dict(GenerationConfig, options, what="generation")
+        if isinstance(self.codec_, TextCodec):
+            return self._sample_text(n, prompt, config, generator)
+        if prompt is not None or config.stop or "max_new_tokens" in options:
+            raise ConfigError(f"{self.data_.modality} records have a fixed length of "
+                              f"{self.codec_.sequence_length} tokens: prompt, stop and max_new_tokens are for text")
+        start = self.codec_.bos if condition is None or not self._n_classes(self.data_) else self.codec_.vocab_size + condition
+        config = GenerationConfig(**{**asdict(config), "max_new_tokens": self.codec_.sequence_length})
+        rows = generate(self.network_, [[start]] * n, config, generator=generator, vocab_limit=self.codec_.levels)
+        return torch.tensor(rows, dtype=torch.long)
+
+    def _sample_text(self, n: int, prompt: str | list[str] | None, config: GenerationConfig,
+                     generator: torch.Generator | None) -> torch.Tensor:
+        codec: TextCodec = self.codec_
+        prompts = _prompts(prompt, n)
+        prompt_ids = [[codec.eos] + codec.tokenize(p) for p in prompts]
+
+        def ended(row: int, ids: list[int]) -> bool:
+            return any(s in codec.detokenize(ids[-8 * max(map(len, config.stop)):]) for s in config.stop)
+
+        new = generate(self.network_, prompt_ids, config, generator=generator, eos=codec.eos,
+                       ended=ended if config.stop else None)
+        rows = [ids[1:] + continuation for ids, continuation in zip(prompt_ids, new)]
+        if config.stop:
+            rows = [ids[:len(p) - 1] + codec.tokenize(_cut(codec.detokenize(ids[len(p) - 1:]), config.stop))
+                    for ids, p in zip(rows, prompt_ids)]
+        width = max(map(len, rows)) + 1
+        return torch.tensor([r + [codec.eos] * (width - len(r)) for r in rows], dtype=torch.long)
+
+    # ------------------------------------------------------------------ text extras
+    def stream(self, prompt: str = "", *, generator: torch.Generator | None = None, **options: Any) -> Iterator[str]:
+        """Yield the continuation of ``prompt`` piece by piece as it is generated (text models only).
+
+        ``options`` are :class:`~genlab.sampling.decoding.GenerationConfig` fields.
+        """
+        self._check_fitted()
+        if not isinstance(self.codec_, TextCodec):
+            raise NotSupportedError(f"streaming is for text; this model makes {self.data_.modality}")
+        config = from_dict(GenerationConfig, options, what="generation")
+        ids = [self.codec_.eos] + self.codec_.tokenize(prompt)
+        with torch.no_grad():
+            yield from stream(self.network_, ids, config, self.codec_.detokenize, generator=generator,
+                              eos=self.codec_.eos)
+
+    # ------------------------------------------------------------------ Hugging Face interop
+    def to_hf(self):
+        """The same weights as a Hugging Face ``transformers.GPT2LMHeadModel`` (eval mode, CPU copy)."""
+        self._check_fitted()
+        return gpt_to_hf(self.network_)
+
+    @classmethod
+    def from_hf(cls, hf_model, codec: TokenCodec, *, class_names: tuple[str, ...] | None = None) -> "TransformerModel":
+        """A fitted model from a ``GPT2LMHeadModel`` and the token codec whose ids it was trained on."""
+        hf = hf_model.config
+        model = cls(n_layer=hf.n_layer, n_head=hf.n_head, n_embd=hf.n_embd, block_size=hf.n_positions,
+                    dropout=float(hf.resid_pdrop))
+        model.codec_ = codec
+        model.data_ = DataInfo(codec.modality, codec.shape, class_names)
+        model.network_ = gpt_from_hf(hf_model).eval()
+        if model.network_.wte.num_embeddings != codec.vocab_size + model._n_classes(model.data_):
+            raise ConfigError(f"the Hugging Face model has {model.network_.wte.num_embeddings} tokens; the codec "
+                              f"and classes need {codec.vocab_size + model._n_classes(model.data_)}")
+        return model
+
+
+def _prompts(prompt: str | list[str] | tuple[str, ...] | None, n: int) -> list[str]:
+    if prompt is None:
+        return [""] * n
+    if isinstance(prompt, str):
+        return [prompt] * n
+    if isinstance(prompt, (list, tuple)) and all(isinstance(p, str) for p in prompt) and len(prompt) == n:
+        return list(prompt)
+    raise ConfigError(f"prompt must be a string or a list of n={n} strings, got {prompt!r}")
+
+
+def _cut(text: str, stop: tuple[str, ...]) -> str:
+    cuts = [text.find(s) for s in stop if s in text]
+    return text[:min(cuts)] if cuts else text
+
+
+# ---------------------------------------------------------------------------------------- HF interop
+# GPT-2's Conv1D stores weights as (in, out), the transpose of nn.Linear's (out, in).
+_CONV1D = ("attn.qkv.weight", "attn.proj.weight", "mlp.fc.weight", "mlp.proj.weight")
+_HF_NAMES = {"attn.qkv": "attn.c_attn", "attn.proj": "attn.c_proj", "mlp.fc": "mlp.c_fc", "mlp.proj": "mlp.c_proj"}
+
+
+def _hf_name(name: str) -> str:
+    if name.startswith("h."):
+        for ours, theirs in _HF_NAMES.items():
+            name = name.replace(ours, theirs)
+    return name if name.startswith("lm_head") else f"transformer.{name}"
+
+
+def _hf_config(network: GPT):
+    try:
+        from transformers import GPT2Config
+    except ImportError:
+        raise NotSupportedError("Hugging Face interop needs transformers: pip install 'genlab[test]'") from None
+    dropout = network.dropout
+    return GPT2Config(vocab_size=network.wte.num_embeddings, n_positions=network.block_size,
+                      n_embd=network.wte.embedding_dim, n_layer=len(network.h), n_head=network.n_head,
+                      activation_function="gelu_new", resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
+                      layer_norm_epsilon=1e-5, bos_token_id=None, eos_token_id=None, pad_token_id=None,
+                      tie_word_embeddings=True)
+
+
+def gpt_to_hf(network: GPT):
+    """Copy ``network`` into a new ``transformers.GPT2LMHeadModel`` (eval mode, on CPU)."""
+    config = _hf_config(network)   # raises NotSupportedError without transformers
+    from transformers import GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel(config).eval()
+    state = {}
+    for name, tensor in network.state_dict().items():
+        tensor = tensor.detach().cpu()
+        state[_hf_name(name)] = tensor.T.contiguous() if name.endswith(_CONV1D) else tensor.clone()
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    leftover = [m for m in missing if not m.startswith("lm_head") and not m.endswith("attn.bias")]
+    if leftover or unexpected:
+        raise NotSupportedError(f"GPT2LMHeadModel layout differs: missing {leftover}, unexpected {unexpected}")
+    return hf
+
+
+def gpt_from_hf(hf_model) -> GPT:
+    """A :class:`GPT` holding a ``GPT2LMHeadModel``'s weights (tied head; GELU must be ``gelu_new``)."""
+    hf = hf_model.config
+    if hf.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise NotSupportedError(f"GPT-2 with activation {hf.activation_function!r}: genlab's GPT uses tanh GELU")
+    network = GPT(hf.vocab_size, hf.n_positions, hf.n_layer, hf.n_head, hf.n_embd, float(hf.resid_pdrop))
+    theirs = hf_model.state_dict()
+    state = {}
+    for name in network.state_dict():
+        tensor = theirs[_hf_name(name)].detach().cpu()
+        state[name] = tensor.T.contiguous() if name.endswith(_CONV1D) else tensor.clone()
+    network.load_state_dict(state, strict=True)
+    return network
