@@ -19,15 +19,17 @@ class RichProgress(Callback):
         self._task = None
 
     def __enter__(self) -> "RichProgress":
-        self._progress.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._progress.__exit__(*exc)
+        if self._task is not None:  # the bar appears only for gradient training, not for e.g. EM
+            self._progress.stop()
 
     def on_train_start(self, trainer, state: TrainState) -> None:
+        self._progress.start()
         self._task = self._progress.add_task("train", total=state.total_steps, completed=state.step, losses="")
 
     def on_step_end(self, trainer, state: TrainState) -> None:
-        losses = "  ".join(f"{name} {value:.4g}" for name, value in (state.losses or {}).items())
+        # Only each phase's total fits on one line; the parts are in the run's history.json.
+        losses = "  ".join(f"{name} {value:.4g}" for name, value in (state.losses or {}).items() if "/" not in name)
         self._progress.update(self._task, completed=state.step, losses=f"{losses}  lr {state.lr:.2e}")
