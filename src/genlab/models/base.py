@@ -353,6 +353,14 @@ class NotFittedError(ConfigError):
     """A model was used before ``fit`` or ``from_pretrained``."""
 
 
+def class_log_prior(labels: torch.Tensor, class_names: Sequence[str]) -> torch.Tensor:
+    """``log p(c)`` from label frequencies, float64 ``(C,)``; a class without records is a DataError."""
+    counts = torch.bincount(labels.cpu(), minlength=len(class_names)).double()
+    if (counts == 0).any():
+        raise DataError(f"class {class_names[int((counts == 0).nonzero()[0])]!r} has no training records")
+    return (counts / counts.sum()).log()
+
+
 def check_count(n: Any) -> int:
     """Return ``n`` if it is a positive integer, else raise a ConfigError."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:

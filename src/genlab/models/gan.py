@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from genlab.errors import ConfigError, DataError, NotSupportedError
-from genlab.models.base import DataInfo, FitContext, GenerativeModel
+from genlab.errors import ConfigError, NotSupportedError
+from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.nn.conv import ConvDecoder, ConvEncoder
 from genlab.nn.mlp import MLP
 from genlab.sampling.latent import check_latents
@@ -249,11 +249,7 @@ class GANModel(GenerativeModel):
                               "the discriminator needs at least one packed group")
         labels = y if hasattr(self.network_, "class_log_prior") else None
         if labels is not None:
-            counts = torch.bincount(labels, minlength=len(self.network_.class_log_prior)).double()
-            if (counts == 0).any():
-                missing = self.data_.class_names[int((counts == 0).nonzero()[0])]
-                raise DataError(f"class {missing!r} has no training records")
-            self.network_.class_log_prior.copy_((counts / counts.sum()).log())
+            self.network_.class_log_prior.copy_(class_log_prior(labels, self.data_.class_names))
         super()._fit_network(x, labels, context)
 
     def _phases(self) -> list[Phase]:

@@ -26,8 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from genlab.errors import DataError
-from genlab.models.base import DataInfo, FitContext, GenerativeModel
+from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -102,11 +101,11 @@ class GaussianMixtureNetwork(nn.Module):
             return self.log_scale.exp()
         return torch.tril(self.scale_raw, -1) + torch.diag_embed(torch.diagonal(self.scale_raw, dim1=-2, dim2=-1).exp())
 
-    def set_from_moments(self, class_log_prior: torch.Tensor, log_weights: torch.Tensor,
+    def set_from_moments(self, class_log_probs: torch.Tensor, log_weights: torch.Tensor,
                          means: torch.Tensor, scale: torch.Tensor) -> None:
         """Load fitted values: ``scale`` is ``L`` (full) or ``sigma`` (diag), shaped like :meth:`scale`."""
         with torch.no_grad():
-            self.class_logits.copy_(class_log_prior)
+            self.class_logits.copy_(class_log_probs)
             self.logits.copy_(log_weights)
             self.means.copy_(means)
             if self.full:
@@ -285,17 +284,15 @@ class GaussianMixtureModel(GenerativeModel):
             self._init_for_adam(flat, classes, generator)
             super()._fit_network(x, classes, context)
 
+    def _class_names(self) -> tuple[str, ...]:
+        """Names of the classes the mixtures are fitted per (one unnamed class when unconditional)."""
+        return self.data_.class_names if self.network_.class_logits.numel() > 1 else ("all",)
+
     def _fit_em(self, x: torch.Tensor, classes: torch.Tensor, generator: torch.Generator) -> None:
-        n_classes = self.network_.class_logits.numel()
-        fits = []
-        for c in range(n_classes):
-            members = x[classes == c]
-            if len(members) == 0:
-                raise DataError(f"class {self.data_.class_names[c]!r} has no training records")
-            fits.append(fit_mixture_em(members, self.config, generator))
-        counts = torch.bincount(classes, minlength=n_classes).double()
+        prior = class_log_prior(classes, self._class_names())   # checks every class has records
+        fits = [fit_mixture_em(x[classes == c], self.config, generator) for c in range(len(prior))]
         self.network_.set_from_moments(
-            (counts / counts.sum()).log(),
+            prior,
             torch.stack([f.log_weights for f in fits]),
             torch.stack([f.means for f in fits]),
             torch.stack([f.scale for f in fits]),
@@ -306,8 +303,7 @@ class GaussianMixtureModel(GenerativeModel):
         """Start each component's mean at a random training record of its class; unit scales."""
         network = self.network_
         with torch.no_grad():
-            counts = torch.bincount(classes, minlength=network.class_logits.numel()).double()
-            network.class_logits.copy_((counts / counts.sum()).log())
+            network.class_logits.copy_(class_log_prior(classes, self._class_names()))
             for c in range(network.class_logits.numel()):
                 members = x[classes == c]
                 picks = torch.randint(len(members), (network.means.shape[1],), generator=generator)
