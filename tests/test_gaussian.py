@@ -89,3 +89,14 @@ def test_class_conditional_samples_follow_their_class():
     conditional = model.log_prob(data.x_test[:50], condition=3)
     joint_ok = model.log_prob(data.x_test[:50])
     assert np.isfinite(conditional).all() and np.isfinite(joint_ok).all()
+
+
+def test_periodic_validation_scores_held_out_records():
+    data = genlab.datasets.load("moons")
+    model = genlab.fit(data, family="gaussian", n_components=4, solver="adam",
+                       train={"steps": 300, "eval_every": 100})
+    curve = [(record["step"], record["eval/val_model"]) for record in model.history_ if "eval/val_model" in record]
+    assert [step for step, _ in curve] == [100, 200, 300]
+    assert curve[-1][1] < curve[0][1]
+    final = -model.log_prob(data.x_test[:1024]).mean() + model.codec_.log_abs_det_jacobian()
+    assert curve[-1][1] == pytest.approx(final, rel=1e-4)   # the validation loss is the held-out NLL in model space

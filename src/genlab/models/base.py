@@ -25,7 +25,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 import numpy as np
 import safetensors
@@ -39,7 +39,7 @@ from genlab.data.codecs import CODECS as CONTINUOUS_CODECS, Codec, codec_for, co
 from genlab.data.dataset import MODALITIES, Dataset
 from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
 from genlab.io import atomic_path, sha256_file, write_json
-from genlab.train import Callback, Phase, TrainConfig, Trainer
+from genlab.train import Batch, Callback, Phase, TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CODEC_FILE = "codec.json"
 CHECKPOINT_FILE = Path("checkpoint") / "trainer_state.safetensors"
+#: Test records scored at each periodic validation (``TrainConfig.eval_every > 0``).
+VALIDATION_RECORDS = 1024
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class FitContext:
     checkpoint_path: Path | None = None
     resume: bool = False
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    #: Held-out encoded records and labels for periodic validation (``TrainConfig.eval_every``), or None.
+    validation: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
 
 class GenerativeModel(ABC):
@@ -130,13 +134,32 @@ class GenerativeModel(ABC):
 
         The default trains ``self._phases()`` with the Trainer and keeps the EMA weights when there are any.
         """
+        phases = self._phases()
+        evaluate = None if context.validation is None else self._validation_losses(phases, *context.validation)
         result = Trainer(context.train, callbacks=context.callbacks).fit(
-            self.network_, self._phases(), x, y,
+            self.network_, phases, x, y,
             checkpoint_path=context.checkpoint_path, resume=context.resume, fingerprint=context.fingerprint,
+            evaluate=evaluate,
         )
         self.history_ = result.history
         if result.ema_state is not None:
             self.network_.load_state_dict(result.ema_state)
+
+    def _validation_losses(self, phases: Sequence[Phase], x: torch.Tensor,
+                           y: torch.Tensor | None) -> Callable[[int], dict[str, float]]:
+        """``evaluate(step)`` for the Trainer: every phase's objective on held-out records ``x (n, *shape)``.
+
+        The noise is drawn from the same seed at every evaluation, so the curve moves only with the weights.
+        Gradients stay enabled because some objectives (R1, WGAN-GP) differentiate with respect to inputs.
+        """
+        def evaluate(step: int) -> dict[str, float]:
+            device = self.device
+            batch = Batch(x.to(device), None if y is None else y.to(device))
+            generator = torch.Generator(device=device).manual_seed(0)
+            return {f"val_{phase.name}": float(phase.loss(phase.module, batch, generator).total.detach())
+                    for phase in phases}
+
+        return evaluate
 
     @abstractmethod
     def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None,
@@ -183,6 +206,11 @@ class GenerativeModel(ABC):
             self.network_ = self._build_network(info)
         z = codec.encode(x)
         y_tensor = None if y is None else torch.from_numpy(y)
+        validation = None
+        if train.eval_every > 0 and isinstance(data, Dataset) and len(data.x_test):
+            held_out = slice(0, VALIDATION_RECORDS)
+            validation = (codec.encode(data.x_test[held_out]),
+                          None if data.y_test is None else torch.from_numpy(data.y_test[held_out]))
         context = FitContext(
             train=train,
             callbacks=callbacks,
@@ -195,6 +223,7 @@ class GenerativeModel(ABC):
                 "data": {"modality": info.modality, "shape": list(info.shape),
                          "sha256": _array_digest(x, y)},
             },
+            validation=validation,
         )
         self._fit_network(z, y_tensor, context)
         self.network_.eval()
