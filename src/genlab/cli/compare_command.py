@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from genlab.api import load
 from genlab.cli.eval_command import Bootstrap
-from genlab.cli.options import DataDir, Overwrite, Seed, refuse_existing
+from genlab.cli.options import DataDir, EvalCount, Overwrite, RealData, Seed, refuse_existing
 from genlab.cli.tables import metrics_table
 from genlab.data.registry import load as load_dataset
 from genlab.errors import ConfigError
@@ -27,8 +27,8 @@ OUT_SUFFIXES = (".html", ".json")
 
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run directories written by `genlab fit`.")],
-    real: Annotated[str, typer.Option("--real", help="Real data to compare with (its test split is used).")],
-    n: Annotated[int | None, typer.Option("-n", "--n", help="Generated records (default: size of the test split).")] = None,
+    real: RealData,
+    n: EvalCount = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="report.html (HTML report) or .json (metrics).")] = None,
     seed: Seed = 0,
     bootstrap: Bootstrap = N_BOOTSTRAP,

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from genlab.api import load
-from genlab.cli.options import DataDir, Overwrite, Seed, refuse_existing
+from genlab.cli.options import DataDir, EvalCount, Overwrite, RealData, Seed, refuse_existing
 from genlab.cli.tables import metrics_table
 from genlab.data.registry import load as load_dataset
 from genlab.evaluate import N_BOOTSTRAP
@@ -22,8 +22,8 @@ Bootstrap = Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples
 
 def evaluate(
     run: Annotated[Path, typer.Argument(help="Run directory written by `genlab fit`.")],
-    real: Annotated[str, typer.Option("--real", help="Real data to compare with (its test split is used).")],
-    n: Annotated[int | None, typer.Option("-n", "--n", help="Generated records (default: size of the test split).")] = None,
+    real: RealData,
+    n: EvalCount = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="report.html for an HTML report, else a metrics JSON (default RUN/metrics.json).")] = None,
     seed: Seed = 0,

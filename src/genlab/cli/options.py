@@ -16,6 +16,8 @@ DataDir = Annotated[
     typer.Option("--data-dir", help="Folder with downloaded data such as mnist.npz (default: $GENLAB_DATA)."),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of every random draw.")]
+RealData = Annotated[str, typer.Option("--real", help="Real data to compare with (its test split is used).")]
+EvalCount = Annotated[int | None, typer.Option("-n", "--n", help="Generated records (default: size of the test split).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an output that already exists.")]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
