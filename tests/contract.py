@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 import genlab
 from genlab.data.dataset import Dataset
+from genlab.models.base import DataInfo
 
 
 def small_points(n: int = 600) -> Dataset:
@@ -82,6 +84,14 @@ CASES = [
     Case("transformer-digits-tokens", "transformer", small_images, {"n_layer": 1, "n_head": 2, "n_embd": 16},
          {"steps": 5, "batch_size": 16}),
 ]
+
+
+def unfitted(model_class: type, info: DataInfo, **options: Any) -> Any:
+    """A model with a freshly built, seeded network and no training: enough to call its phases."""
+    model = model_class(**options)
+    torch.manual_seed(0)
+    model.network_, model.data_ = model._build_network(info), info
+    return model
 
 
 def finite(array: np.ndarray) -> bool:

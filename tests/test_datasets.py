@@ -312,27 +312,15 @@ def test_empty_file(tmp_path, name):
         files.load_file(tmp_path / name)
 
 
-def test_csv_with_no_rows(tmp_path):
-    (tmp_path / "x.csv").write_text("\n\n")
-    with pytest.raises(DataError, match=r"x\.csv holds no rows"):
-        files.load_file(tmp_path / "x.csv")
-
-
-def test_header_only_csv(tmp_path):
-    (tmp_path / "x.csv").write_text("a,b\n")
-    with pytest.raises(DataError, match=r"x\.csv has a header row but no data rows"):
-        files.load_file(tmp_path / "x.csv")
-
-
-def test_fewer_than_two_records(tmp_path):
-    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match=r"x\.csv: need at least 2 records.*found 1"):
-        files.load_file(tmp_path / "x.csv")
-
-
-def test_ragged_csv(tmp_path):
-    (tmp_path / "x.csv").write_text("1,2\n3,4,5\n")
-    with pytest.raises(DataError, match=r"x\.csv is not a well-formed CSV file.*line 2"):
+@pytest.mark.parametrize(("content", "message"), [
+    ("\n\n", r"x\.csv holds no rows"),
+    ("a,b\n", r"x\.csv has a header row but no data rows"),
+    ("a,b\n1,2\n", r"x\.csv: need at least 2 records.*found 1"),
+    ("1,2\n3,4,5\n", r"x\.csv is not a well-formed CSV file.*line 2"),
+], ids=["no-rows", "header-only", "one-record", "ragged"])
+def test_malformed_csv(tmp_path, content, message):
+    (tmp_path / "x.csv").write_text(content)
+    with pytest.raises(DataError, match=message):
         files.load_file(tmp_path / "x.csv")
 
 

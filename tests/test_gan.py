@@ -14,16 +14,14 @@ from genlab.models.base import DataInfo
 from genlab.models.gan import GANModel, input_gradient_norm_sq, pack
 from genlab.train import Batch
 
+from contract import unfitted
+
 POINTS = DataInfo("points", (2,))
 DIGITS = DataInfo("images", (1, 8, 8), tuple(str(i) for i in range(10)))
 
 
 def built(info: DataInfo, **options) -> GANModel:
-    """A model with a freshly built network (no training), enough to call its phases."""
-    model = GANModel(**options)
-    torch.manual_seed(0)
-    model.network_, model.data_ = model._build_network(info), info
-    return model
+    return unfitted(GANModel, info, **options)
 
 
 def test_pack_groups_consecutive_records_along_coordinates_or_channels():

@@ -15,12 +15,11 @@ from genlab.models.base import DataInfo
 from genlab.models.vae import VAEModel, iwae_bound
 from genlab.train import Batch
 
+from contract import unfitted
+
 
 def built(info: DataInfo, **options) -> VAEModel:
-    model = VAEModel(**options)
-    torch.manual_seed(0)
-    model.network_, model.data_ = model._build_network(info), info
-    return model
+    return unfitted(VAEModel, info, **options)
 
 
 def test_gaussian_elbo_terms_match_torch_distributions():
