@@ -249,10 +249,14 @@ def test_ema_matches_the_hand_computed_average() -> None:
     assert not torch.equal(result.ema_state["mu"], model.mu.detach())
 
 
-def test_a_time_budget_stops_training() -> None:
-    _, result = fit_denoiser(config(steps=None, max_time=0.3))
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_a_time_budget_stops_training(clock: str) -> None:
+    cpu_started = time.process_time()
+    _, result = fit_denoiser(config(steps=None, max_time=0.3, clock=clock))
     assert result.stopped_by == "time"
     assert result.elapsed >= 0.3 and result.steps > 0
+    if clock == "cpu":   # the budget was counted in this process's CPU seconds
+        assert time.process_time() - cpu_started >= 0.3
 
 
 def test_evaluation_runs_every_eval_every_steps_and_at_the_end() -> None:

@@ -10,14 +10,17 @@ from typing import Literal
 class TrainConfig:
     """How long and how to optimise.
 
-    The budget is ``steps`` training steps, or ``max_time`` seconds of wall clock, or whichever ends first
-    when both are set. The learning rate warms up linearly for ``warmup_steps`` and then follows a cosine
+    The budget is ``steps`` training steps, or ``max_time`` seconds (of wall clock, or of this process's
+    CPU time with ``clock="cpu"``), or whichever ends first when both are set. The learning rate warms up linearly for ``warmup_steps`` and then follows a cosine
     from ``lr`` down to ``lr * min_lr_ratio`` over the budget (by step count when ``steps`` is set,
     otherwise by elapsed time).
 
     Attributes:
         steps: number of training steps (one step = every phase's repeats once), or ``None``.
-        max_time: wall-clock budget in seconds, or ``None``.
+        max_time: time budget in seconds, or ``None``.
+        clock: what ``max_time`` counts: ``"wall"`` seconds, or ``"cpu"`` seconds of this process (all
+            its threads; ``time.process_time``), which other jobs on the machine barely change, so
+            budgets stated in CPU minutes can be kept on a shared machine.
         batch_size: records per batch per process.
         optimizer: ``"adam"`` or ``"adamw"`` (decoupled weight decay, Loshchilov & Hutter 2019).
         lr: peak learning rate.
@@ -36,6 +39,7 @@ class TrainConfig:
 
     steps: int | None = 2000
     max_time: float | None = None
+    clock: Literal["wall", "cpu"] = "wall"
     batch_size: int = 256
     optimizer: Literal["adam", "adamw"] = "adamw"
     lr: float = 1e-3
@@ -58,6 +62,8 @@ class TrainConfig:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.max_time is not None and self.max_time <= 0:
             raise ValueError(f"max_time must be positive, got {self.max_time}")
+        if self.clock not in ("wall", "cpu"):
+            raise ValueError(f"clock must be wall or cpu, got {self.clock!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.lr <= 0:

@@ -146,7 +146,8 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_train_start(self, state)
 
-        started = time.monotonic() - run.elapsed
+        clock = time.monotonic if config.clock == "wall" else time.process_time
+        started = clock() - run.elapsed
         evaluated_at = None
         while (stopped_by := self._stop_reason(run.step, run.elapsed)) is None:
             multiplier = self._schedule(run)
@@ -154,7 +155,7 @@ class Trainer:
             run.step += 1
             if run.ema is not None:
                 run.ema.update(model)
-            run.elapsed = time.monotonic() - started
+            run.elapsed = clock() - started
             if config.max_time is not None:
                 # Every process must agree on the time-based learning rate and on the last step.
                 run.elapsed = distributed.broadcast_float(run.elapsed, device)
