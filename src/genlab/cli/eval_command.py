@@ -1,4 +1,8 @@
-"""``genlab eval DIR --real DATA [--out report.html]``: score a saved model against held-out real records."""
+"""``genlab eval DIR --real DATA [--out report.html]``: score a saved model against held-out real records.
+
+For a model of tables, ``--real test.csv --train train.csv`` compares with every row of ``test.csv``
+and measures privacy against ``train.csv``; without ``--train`` the real file's own 80/20 split is used.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from rich.console import Console
 
 from genlab.api import load
 from genlab.cli.options import DataDir, EvalCount, Overwrite, RealData, Seed, refuse_existing
+from genlab.data import tables
+from genlab.errors import ConfigError
 from genlab.cli.tables import metrics_table
 from genlab.data.registry import load as load_dataset
 from genlab.evaluate import N_BOOTSTRAP
@@ -30,17 +36,30 @@ def evaluate(
     bootstrap: Bootstrap = N_BOOTSTRAP,
     overwrite: Overwrite = False,
     data_dir: DataDir = None,
+    train: Annotated[str | None, typer.Option(
+        "--train", help="Tables: the training rows (a .csv file); then every row of REAL is a test row.")] = None,
 ) -> None:
     """Evaluate the model in RUN against the test split of REAL and print the metrics."""
     if out is not None:
         refuse_existing(out, overwrite)
     model = load(run)
-    data = load_dataset(real, data_dir=data_dir)
+    if model.data_.modality == "tables":
+        target = model.data_.target
+        if train is None:
+            data = load_dataset(real, data_dir=data_dir, modality="tables", target=target)
+        else:
+            rows = [tables.read_table(path, strict=True) for path in (train, real)]
+            data = tables.labelled(real, rows[0], rows[1], target)
+    else:
+        if train is not None:
+            raise ConfigError("--train is for models of tables; other data brings its own split")
+        data = load_dataset(real, data_dir=data_dir)
     console = Console()
     with console.status(f"evaluating {run} against {data.name}"):
         report = evaluate_model(model, data, n=n, seed=seed, n_bootstrap=bootstrap)
+    intervals = "95% bootstrap intervals" if report.intervals else "no intervals"
     console.print(metrics_table({str(run): report}, title=f"{report.n_samples} samples vs {report.n_real} real "
-                                f"test records (seed {seed}, 95% bootstrap intervals)"))
+                                f"test records (seed {seed}, {intervals})"))
     if out is not None and out.suffix.lower() == ".html":
         with console.status(f"drawing the report {out}"):
             write_html_report(out, [RunResult(run.name, model, data, report)], title=f"genlab eval: {run.name}")

@@ -1,4 +1,8 @@
-"""``genlab fit DATA --family F --out DIR``: train a model and save its run directory."""
+"""``genlab fit DATA --family F --out DIR``: train a model and save its run directory.
+
+``genlab fit data.csv --target income`` (or ``--modality tables``) models a table; a ``.csv`` file
+that is not purely numeric is a table anyway.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import typer
 from rich.console import Console
 
 from genlab.api import family_class
-from genlab.cli.options import DataDir, Overwrite, Seed, parse_assignments, parse_duration, refuse_existing
+from genlab.cli.options import (DataDir, ModalityOption, Overwrite, Seed, Target, parse_assignments, parse_duration,
+                                refuse_existing)
 from genlab.cli.progress import RichProgress
 from genlab.config import from_dict, to_dict
 from genlab.data.registry import load as load_dataset
@@ -34,12 +39,14 @@ def fit(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the training checkpointed in --out.")] = False,
     overwrite: Overwrite = False,
     data_dir: DataDir = None,
+    target: Target = None,
+    modality: ModalityOption = None,
 ) -> None:
     """Train a generative model on DATA and save it to a run directory."""
     model = family_class(family)(**parse_assignments(option, "model option"))
     train = _train_config(model.default_train_config(), steps, max_time, batch_size, lr, checkpoint_every,
                           device, seed, parse_assignments(train_option, "training option"))
-    dataset = load_dataset(data, data_dir=data_dir, seed=seed)
+    dataset = load_dataset(data, data_dir=data_dir, seed=seed, modality=modality, target=target)
     out = out or Path("runs") / f"{Path(dataset.name).stem}-{family}"
     if not resume:
         refuse_existing(out, overwrite, "pass --overwrite to replace it or --resume to continue its training")

@@ -3,6 +3,9 @@
 Text models write ``.txt`` (samples separated by ``<|endoftext|>`` lines); ``--prompt`` starts every
 sample, and ``--verify python`` keeps only samples that parse, drawing again until N pass or 10 N have
 been drawn, and reports the share that passed.
+
+Table models write ``.csv`` (the training columns, names and value formats); ``--condition
+column=value`` (repeatable) makes every row satisfy each condition, values read as their column's type.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import typer
 from rich.console import Console
 
 from genlab.api import load
-from genlab.cli.options import Overwrite, Seed, parse_assignments, refuse_existing
+from genlab.cli.options import Overwrite, Seed, parse_assignments, parse_conditions, refuse_existing
 from genlab.errors import ConfigError
 from genlab.io import atomic_path
 from genlab.report.figures import save_image_grid, save_scatter
@@ -31,8 +34,11 @@ TEXT_SEPARATOR = "<|endoftext|>"
 def sample(
     run: Annotated[Path, typer.Argument(help="Run directory written by `genlab fit`.")],
     n: Annotated[int, typer.Option("-n", "--n", help="How many records to draw.")] = 64,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .npy, .csv (points), .png or .txt (text).")] = Path("samples.png"),
-    condition: Annotated[str | None, typer.Option("--condition", "-c", help="Class index or name.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Output file: .npy, .csv (points, tables), .png or .txt (text); default samples.png, "
+                            "or samples.csv for tables.")] = None,
+    condition: Annotated[list[str] | None, typer.Option(
+        "--condition", "-c", help="Class index or name; for tables column=value (repeatable).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Sampler steps (diffusion).")] = None,
     sampler: Annotated[str | None, typer.Option("--sampler", help="Sampler name, e.g. ddpm, ddim (diffusion).")] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", help="Classifier-free guidance scale.")] = None,
@@ -47,12 +53,19 @@ def sample(
     flags = {"steps": steps, "sampler": sampler, "guidance": guidance, "truncation": truncation, "prompt": prompt}
     options = {**{key: value for key, value in flags.items() if value is not None},
                **parse_assignments(option, "sampling option")}
-    if out.suffix not in SUFFIXES:
+    if out is not None and out.suffix not in SUFFIXES:
         raise ConfigError(f"cannot write samples to {out.name!r}; use one of: {', '.join(SUFFIXES)}")
-    refuse_existing(out, overwrite)
+    condition = parse_conditions(condition)
     model = load(run)
     modality = model.data_.modality
-    if out.suffix == ".csv" and modality != "points":
+    out = out if out is not None else Path("samples.csv" if modality == "tables" else "samples.png")
+    refuse_existing(out, overwrite)
+    if isinstance(condition, dict) and modality != "tables":
+        raise ConfigError(f"column=value conditions are for tables; this model makes {modality}: "
+                          f"pass one class index or name")
+    if modality == "tables" and out.suffix != ".csv":
+        raise ConfigError(f"this model makes tables: write them to a .csv file, not {out.name!r}")
+    if out.suffix == ".csv" and modality not in ("points", "tables"):
         raise ConfigError(f"CSV output holds points; this model makes {modality}: use .npy or .png")
     if (out.suffix == ".txt") != (modality == "text"):
         raise ConfigError(f"this model makes {modality}: write text to .txt and other records to .npy, .csv or .png")
@@ -72,7 +85,7 @@ def sample(
 
 
 def write_records(records: np.ndarray, out: Path, modality: str) -> None:
-    """Write records to ``out`` by its suffix: raw array, CSV of points, a picture, or text."""
+    """Write records to ``out`` by its suffix: raw array, CSV of points or of a table, a picture, or text."""
     if out.suffix == ".txt":
         with atomic_path(out) as tmp:
             Path(tmp).write_text("".join(f"{text}\n{TEXT_SEPARATOR}\n" for text in records), encoding="utf-8")
@@ -80,6 +93,9 @@ def write_records(records: np.ndarray, out: Path, modality: str) -> None:
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, records)
+    elif modality == "tables":
+        with atomic_path(out) as tmp:
+            records.to_csv(tmp, index=False)
     elif out.suffix == ".csv":
         columns = [f"x{i}" for i in range(records.shape[1])]
         with atomic_path(out) as tmp:

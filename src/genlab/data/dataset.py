@@ -4,7 +4,9 @@ A dataset is raw records in a modality's canonical layout, already split:
 
 - ``points``: float32 ``(n, d)`` coordinates in the data's own units;
 - ``images``: float32 ``(n, C, H, W)`` intensities in ``[0, 1]``;
-- ``text``: object ``(n,)`` arrays of ``str``, one document each (record shape ``()``).
+- ``text``: object ``(n,)`` arrays of ``str``, one document each (record shape ``()``);
+- ``tables``: pandas DataFrames with the same columns in both splits, any dtypes, missing values
+  allowed (record shape ``(n_columns,)``); ``target`` names the label column, which stays in the table.
 
 Labels, where present, are int64 ``(n,)`` class indices into ``class_names``.
 """
@@ -15,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from genlab.errors import DataError
 
-Modality = Literal["points", "images", "text"]
-MODALITIES: tuple[str, ...] = ("points", "images", "text")
+Modality = Literal["points", "images", "text", "tables"]
+MODALITIES: tuple[str, ...] = ("points", "images", "text", "tables")
 
 #: Share of records held out as the test split for data that does not come pre-split.
 TEST_FRACTION = 0.2
@@ -33,14 +36,18 @@ class Dataset:
 
     Attributes:
         name: registry name or file path it came from.
-        modality: ``"points"``, ``"images"`` or ``"text"``.
-        x_train: float32 ``(n_train, *shape)``; for text, object ``(n_train,)`` of ``str``.
-        x_test: float32 ``(n_test, *shape)``; for text, object ``(n_test,)`` of ``str``.
+        modality: ``"points"``, ``"images"``, ``"text"`` or ``"tables"``.
+        x_train: float32 ``(n_train, *shape)``; for text, object ``(n_train,)`` of ``str``; for tables, a
+            pandas DataFrame of ``n_train`` rows.
+        x_test: float32 ``(n_test, *shape)``; for text, object ``(n_test,)`` of ``str``; for tables, a
+            DataFrame with the training columns.
         y_train: int64 ``(n_train,)`` labels, or ``None``.
         y_test: int64 ``(n_test,)`` labels, or ``None``.
         class_names: label ``i`` is ``class_names[i]``; ``None`` when unlabelled.
         modes: float32 ``(n_modes, d)`` mixture centres for synthetic mixtures (mode-coverage metric).
         mode_std: the per-coordinate standard deviation of each mixture component.
+        target: for tables, the label column (kept in the table; ``y_*`` index its categories when it
+            is categorical), or ``None``.
     """
 
     name: str
@@ -52,12 +59,21 @@ class Dataset:
     class_names: tuple[str, ...] | None = None
     modes: np.ndarray | None = field(default=None, repr=False)
     mode_std: float | None = None
+    target: str | None = None
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
             raise DataError(f"unknown modality {self.modality!r}; choose one of: {', '.join(MODALITIES)}")
+        if self.target is not None and self.modality != "tables":
+            raise DataError(f"{self.name}: only tables have a target column")
         for part in ("x_train", "x_test"):
             array = getattr(self, part)
+            if self.modality == "tables":
+                if not isinstance(array, pd.DataFrame) or array.shape[1] == 0:
+                    raise DataError(f"{self.name}: {part} must be a pandas DataFrame with at least one column")
+                continue
+            if isinstance(array, pd.DataFrame):
+                raise DataError(f"{self.name}: a DataFrame holds tables; use modality 'tables'")
             if self.modality == "text":
                 if array.dtype != object or array.ndim != 1 or not all(isinstance(d, str) for d in array):
                     raise DataError(f"{self.name}: {part} must be a 1-D object array of str documents")
@@ -68,6 +84,8 @@ class Dataset:
                 raise DataError(f"{self.name}: {part} must have a batch axis, got shape {array.shape}")
             if not np.isfinite(array).all():
                 raise DataError(f"{self.name}: {part} holds NaN or infinite values")
+        if self.modality == "tables" and list(self.x_train.columns) != list(self.x_test.columns):
+            raise DataError(f"{self.name}: train and test tables differ in columns")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise DataError(f"{self.name}: train records {self.x_train.shape[1:]} and test records "
                             f"{self.x_test.shape[1:]} differ in shape")
@@ -81,7 +99,8 @@ class Dataset:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """Shape of one record: ``(d,)`` for points, ``(C, H, W)`` for images, ``()`` for text."""
+        """Shape of one record: ``(d,)`` for points, ``(C, H, W)`` for images, ``()`` for text,
+        ``(n_columns,)`` for tables."""
         return tuple(self.x_train.shape[1:])
 
     @property
@@ -92,6 +111,8 @@ class Dataset:
     def describe(self) -> str:
         """One line: name, modality, record shape, split sizes, classes."""
         labels = f", {self.n_classes} classes" if self.n_classes else ""
+        if self.target is not None:
+            labels += f" (target {self.target!r})"
         return (f"{self.name}: {self.modality} {self.shape}, "
                 f"{len(self.x_train)} train / {len(self.x_test)} test{labels}")
 

@@ -1,8 +1,11 @@
 """The dataset registry: built-in names, and paths to user files and image folders.
 
 :func:`load` takes a built-in name (``ring8``, ``grid25``, ``moons``, ``swissroll``, ``digits``, ``mnist``,
-``tinyshakespeare``, ``pystdlib``) or a path: a ``.npy``/``.npz``/``.csv`` file of points, a text file
-(``.txt``, ``.py``, ...), a folder of images, or a folder of text files. A built-in name wins over a
+``tinyshakespeare``, ``pystdlib``, ``adult``) or a path: a ``.npy``/``.npz``/``.csv`` file of points, a
+``.csv`` table, a text file (``.txt``, ``.py``, ...), a folder of images, or a folder of text files.
+A ``.csv`` file is a table (modality ``tables``) when asked (``modality="tables"`` or a ``target``) or
+when it is not purely numeric (:func:`genlab.data.tables.is_table_file`); a purely numeric one stays
+points, as it always was. A built-in name wins over a
 file of the same name in the working directory; write ``./ring8`` to mean the file.
 """
 
@@ -13,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from genlab.data import files, images, points, text
-from genlab.data.dataset import Dataset, Modality
-from genlab.errors import DataError
+from genlab.data import files, images, points, tables, text
+from genlab.data.dataset import MODALITIES, Dataset, Modality
+from genlab.errors import DataError, unknown_choice
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,17 @@ BUILTINS: dict[str, Builtin] = {
         "(), one document per .py file, split 80/20 by file: the running Python's standard library "
         "without its tests (differs between Python versions)",
         "text"),
+    "adult": Builtin(
+        lambda data_dir, seed: tables.adult(data_dir),
+        f"(15,), 32,561 train / 16,281 test, 2 classes (target income): UCI Adult census income, 6 numeric + "
+        f"9 categorical columns with missing values; needs {' and '.join(tables.ADULT_FILES)} in --data-dir DIR "
+        f"or {images.DATA_ENV}=DIR",
+        "tables"),
 }
 
 
 def names() -> list[str]:
-    """The built-in dataset names, points first, then images, then text."""
+    """The built-in dataset names, points first, then images, then text, then tables."""
     return list(BUILTINS)
 
 
@@ -92,7 +101,8 @@ def describe(name: str) -> str:
     return f"{entry.modality} {entry.description}"
 
 
-def load(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, seed: int = 0) -> Dataset:
+def load(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None, seed: int = 0,
+         modality: str | None = None, target: str | None = None) -> Dataset:
     """Load a built-in dataset by name, or a user file or image folder by path.
 
     Args:
@@ -100,16 +110,40 @@ def load(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None 
             of images or of text files (a folder with no images and some text files is text).
         data_dir: folder of downloaded data files (``mnist.npz``); ``None`` falls back to ``$GENLAB_DATA``.
         seed: seed of the synthetic point sets; files and real images always split the same way.
+        modality: ``None`` infers it; ``"tables"`` reads a ``.csv`` file as a table; another value is
+            checked against what the data is.
+        target: the label column of a table (implies ``modality="tables"`` for a ``.csv`` file).
 
     Returns:
         The :class:`~genlab.data.dataset.Dataset`, already split into train and test.
 
     Raises:
-        DataError: neither a built-in name nor an existing path, or the data itself is unusable.
+        DataError: neither a built-in name nor an existing path, the data is not of ``modality``, or
+            the data itself is unusable.
+        ConfigError: ``modality`` is not one of the modalities.
     """
+    if modality is not None and modality not in MODALITIES:
+        raise unknown_choice("modality", modality, MODALITIES)
+    if target is not None and modality not in (None, "tables"):
+        raise DataError(f"only tables have a target column; {name_or_path} was asked for as {modality}")
+    data = _load(name_or_path, data_dir, seed, modality, target)
+    if modality is not None and data.modality != modality:
+        raise DataError(f"{data.name} holds {data.modality}, not {modality}")
+    if target is not None and data.target != target:
+        if data.modality != "tables":
+            raise DataError(f"{data.name} holds {data.modality}; only tables have a target column")
+        data = tables.labelled(data.name, data.x_train, data.x_test, target)
+    return data
+
+
+def _load(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None, seed: int, modality: str | None,
+          target: str | None) -> Dataset:
     if isinstance(name_or_path, str) and name_or_path in BUILTINS:
         return BUILTINS[name_or_path].loader(data_dir, seed)
     path = Path(name_or_path)
+    if path.is_file() and path.suffix.lower() == ".csv" and (
+            modality == "tables" or target is not None or (modality is None and tables.is_table_file(path))):
+        return tables.table_dataset(path, target=target)
     if path.is_dir():
         if _is_text_folder(path):
             return text.text_folder(path)

@@ -18,6 +18,24 @@ Each column is fitted on the training records and becomes one or more *blocks* o
 - ``categorical``/``boolean`` columns become the one-hot of their category (a ``"categories"``
   block, categories in sorted order); :meth:`TableCodec.encode_indices` gives the category index
   instead, usable as one token per column.
+- With ``categorical="normal"`` (the Gaussian copula's encoding, as SDV's ``UniformEncoder``) a
+  categorical/boolean column is one ``"interval"`` block of width 1 instead: its categories (missing
+  one of them) split ``[0, 1]`` into intervals ``[a_v, b_v)`` of width their training share, and a
+  value ``v`` becomes ``z = Phi^-1(u)``, ``u ~ Uniform(a_v, b_v)`` (drawn from ``rng``, by default
+  seeded with ``seed``), so ``z`` is standard normal over the training table; decoding takes the
+  interval that ``Phi(z)`` falls in. The intervals are laid out in the order of each category's mean
+  linear prediction from the other columns' scores (fitted, see ``_fit_orders``), not alphabetically
+  or by share, so that the scores of related columns correlate. A numeric column's missing
+  indicator is then an ``"interval"`` block too (two categories: present, missing; by share).
+- With ``strata="income"`` (needs ``numeric="quantile", categorical="normal"``) every other column's
+  empirical CDF, category shares and missing rate are fitted per category (*stratum*) of that
+  categorical column and applied to each row by its stratum: a Gaussian copula fitted per stratum on
+  these scores is then exact in every per-stratum marginal (the class-conditional copula).
+- ID-like columns (text whose values are all distinct, or integers that are a running index
+  ``min..min+n-1``, at least :data:`ID_MIN_ROWS` rows, no missing value) get kind ``"id"``: they are
+  not modelled (no block) and decoding makes fresh identifiers that no training row has (text: the
+  training values' common prefix and a number longer than any of theirs; integers: continuing the
+  index after its training maximum).
 - Missing values are explicit, never dropped: a categorical column that had missing values in
   training gets one more category slot at the end of its block (its missing indicator); a numeric
   column gets a ``"missing"`` block ``[present, missing]`` after its value blocks (its value blocks
@@ -35,6 +53,9 @@ that divides every training value, so they round-trip exactly.
 from __future__ import annotations
 
 import csv
+import io
+import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +69,13 @@ from sklearn.mixture import BayesianGaussianMixture
 
 from genlab.errors import DataError, unknown_choice
 
-KINDS = ("numeric", "integer", "categorical", "boolean", "datetime")
+log = logging.getLogger(__name__)
+
+KINDS = ("numeric", "integer", "categorical", "boolean", "datetime", "id")
 NUMERIC_MODES = ("mode", "quantile")
+CATEGORICAL_MODES = ("onehot", "normal")
+#: A column is ID-like (kind ``"id"``) only from this many rows on, so tiny tables are modelled as given.
+ID_MIN_ROWS = 20
 #: Modes of the fitted mixture lighter than this are dropped (CTGAN, RDT's ``ClusterBasedNormalizer``).
 MODE_WEIGHT_THRESHOLD = 0.005
 #: Quantile normalisation keeps ``F(x)`` inside ``[eps, 1 - eps]`` so ``Phi^-1`` stays finite.
@@ -64,7 +90,9 @@ class Block:
     """One block of an encoded row: columns ``start:stop`` that belong to table column ``column``.
 
     ``kind`` is ``"scalar"`` (one real value: tanh-like ``alpha`` in ``[-1, 1]`` or a normal score),
-    ``"modes"``, ``"categories"`` or ``"missing"`` (one-hot blocks: a model applies a softmax to each).
+    ``"modes"``, ``"categories"`` or ``"missing"`` (one-hot blocks: a model applies a softmax to each),
+    or ``"interval"`` (width 1, ``categorical="normal"``: a normal score whose interval of the CDF over
+    the categories, or over present/missing after a ``"scalar"`` block, gives the value).
     """
 
     column: str
@@ -83,12 +111,34 @@ class Block:
         return self.stop - self.start
 
 
-def read_table(path: str | Path, *, delimiter: str | None = None, encoding: str | None = None) -> pd.DataFrame:
+@dataclass(frozen=True)
+class LatentBox:
+    """A condition on encoded column ``index``: ``low <= z <= high``, or ``z == low`` when ``point``.
+
+    A box that is not a point and has ``low >= high`` is *empty*: the value is impossible (a category or
+    whole number that the stratum never had).
+    """
+
+    index: int
+    low: float
+    high: float
+    point: bool = False
+
+    @property
+    def empty(self) -> bool:
+        """Whether no encoded value satisfies the condition."""
+        return not self.point and not self.low < self.high
+
+
+def read_table(path: str | Path, *, delimiter: str | None = None, encoding: str | None = None,
+               strict: bool = False) -> pd.DataFrame:
     """Read a CSV file with a header row into a DataFrame; empty fields become missing values.
 
     Without ``encoding`` the first of UTF-8 (with or without BOM), cp1252 and Latin-1 that decodes the
     whole file is used; without ``delimiter`` it is sniffed among ``, ; tab |`` (``csv.Sniffer``),
-    falling back to a comma.
+    falling back to a comma. With ``strict``, a header without data rows, a row whose number of
+    fields differs from the header's, or a repeated column name is a DataError (pandas would
+    otherwise take extra fields as an index or rename the column).
     """
     path = Path(path)
     if not path.is_file():
@@ -113,10 +163,28 @@ def read_table(path: str | Path, *, delimiter: str | None = None, encoding: str 
             delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
+    if strict:
+        _check_rectangular(path, text, delimiter)
     try:
         return pd.read_csv(path, sep=delimiter, encoding=encoding, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise DataError(f"table file {str(path)!r} is not a valid CSV file ({error})") from None
+
+
+def _check_rectangular(path: Path, text: str, delimiter: str) -> None:
+    """DataError for a header-only table, a ragged row or a repeated column name (1-based line numbers)."""
+    rows = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter,
+                                                                    skipinitialspace=True), start=1) if row]
+    header = rows[0][1]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(f"table file {str(path)!r} repeats the column name(s) {', '.join(map(repr, repeated))}")
+    if len(rows) == 1:
+        raise DataError(f"table file {str(path)!r} has a header row but no data rows")
+    for number, row in rows[1:]:
+        if len(row) != len(header):
+            raise DataError(f"table file {str(path)!r}: line {number} has {len(row)} fields but the header has "
+                            f"{len(header)} (delimiter {delimiter!r})")
 
 
 def infer_kind(values: pd.Series) -> str:
@@ -149,6 +217,10 @@ class TableCodec:
     Args:
         kinds: column name -> kind (one of :data:`KINDS`) overriding :func:`infer_kind`.
         numeric: ``"mode"`` (CTGAN mode-specific normalisation) or ``"quantile"``.
+        categorical: ``"onehot"`` (one ``"categories"`` block a column) or ``"normal"`` (one
+            ``"interval"`` score a column, the Gaussian copula's encoding).
+        strata: a categorical column without missing values whose categories get their own marginals
+            of every other column (module doc), or ``None``.
         max_modes: components of each column's Gaussian mixture (CTGAN uses 10).
         mixture_rows: each mixture is fitted on at most this many training values, drawn with ``seed``
             (CTGAN uses all of them; a subsample keeps fitting to about a second a column).
@@ -157,16 +229,25 @@ class TableCodec:
         seed: seed of the mixtures' initialisation, so fitting is deterministic.
     """
 
-    def __init__(self, *, kinds: dict[str, str] | None = None, numeric: str = "mode", max_modes: int = 10,
-                 mixture_rows: int = 5000, n_quantiles: int = 1000, non_missing: tuple[str, ...] = (),
-                 seed: int = 0) -> None:
+    #: The modality the model contract checks a saved codec against (see also :attr:`shape`).
+    modality = "tables"
+
+    def __init__(self, *, kinds: dict[str, str] | None = None, numeric: str = "mode", categorical: str = "onehot",
+                 max_modes: int = 10, mixture_rows: int = 5000, n_quantiles: int = 1000,
+                 non_missing: tuple[str, ...] = (), strata: str | None = None, seed: int = 0) -> None:
         if numeric not in NUMERIC_MODES:
             raise unknown_choice("numeric normalisation", numeric, NUMERIC_MODES)
+        if categorical not in CATEGORICAL_MODES:
+            raise unknown_choice("categorical encoding", categorical, CATEGORICAL_MODES)
+        if strata is not None and (numeric, categorical) != ("quantile", "normal"):
+            raise DataError("per-stratum marginals (strata=...) need numeric='quantile' and categorical='normal'")
         for column, kind in (kinds or {}).items():
             if kind not in KINDS:
                 raise unknown_choice(f"kind for column {column!r}", kind, KINDS)
         self.kinds = dict(kinds or {})
         self.numeric = numeric
+        self.categorical = categorical
+        self.strata = strata
         self.max_modes = max_modes
         self.mixture_rows = mixture_rows
         self.n_quantiles = n_quantiles
@@ -185,7 +266,67 @@ class TableCodec:
                 raise DataError(f"column {column!r} is not in the table; its columns are: "
                                 f"{', '.join(map(str, table.columns))}")
         self.columns_ = [self._fit_column(str(name), table[name]) for name in table.columns]
+        if self.strata is not None:
+            self._fit_strata(table)
+        if self.categorical == "normal":
+            self._fit_orders(table)
         return self
+
+    def _fit_orders(self, table: pd.DataFrame, rows: int = 5000, rounds: int = 2) -> None:
+        """Lay each categorical column's intervals out in the order of its categories' mean linear
+        prediction from the other columns' scores (one step of optimal scaling, repeated ``rounds``
+        times on at most ``rows`` training rows), so that a category's score correlates with what
+        goes with it; the default order (by share) is arbitrary with respect to the other columns."""
+        specs = [spec for spec in self._specs() if "categories" in spec and len(spec["categories"]) > 1]
+        if not specs or self.width < 2:
+            return
+        sample = table.sample(min(rows, len(table)), random_state=self.seed) if len(table) > rows else table
+        sample = sample.reset_index(drop=True)
+        starts = {block.column: block.start for block in reversed(self.blocks)}   # each column's first block
+        for _ in range(rounds):
+            z = self.encode(sample).astype(np.float64)
+            centred = z - z.mean(axis=0)
+            std = np.sqrt((centred ** 2).mean(axis=0))
+            scaled = centred / np.where(std > 1e-12, std, 1.0)
+            r = scaled.T @ scaled / len(z) + 1e-6 * np.eye(z.shape[1])
+            for spec in specs:
+                j = starts[spec["name"]]
+                others = np.flatnonzero(np.arange(z.shape[1]) != j)
+                beta = np.linalg.solve(r[np.ix_(others, others)], r[others, j])
+                prediction = scaled[:, others] @ beta                                   # (rows,)
+                index = self._indices(spec, sample[spec["name"]], sample[spec["name"]].isna().to_numpy())
+                k = len(spec["categories"]) + 1
+                sums, counts = np.bincount(index, prediction, k), np.bincount(index, minlength=k)
+                means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+                spec["order"] = np.argsort(means, kind="stable").tolist()
+
+    def _fit_strata(self, table: pd.DataFrame) -> None:
+        """Per stratum of column :attr:`strata`: each other column's quantiles, shares and missing rate."""
+        spec = self.spec(self.strata)
+        if "categories" not in spec or spec["has_missing"]:
+            raise DataError(f"strata column {self.strata!r} must be categorical without missing values; "
+                            f"it is {spec['kind']} with missing rate {spec['missing_rate']:.3g}")
+        stratum = self._indices(spec, table[self.strata], np.zeros(len(table), dtype=bool))
+        for other in self._specs():
+            if other["name"] == self.strata or other["kind"] == "id":
+                continue
+            values = table[other["name"]]
+            other["by_stratum"] = [self._fit_stratum(other, values[stratum == s])
+                                   for s in range(len(spec["categories"]))]
+
+    def _fit_stratum(self, spec: dict[str, Any], values: pd.Series) -> dict[str, Any]:
+        """The fields of ``spec`` that one stratum's rows ``values`` override (the global ones where it has
+        no value of the column)."""
+        missing = values.isna().to_numpy()
+        present = values[~missing]
+        if "categories" in spec:
+            index = self._indices(spec, values, missing)
+            counts = np.bincount(index, minlength=len(spec["categories"]) + 1)
+            return {"frequencies": (counts / len(values)).tolist()}
+        out: dict[str, Any] = {"missing_rate": float(missing.mean())}
+        if len(present):
+            out.update(self._fit_numeric(self._raw_numbers(spec, present)))
+        return out
 
     def _fit_column(self, name: str, values: pd.Series) -> dict[str, Any]:
         missing = values.isna()
@@ -193,16 +334,32 @@ class TableCodec:
             raise DataError(f"column {name!r} is entirely missing; drop it or fill it before fitting")
         if missing.any() and name in self.non_missing:
             raise DataError(f"column {name!r} was declared non-missing but has {int(missing.sum())} missing values")
-        kind = self.kinds.get(name) or infer_kind(values)
+        kind = self.kinds.get(name) or _id_like(values) or infer_kind(values)
         spec: dict[str, Any] = {"name": name, "kind": kind, "dtype": str(values.dtype),
                                 "missing_rate": float(missing.mean()), "has_missing": bool(missing.any())}
         present = values[~missing]
+        if kind == "id":
+            if missing.any():
+                raise DataError(f"column {name!r} was declared an identifier but has missing values")
+            if pd.api.types.is_integer_dtype(values.dtype):
+                spec["start"] = int(present.max()) + 1
+            else:
+                text = [str(v) for v in present.tolist()]
+                spec["prefix"] = os.path.commonprefix(text)
+                spec["start"] = 10 ** max(len(v) - len(spec["prefix"]) for v in text)
+            log.warning("column %r looks like an identifier (%d distinct values in %d rows): it is not modelled, "
+                        "and samples get fresh identifiers", name, present.nunique(), len(values))
+            return spec
         if kind in ("categorical", "boolean"):
             try:
                 categories = sorted(set(present.tolist()))
             except TypeError:
                 categories = sorted(set(present.tolist()), key=str)
             spec["categories"] = [_plain(v) for v in categories]
+            counts = present.map(_plain).value_counts()
+            # Shares of each category in sorted order, then of missing values (0 when there are none).
+            spec["frequencies"] = [float(counts[v]) / len(values) for v in spec["categories"]] + [
+                float(missing.mean())]
             return spec
         if kind == "datetime":
             tz = _to_datetime(name, present).dt.tz
@@ -245,10 +402,25 @@ class TableCodec:
         """The blocks of an encoded row, in order (column by column, in the table's column order)."""
         blocks, start = [], 0
         for spec in self._specs():
-            for kind, width in _block_widths(spec):
+            for kind, width in _block_widths(spec, self.categorical):
                 blocks.append(Block(spec["name"], kind, start, start + width))
                 start += width
         return blocks
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one raw record: ``(n_columns,)``."""
+        return (len(self._specs()),)
+
+    @property
+    def columns(self) -> list[str]:
+        """The training table's column names, in order."""
+        return [spec["name"] for spec in self._specs()]
+
+    @property
+    def id_columns(self) -> list[str]:
+        """Columns of kind ``"id"``: not modelled, decoded as fresh identifiers."""
+        return [spec["name"] for spec in self._specs() if spec["kind"] == "id"]
 
     @property
     def width(self) -> int:
@@ -271,24 +443,64 @@ class TableCodec:
         return {spec["name"]: len(spec["categories"]) + spec["has_missing"]
                 for spec in self._specs() if "categories" in spec}
 
-    # ------------------------------------------------------------------ encoding
-    def encode(self, table: pd.DataFrame | str | Path) -> np.ndarray:
-        """Table with the training columns -> float32 array ``(n, width)`` laid out as :attr:`blocks`."""
-        table = self._check_table(table)
-        parts = []
+    def spec(self, column: str) -> dict[str, Any]:
+        """The fitted description of ``column`` (kind, dtype, categories, range, ...), or a DataError
+        naming the columns."""
         for spec in self._specs():
-            values = table[spec["name"]]
-            missing = values.isna().to_numpy()
-            if "categories" in spec:
-                width = len(spec["categories"]) + spec["has_missing"]
-                parts.append(_one_hot(self._indices(spec, values, missing), width))
+            if spec["name"] == column:
+                return spec
+        raise DataError(f"unknown column {column!r}; the table's columns are: {', '.join(self.columns)}")
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, table: pd.DataFrame | str | Path, *, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Table with the training columns -> float32 array ``(n, width)`` laid out as :attr:`blocks`.
+
+        ``rng`` draws the uniform position inside a category's interval (``categorical="normal"``);
+        ``None`` uses a generator seeded with ``seed``, so encoding is deterministic.
+        """
+        table = self._check_table(table)
+        rng = np.random.default_rng(self.seed) if rng is None else rng
+        strata = None
+        if self.strata is not None:
+            missing = table[self.strata].isna().to_numpy()
+            if missing.any():
+                raise DataError(f"strata column {self.strata!r} has {int(missing.sum())} missing values")
+            strata = self._indices(self.spec(self.strata), table[self.strata], missing)
+        parts = [np.zeros((len(table), 0))]
+        for spec in self._specs():
+            if spec["kind"] == "id":
                 continue
-            x = np.full(len(values), spec["fill"])
-            x[~missing] = self._raw_numbers(spec, values[~missing])
-            parts.extend(_encode_numbers(spec, x))
-            if spec["has_missing"]:
+            values = table[spec["name"]].reset_index(drop=True)
+            missing = values.isna().to_numpy()
+            if strata is None or "by_stratum" not in spec:
+                parts.append(self._encode_column(spec, values, missing, rng))
+                continue
+            width = sum(w for _, w in _block_widths(spec, self.categorical))
+            column = np.zeros((len(table), width))
+            for s in range(len(spec["by_stratum"])):
+                rows = strata == s
+                column[rows] = self._encode_column(_in_stratum(spec, s), values[rows], missing[rows], rng)
+            parts.append(column)
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def _encode_column(self, spec: dict[str, Any], values: pd.Series, missing: np.ndarray,
+                       rng: np.random.Generator) -> np.ndarray:
+        """One column's values ``(n,)`` -> its blocks ``(n, w)``."""
+        if "categories" in spec:
+            index = self._indices(spec, values, missing)
+            if self.categorical == "normal":
+                return _interval_scores(spec["frequencies"], index, rng, spec.get("order"))[:, None]
+            return _one_hot(index, len(spec["categories"]) + spec["has_missing"])
+        x = np.full(len(values), spec["fill"])
+        x[~missing] = self._raw_numbers(spec, values[~missing])
+        parts = _encode_numbers(spec, x)
+        if spec["has_missing"]:
+            if self.categorical == "normal":
+                shares = [1.0 - spec["missing_rate"], spec["missing_rate"]]
+                parts.append(_interval_scores(shares, missing.astype(np.int64), rng))
+            else:
                 parts.append(_one_hot(missing.astype(np.int64), 2))
-        return np.concatenate([p.reshape(len(table), -1) for p in parts], axis=1).astype(np.float32)
+        return np.concatenate([p.reshape(len(values), -1) for p in parts], axis=1)
 
     def encode_indices(self, table: pd.DataFrame | str | Path) -> np.ndarray:
         """Categorical and boolean columns -> int64 category indices ``(n, c)``, columns in the order of
@@ -314,41 +526,203 @@ class TableCodec:
             return _to_float(spec["name"], present)
         return _nanoseconds(spec["name"], present) / dict(_DATETIME_UNITS)[spec["unit"]]
 
+    # ------------------------------------------------------------------ conditions
+    def parse_condition(self, condition: dict[str, Any]) -> dict[str, Any]:
+        """Check a condition ``{column: value}`` and cast each value to its column's type.
+
+        Text values (from a command line) are read as the column's type: a category is matched
+        exactly, else by its text; ``true``/``false``/``1``/``0`` for booleans; numbers for numeric and
+        integer columns (an integer must be whole, every number within the training range); ISO dates
+        for datetime columns.
+
+        Returns:
+            column -> value: a category as stored, a float (numeric), an int (integer), a bool
+            (boolean) or a ``pandas.Timestamp`` (datetime).
+
+        Raises:
+            DataError: not a dict, an unknown column, an unseen category, a value that does not parse
+                or lies outside the training range, a missing value, or an ID-like column; the message
+                names the valid choices.
+        """
+        if not isinstance(condition, dict) or not condition:
+            raise DataError(f"a table condition is a non-empty dict {{column: value}}, got {condition!r}")
+        return {str(column): self._parse_value(self.spec(str(column)), value) for column, value in condition.items()}
+
+    def _parse_value(self, spec: dict[str, Any], value: Any) -> Any:
+        name, kind = spec["name"], spec["kind"]
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            raise DataError(f"column {name!r}: conditioning on a missing value is not supported")
+        if kind == "id":
+            raise DataError(f"column {name!r} is an identifier (not modelled), so it cannot be conditioned on")
+        if "categories" in spec:
+            categories = spec["categories"]
+            value = _plain(value)
+            if kind == "boolean" and isinstance(value, str) and value.strip().lower() in _BOOLEAN_TEXT:
+                value = _BOOLEAN_TEXT[value.strip().lower()]
+            if value in categories and not (isinstance(value, bool) != isinstance(categories[0], bool)):
+                return categories[categories.index(value)]
+            by_text = [c for c in categories if str(c) == str(value).strip()]
+            if by_text:
+                return by_text[0]
+            listed = ", ".join(map(str, categories[:30])) + (", ..." if len(categories) > 30 else "")
+            raise DataError(f"column {name!r} has no category {value!r}; its categories are: {listed}")
+        if kind == "datetime":
+            try:
+                stamp = pd.Timestamp(value)
+            except (TypeError, ValueError):
+                raise DataError(f"column {name!r} holds dates; cannot read {value!r} as one") from None
+            if stamp is pd.NaT:
+                raise DataError(f"column {name!r}: conditioning on a missing value is not supported")
+            if (stamp.tz is None) != (spec["tz"] is None):
+                stamp = stamp.tz_localize(spec["tz"]) if stamp.tz is None else stamp.tz_convert(None)
+            number = float(self._raw_numbers(spec, pd.Series([stamp]))[0])
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise DataError(f"column {name!r} holds numbers; cannot read {value!r} as one") from None
+            if not np.isfinite(number):
+                raise DataError(f"column {name!r}: the condition must be a finite number, got {value!r}")
+            if kind == "integer" and number != round(number):
+                raise DataError(f"column {name!r} holds whole numbers; got {value!r}")
+        if not spec["low"] <= number <= spec["high"]:
+            raise DataError(f"column {name!r}: {value!r} lies outside the training range "
+                            f"[{_shown(spec, spec['low'])}, {_shown(spec, spec['high'])}]")
+        if kind == "datetime":
+            return stamp
+        return int(round(number)) if kind == "integer" else number
+
+    def latent_boxes(self, column: str, value: Any, stratum: int | None = None) -> list[LatentBox]:
+        """Where a parsed condition ``column == value`` puts the encoded row, for a codec with
+        ``numeric="quantile", categorical="normal"`` (every block one standard-normal score).
+
+        Returns :class:`LatentBox` es: encoded column ``index`` must lie in ``[low, high]`` (or equal
+        ``low`` for a point). A category owns the interval ``[Phi^-1(a_v), Phi^-1(b_v))`` of its CDF interval. A
+        number ``c`` of an integer or datetime column (or one rounded to ``d`` decimals) is decoded from
+        every ``z`` with ``x(Phi(z))`` in ``[c - h, c + h)``, ``h`` half its resolution, ``x(u)`` the
+        piecewise-linear quantile function: an interval too, found by inverting ``x`` (non-decreasing)
+        exactly; a number of a continuous column is the point ``Phi^-1(F(c))``. A numeric column with
+        missing values adds the box of its ``present`` interval. With :attr:`strata`, ``stratum`` (a
+        category index of that column) selects whose marginals apply; a category a stratum never saw
+        has an empty box (:attr:`LatentBox.empty`).
+        """
+        if self.numeric != "quantile" or self.categorical != "normal":
+            raise DataError("latent boxes need a codec with numeric='quantile' and categorical='normal'")
+        spec = self.spec(column)
+        if stratum is not None and "by_stratum" in spec:
+            spec = _in_stratum(spec, stratum)
+        start = next(block.start for block in self.blocks if block.column == column)
+        if "categories" in spec:
+            a, b = category_interval(spec["frequencies"], spec["categories"].index(value), spec.get("order"))
+            return [LatentBox(start, float(ndtri(a)), float(ndtri(b)))]
+        if spec["kind"] == "datetime":
+            c = float(self._raw_numbers(spec, pd.Series([value]))[0])
+        else:
+            c = float(value)
+        if spec["kind"] in ("integer", "datetime"):
+            half = 0.5
+        elif spec["decimals"] is not None:
+            half = 0.5 * 10.0 ** -spec["decimals"]
+        else:
+            half = 0.0
+        q, p = np.asarray(spec["quantiles"]), np.asarray(spec["levels"])
+        if half == 0.0 or q[0] == q[-1]:
+            z = float(_encode_numbers(spec, np.array([c]))[0][0])
+            boxes = [LatentBox(start, z, z, point=True)]
+        else:
+            u_low, u_high = _first_level_at(q, p, c - half), _first_level_at(q, p, c + half)
+            boxes = [LatentBox(start, float(ndtri(u_low)), float(ndtri(u_high)))]
+        if spec["has_missing"]:
+            a, b = category_interval([1.0 - spec["missing_rate"], spec["missing_rate"]], 0)
+            boxes.append(LatentBox(start + 1, float(ndtri(a)), float(ndtri(b))))
+        return boxes
+
+    def strata_index(self, z: np.ndarray) -> np.ndarray:
+        """The stratum (category index of :attr:`strata`) of encoded rows ``z (n, width)``, int64 ``(n,)``."""
+        if self.strata is None:
+            raise DataError("this table codec has no strata")
+        block = next(b for b in self.blocks if b.column == self.strata)
+        spec = self.spec(self.strata)
+        return _interval_index(spec["frequencies"], np.asarray(z, dtype=np.float64)[:, block.start], spec.get("order"))
+
+    def point_log_density(self, column: str, value: Any, stratum: int | None = None) -> float:
+        """``log dF/dx`` at ``value`` of a continuous column's (stratum's) piecewise-linear CDF: what turns
+        a density of the normal score ``z`` into one of ``x`` (``log f(x) = log phi_R(z) + this -
+        log phi(z)`` per column). ``0`` for a column constant in training."""
+        spec = self.spec(column)
+        if stratum is not None and "by_stratum" in spec:
+            spec = _in_stratum(spec, stratum)
+        q, p = np.asarray(spec["quantiles"]), np.asarray(spec["levels"])
+        x = float(self._raw_numbers(spec, pd.Series([value]))[0]) if spec["kind"] == "datetime" else float(value)
+        steps = np.flatnonzero((q[:-1] <= x) & (x <= q[1:]) & (q[1:] > q[:-1]))
+        if len(steps) == 0:
+            return 0.0
+        i = steps[0]
+        return float(np.log((p[i + 1] - p[i]) / (q[i + 1] - q[i])))
+
     # ------------------------------------------------------------------ decoding
     def decode(self, z: np.ndarray) -> pd.DataFrame:
-        """Float array ``(n, width)`` (e.g. a model's output) -> table with the training columns and dtypes."""
+        """Float array ``(n, width)`` (e.g. a model's output; a torch tensor too) -> table with the training
+        columns and dtypes."""
+        if hasattr(z, "detach"):      # a torch tensor, on any device
+            z = z.detach().cpu().double().numpy()
         z = np.asarray(z, dtype=np.float64)
         if z.ndim != 2 or z.shape[1] != self.width:
             raise DataError(f"encoded tables have shape (n, {self.width}); got {z.shape}")
         if not np.isfinite(z).all():
             raise DataError("the encoded table holds NaN or infinite values")
+        strata = None if self.strata is None else self.strata_index(z)
         blocks = iter(self.blocks)
         columns = {}
         for spec in self._specs():
-            parts = [z[:, next(blocks).slice] for _ in _block_widths(spec)]
-            if "categories" in spec:
-                index = parts[0].argmax(axis=1)
-                missing = index == len(spec["categories"])
-                values = np.array(spec["categories"] + [None], dtype=object)[index]
+            parts = [z[:, next(blocks).slice] for _ in _block_widths(spec, self.categorical)]
+            if spec["kind"] == "id":
+                columns[spec["name"]] = _fresh_ids(spec, len(z))
+                continue
+            if strata is None or "by_stratum" not in spec:
+                values, missing = self._decode_column(spec, parts)
             else:
-                missing = parts[-1].argmax(axis=1) == 1 if spec["has_missing"] else np.zeros(len(z), dtype=bool)
-                values = _decode_numbers(spec, parts[:-1] if spec["has_missing"] else parts)
+                values = np.empty(len(z), dtype=object if "categories" in spec else np.float64)
+                missing = np.zeros(len(z), dtype=bool)
+                for s in range(len(spec["by_stratum"])):
+                    rows = strata == s
+                    values[rows], missing[rows] = self._decode_column(_in_stratum(spec, s), [p[rows] for p in parts])
             columns[spec["name"]] = _restore_dtype(spec, values, missing)
         return pd.DataFrame(columns)
+
+    def _decode_column(self, spec: dict[str, Any], parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """One column's blocks -> its values ``(n,)`` (categories or numbers) and missing mask ``(n,)``."""
+        n = len(parts[0])
+        if "categories" in spec:
+            index = (_interval_index(spec["frequencies"], parts[0][:, 0], spec.get("order"))
+                     if self.categorical == "normal"
+                     else parts[0].argmax(axis=1))
+            return np.array(spec["categories"] + [None], dtype=object)[index], index == len(spec["categories"])
+        if not spec["has_missing"]:
+            missing = np.zeros(n, dtype=bool)
+        elif self.categorical == "normal":
+            shares = [1.0 - spec["missing_rate"], spec["missing_rate"]]
+            missing = _interval_index(shares, parts[-1][:, 0]) == 1
+        else:
+            missing = parts[-1].argmax(axis=1) == 1
+        return _decode_numbers(spec, parts[:-1] if spec["has_missing"] else parts), missing
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
         """JSON-ready configuration and learned state, read back by :meth:`from_state`."""
-        return {"codec": "table", "modality": "tables", "numeric": self.numeric, "max_modes": self.max_modes,
+        return {"codec": "table", "modality": "tables", "numeric": self.numeric, "categorical": self.categorical,
+                "max_modes": self.max_modes,
                 "mixture_rows": self.mixture_rows, "n_quantiles": self.n_quantiles, "kinds": self.kinds,
-                "non_missing": list(self.non_missing), "seed": self.seed, "columns": self._specs()}
+                "non_missing": list(self.non_missing), "strata": self.strata, "seed": self.seed,
+                "columns": self._specs()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "TableCodec":
         """Rebuild a fitted codec from :meth:`state`."""
-        codec = cls(kinds=state["kinds"], numeric=state["numeric"], max_modes=state["max_modes"],
+        codec = cls(kinds=state["kinds"], numeric=state["numeric"], categorical=state.get("categorical", "onehot"),
+                    max_modes=state["max_modes"],
                     mixture_rows=state["mixture_rows"], n_quantiles=state["n_quantiles"],
-                    non_missing=tuple(state["non_missing"]), seed=state["seed"])
+                    non_missing=tuple(state["non_missing"]), strata=state.get("strata"), seed=state["seed"])
         codec.columns_ = [dict(spec) for spec in state["columns"]]
         return codec
 
@@ -370,6 +744,31 @@ class TableCodec:
                 why = "was declared non-missing" if spec["name"] in self.non_missing else "had none in training"
                 raise DataError(f"column {spec['name']!r} has {n_missing} missing values but {why}")
         return table
+
+
+def _in_stratum(spec: dict[str, Any], stratum: int) -> dict[str, Any]:
+    """A column's spec with one stratum's marginals in place of the global ones."""
+    return {**spec, **spec["by_stratum"][stratum]}
+
+
+_BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def _shown(spec: dict[str, Any], number: float) -> str:
+    """A training-range bound as the user knows it (a date for datetime columns)."""
+    if spec["kind"] != "datetime":
+        return f"{number:g}"
+    return str(pd.Timestamp(int(number) * dict(_DATETIME_UNITS)[spec["unit"]], unit="ns"))
+
+
+def _first_level_at(q: np.ndarray, p: np.ndarray, x: float) -> float:
+    """``inf {u : x(u) >= x}`` for the non-decreasing piecewise-linear ``x(u)`` through ``(p_i, q_i)``."""
+    i = int(np.searchsorted(q, x, side="left"))      # first knot with q_i >= x
+    if i == 0:
+        return float(p[0])
+    if i == len(q):
+        return float(p[-1])
+    return float(p[i - 1] + (x - q[i - 1]) / (q[i] - q[i - 1]) * (p[i] - p[i - 1]))
 
 
 def _as_frame(table: pd.DataFrame | str | Path) -> pd.DataFrame:
@@ -418,11 +817,85 @@ def _decimals(x: np.ndarray) -> int | None:
     return next((d for d in range(7) if np.allclose(np.round(x, d), x, rtol=0.0, atol=1e-9)), None)
 
 
-def _block_widths(spec: dict[str, Any]) -> list[tuple[str, int]]:
+def _block_widths(spec: dict[str, Any], categorical: str = "onehot") -> list[tuple[str, int]]:
+    if spec["kind"] == "id":
+        return []
     if "categories" in spec:
+        if categorical == "normal":
+            return [("interval", 1)]
         return [("categories", len(spec["categories"]) + spec["has_missing"])]
     widths = [("scalar", 1)] if "quantiles" in spec else [("scalar", 1), ("modes", len(spec["weights"]))]
-    return widths + ([("missing", 2)] if spec["has_missing"] else [])
+    if not spec["has_missing"]:
+        return widths
+    return widths + [("interval", 1) if categorical == "normal" else ("missing", 2)]
+
+
+def _id_like(values: pd.Series) -> str | None:
+    """``"id"`` for text whose values are all distinct, or integers that are a running index
+    ``min..min+n-1`` (at least :data:`ID_MIN_ROWS` rows, none missing); else ``None``."""
+    if len(values) < ID_MIN_ROWS or values.isna().any() or values.nunique() != len(values):
+        return None
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return "id" if int(values.max()) - int(values.min()) + 1 == len(values) else None
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return None
+    return "id" if infer_kind(values) == "categorical" else None
+
+
+def _fresh_ids(spec: dict[str, Any], n: int) -> pd.Series:
+    """``n`` identifiers that no training row has (see the module doc), in the training dtype."""
+    numbers = spec["start"] + np.arange(n)
+    if "prefix" not in spec:
+        return pd.Series(numbers, dtype=spec["dtype"])
+    text = pd.Series([f"{spec['prefix']}{k}" for k in numbers], dtype=object)
+    return text if spec["dtype"] == "object" else text.astype(spec["dtype"])
+
+
+def category_interval(frequencies: list[float], index: int, order: list[int] | None = None) -> tuple[float, float]:
+    """The CDF interval ``(a, b)`` of the category at position ``index`` of ``frequencies`` (categories
+    in sorted order, then missing), under ``categorical="normal"``, the intervals laid out in ``order``
+    (default: by decreasing share). A category of share 0 gets ``a == b``."""
+    shares = np.asarray(frequencies, dtype=np.float64)
+    order = _interval_order(shares, order)
+    edges = _interval_edges(shares, order)
+    rank = int(np.flatnonzero(order == index)[0])
+    return float(edges[rank]), float(edges[rank + 1])
+
+
+def _interval_order(shares: np.ndarray, order: list[int] | None = None) -> np.ndarray:
+    """Rank -> category index: ``order`` if given, else by decreasing share (ties in sorted order)."""
+    return np.asarray(order, dtype=np.int64) if order is not None else np.argsort(-shares, kind="stable")
+
+
+def _interval_edges(shares: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``(k + 1,)`` edges in ``[0, 1]``: the category of rank ``j`` owns ``[edges[j], edges[j + 1])``."""
+    edges = np.concatenate([[0.0], np.cumsum(shares[order])]) / shares.sum()
+    edges[-1] = 1.0
+    return edges
+
+
+def _interval_scores(frequencies: list[float], index: np.ndarray, rng: np.random.Generator,
+                     order: list[int] | None = None) -> np.ndarray:
+    """Category indices ``(n,)`` -> normal scores ``Phi^-1(u)``, ``u`` uniform in each category's interval."""
+    shares = np.asarray(frequencies, dtype=np.float64)
+    order = _interval_order(shares, order)
+    edges = _interval_edges(shares, order)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    low, high = edges[rank[index]], edges[rank[index] + 1]
+    u = low + rng.uniform(size=len(index)) * (high - low)
+    return ndtri(np.clip(u, QUANTILE_EPS, 1.0 - QUANTILE_EPS))
+
+
+def _interval_index(frequencies: list[float], z: np.ndarray, order: list[int] | None = None) -> np.ndarray:
+    """Normal scores ``(n,)`` -> the index of the category whose interval holds ``Phi(z)`` (categories of
+    share 0 own no interval, so they never come out)."""
+    shares = np.asarray(frequencies, dtype=np.float64)
+    order = _interval_order(shares, order)
+    order = order[shares[order] > 0]
+    edges = _interval_edges(shares, order)
+    rank = np.clip(np.searchsorted(edges, ndtr(z), side="right") - 1, 0, len(order) - 1)
+    return order[rank]
 
 
 def _one_hot(index: np.ndarray, width: int) -> np.ndarray:
@@ -489,3 +962,93 @@ def _restore_dtype(spec: dict[str, Any], values: np.ndarray, missing: np.ndarray
     except (TypeError, ValueError):
         # e.g. int64 data that had missing values: pandas' nullable integer keeps both.
         return series.astype("Int64") if kind == "integer" else series
+
+
+# ---------------------------------------------------------------------- datasets
+#: The built-in UCI Adult files (see ``shared/data/README.md``) and their label column.
+ADULT_FILES = ("adult_train.csv", "adult_test.csv")
+ADULT_TARGET = "income"
+
+
+def table_dataset(path: str | Path, *, target: str | None = None) -> "Dataset":
+    """A CSV file as a ``tables`` Dataset, split 80/20 by :func:`~genlab.data.dataset.fixed_split`.
+
+    Args:
+        path: CSV file with a header row (delimiter and encoding sniffed, see :func:`read_table`).
+        target: the label column, if any (see :func:`labelled`).
+
+    Raises:
+        DataError: the file is missing, empty, header-only or ragged, or has fewer than 2 rows, or
+            ``target`` is not one of its columns.
+    """
+    from genlab.data.dataset import fixed_split
+
+    table = read_table(path, strict=True)
+    if len(table) < 2:
+        raise DataError(f"{path}: need at least 2 rows to split into train and test, found {len(table)}")
+    train, test = fixed_split(len(table))
+    return labelled(str(path), table.iloc[train].reset_index(drop=True), table.iloc[test].reset_index(drop=True),
+                    target)
+
+
+def labelled(name: str, train: pd.DataFrame, test: pd.DataFrame, target: str | None) -> "Dataset":
+    """A ``tables`` Dataset; a categorical or boolean ``target`` without missing values also gives the
+    labels ``y`` (indices into its sorted categories), any other target is recorded without labels."""
+    from genlab.data.dataset import Dataset
+
+    train, test = _as_frame(train), _as_frame(test)
+    y_train = y_test = class_names = None
+    if target is not None:
+        if target not in train.columns:
+            raise DataError(f"target column {target!r} is not in {name}; its columns are: "
+                            f"{', '.join(map(str, train.columns))}")
+        values = pd.concat([train[target], test[target]], ignore_index=True)
+        if infer_kind(train[target]) in ("categorical", "boolean") and not values.isna().any():
+            classes = sorted(set(values.map(_plain).tolist()), key=str)
+            class_names = tuple(str(c) for c in classes)
+            lookup = {c: i for i, c in enumerate(classes)}
+            y_train, y_test = (frame[target].map(lambda v: lookup[_plain(v)]).to_numpy(dtype=np.int64).copy()
+                               for frame in (train, test))
+    return Dataset(name=name, modality="tables", x_train=train, x_test=test, y_train=y_train, y_test=y_test,
+                   class_names=class_names, target=target)
+
+
+def adult(data_dir: str | os.PathLike | None = None) -> "Dataset":
+    """UCI Adult census income (Becker & Kohavi 1996): the files' own 32,561 / 16,281 split, target ``income``.
+
+    Args:
+        data_dir: folder holding ``adult_train.csv`` and ``adult_test.csv``; ``None`` reads it from
+            ``$GENLAB_DATA``.
+    """
+    from genlab.data.images import DATA_ENV
+
+    how = f"pass --data-dir DIR or set {DATA_ENV}=DIR, where DIR holds {' and '.join(ADULT_FILES)}"
+    folder = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
+    if not folder:
+        raise DataError(f"adult needs {' and '.join(ADULT_FILES)} and no data directory was given: {how}")
+    paths = [Path(folder) / name for name in ADULT_FILES]
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"adult needs {path}, which does not exist; {how}")
+    train, test = (read_table(path, strict=True) for path in paths)
+    return labelled("adult", train, test, ADULT_TARGET)
+
+
+def is_table_file(path: str | Path) -> bool:
+    """Whether a CSV file is a mixed table rather than numbers: its sniffed delimiter is not a comma, or
+    some column holds values and not one number. A file that cannot be read as a table is not one."""
+    try:
+        table = read_table(path)
+    except DataError:
+        return False
+    if len(table) == 0:
+        return False
+    for name in table.columns:
+        present = table[name].dropna()
+        if len(present) and pd.to_numeric(present.astype(str).str.strip(), errors="coerce").isna().all():
+            return True
+    try:
+        by_comma = read_table(path, delimiter=",")
+    except DataError:
+        return True
+    return by_comma.shape[1] != table.shape[1]

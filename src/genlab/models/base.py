@@ -4,7 +4,7 @@ A family is an objective and a sampler over a network; a codec maps the modality
 the tensors the network sees (see ``genlab.data.codecs``). The public verbs work on raw records:
 
 - ``fit(data)`` learns the codec and the network, returns ``self``;
-- ``sample(n, condition=..., generator=...)`` returns ``n`` raw records;
+- ``sample(n, condition=..., generator=...)`` returns ``n`` raw records (a DataFrame for tables);
 - ``log_prob(x)``, ``encode(x)``, ``decode(z)`` where the family defines them, else
   :class:`~genlab.errors.NotSupportedError`;
 - ``save_pretrained(dir)`` / ``from_pretrained(dir)`` write and read ``config.json``,
@@ -14,6 +14,14 @@ the tensors the network sees (see ``genlab.data.codecs``). The public verbs work
 A subclass supplies ``family``, ``config_class``, ``_build_network`` and either ``_phases`` (gradient
 training by the :class:`~genlab.train.Trainer`) or its own ``_fit_network`` (e.g. EM), plus
 ``_sample_network`` and, where defined, ``_log_prob_network``.
+
+Tables: a family that models them sets ``supports_tables = True`` and may override
+``_make_table_codec`` (the default is the CTGAN-style :class:`~genlab.data.tables.TableCodec`: mode
+normalisation and one-hot categories). The family sees the encoded float matrix ``(n, codec.width)``
+and reads its layout from ``self.codec_.blocks`` (column, kind, start, stop of each block: ``scalar``,
+``modes``, ``categories``, ``missing``, ``interval``), already set when ``_build_network`` runs. A table
+condition reaches ``_sample_network`` as a dict ``{column: value}`` already checked and cast by
+``TableCodec.parse_condition``; a family that cannot condition tables raises NotSupportedError.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 import numpy as np
+import pandas as pd
 import safetensors
 import safetensors.torch
 import torch
@@ -37,6 +46,7 @@ from genlab.version import __version__
 from genlab.config import from_dict, to_dict
 from genlab.data.codecs import CODECS as CONTINUOUS_CODECS, Codec, codec_for, codec_from_state
 from genlab.data.dataset import MODALITIES, Dataset
+from genlab.data.tables import TableCodec
 from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
 from genlab.io import atomic_path, sha256_file, write_json
 from genlab.train import Batch, Callback, Phase, TrainConfig, Trainer
@@ -55,11 +65,13 @@ VALIDATION_RECORDS = 1024
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What a fitted model knows about its data: modality, record shape and label names."""
+    """What a fitted model knows about its data: modality, record shape, label names and, for tables,
+    the target column."""
 
     modality: str
     shape: tuple[int, ...]
     class_names: tuple[str, ...] | None = None
+    target: str | None = None
 
     @property
     def n_classes(self) -> int:
@@ -93,6 +105,8 @@ class GenerativeModel(ABC):
     #: Keyword options ``sample`` accepts beyond ``condition`` and ``generator`` (e.g. ``steps``,
     #: ``sampler``, ``guidance`` for diffusion; ``temperature``, ``top_p`` for a transformer).
     sample_options: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the family models tables (see the module docstring).
+    supports_tables: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         if config is not None and options:
@@ -116,10 +130,22 @@ class GenerativeModel(ABC):
     def _make_codec(self, data: DataInfo) -> Codec:
         """A new, unfitted codec for ``data``: the modality's continuous codec unless a family needs
         another representation (token sequences for an autoregressive family)."""
+        if data.modality == "tables":
+            if not self.supports_tables:
+                from genlab.models import FAMILIES
+
+                able = ", ".join(sorted(name for name, family in FAMILIES.items() if family.supports_tables))
+                raise NotSupportedError(f"the {self.family} family does not model tables yet; "
+                                        f"families that do: {able}")
+            return self._make_table_codec(data)
         if data.modality not in CONTINUOUS_CODECS:
             raise ConfigError(f"the {self.family} family needs continuous records and {data.modality} has none; "
                               f"model {data.modality} with the transformer family")
         return codec_for(data.modality, data.shape)
+
+    def _make_table_codec(self, data: DataInfo) -> TableCodec:
+        """A new, unfitted codec for tables: CTGAN's mode-specific normalisation and one-hot categories."""
+        return TableCodec()
 
     @abstractmethod
     def _build_network(self, data: DataInfo) -> nn.Module:
@@ -162,9 +188,11 @@ class GenerativeModel(ABC):
         return evaluate
 
     @abstractmethod
-    def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None,
+    def _sample_network(self, n: int, condition: int | dict[str, Any] | None, generator: torch.Generator | None,
                         **options: Any) -> torch.Tensor:
-        """``n`` records in model space, ``(n, *shape)``; ``options`` are among :attr:`sample_options`."""
+        """``n`` records in model space, ``(n, *shape)`` (tables: ``(n, codec.width)``); ``condition`` is a
+        class index, or for tables a checked dict ``{column: value}``; ``options`` are among
+        :attr:`sample_options`."""
 
     def _log_prob_network(self, z: torch.Tensor, condition: int | None) -> torch.Tensor:
         """``log p(z)`` in model space, ``(n,)``; families without a likelihood keep this default."""
@@ -185,7 +213,7 @@ class GenerativeModel(ABC):
 
         Args:
             data: a :class:`Dataset` (its training split is used) or raw records: float array
-                ``(n, d)`` of points or ``(n, C, H, W)`` of images in ``[0, 1]``.
+                ``(n, d)`` of points or ``(n, C, H, W)`` of images in ``[0, 1]``, or a pandas DataFrame.
             labels: int ``(n,)`` class labels when ``data`` is an array.
             train: optimisation settings for gradient-trained families (default ``TrainConfig()``).
             run_dir: where resumable checkpoints go (``run_dir/checkpoint/``); ``None`` keeps none.
@@ -204,13 +232,17 @@ class GenerativeModel(ABC):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train.seed)  # initial weights are a function of the seed alone
             self.network_ = self._build_network(info)
-        z = codec.encode(x)
+        z = torch.as_tensor(codec.encode(x))
         y_tensor = None if y is None else torch.from_numpy(y)
         validation = None
         if train.eval_every > 0 and isinstance(data, Dataset) and len(data.x_test):
             held_out = slice(0, VALIDATION_RECORDS)
-            validation = (codec.encode(data.x_test[held_out]),
-                          None if data.y_test is None else torch.from_numpy(data.y_test[held_out]))
+            test = data.x_test.iloc[held_out] if info.modality == "tables" else data.x_test[held_out]
+            try:
+                validation = (torch.as_tensor(codec.encode(test)),
+                              None if data.y_test is None else torch.from_numpy(data.y_test[held_out]))
+            except DataError as error:   # e.g. a test category unseen in training
+                log.warning("no periodic validation: the test records cannot be encoded (%s)", error)
         context = FitContext(
             train=train,
             callbacks=callbacks,
@@ -230,21 +262,26 @@ class GenerativeModel(ABC):
         return self
 
     def sample(
-        self, n: int, *, condition: int | str | None = None, generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> np.ndarray:
-        """Draw ``n`` new raw records: float32 ``(n, *shape)``, or for text an object array ``(n,)`` of ``str``.
+        self, n: int, *, condition: int | str | dict[str, Any] | None = None,
+        generator: torch.Generator | None = None, **options: Any,
+    ) -> np.ndarray | pd.DataFrame:
+        """Draw ``n`` new raw records: float32 ``(n, *shape)``, for text an object array ``(n,)`` of
+        ``str``, for tables a DataFrame with the training columns, dtypes and categories.
 
         Args:
             n: how many records (a positive integer).
-            condition: a class index or class name for class-conditional models; ``None`` samples from
-                the whole distribution.
+            condition: a class index or class name for class-conditional models; for tables a dict
+                ``{column: value}`` that every returned row satisfies (a bare value means the target
+                column); ``None`` samples from the whole distribution.
             generator: source of randomness; the same seeded generator gives the same samples.
             **options: family-specific sampling options, listed in :attr:`sample_options`.
         """
         self._check_fitted()
         n = check_count(n)
-        index = self.condition_index(condition)
+        if self.data_.modality == "tables":
+            index = self.table_condition(condition)
+        else:
+            index = self.condition_index(condition)
         unknown = sorted(set(options) - self.sample_options)
         if unknown:
             valid = ", ".join(sorted(self.sample_options)) or "none"
@@ -252,7 +289,27 @@ class GenerativeModel(ABC):
                               f"its options: {valid}")
         with torch.no_grad():
             z = self._sample_network(n, index, generator, **options)
-        return self.codec_.decode(z)
+        records = self.codec_.decode(z)
+        if isinstance(index, dict):
+            _impose(records, index, self.codec_)
+        return records
+
+    def table_condition(self, condition: Any) -> dict[str, Any] | None:
+        """Check a table condition and cast its values (``TableCodec.parse_condition``); a bare value
+        conditions the target column. ``None`` stays ``None``.
+
+        Raises:
+            DataError: an unknown column or category, or a value that does not fit its column.
+            ConfigError: a bare value for a model without a target column.
+        """
+        self._check_fitted()
+        if condition is None:
+            return None
+        if not isinstance(condition, dict):
+            if self.data_.target is None:
+                raise ConfigError(f"condition a table with a dict {{column: value}}; got {condition!r}")
+            condition = {self.data_.target: condition}
+        return self.codec_.parse_condition(condition)
 
     def log_prob(self, x: np.ndarray, *, condition: int | str | None = None) -> np.ndarray:
         """``log p(x)`` in nats per record, in the raw data's own units, float64 ``(n,)``.
@@ -260,6 +317,8 @@ class GenerativeModel(ABC):
         With a ``condition``, the class-conditional density ``log p(x | c)``.
         """
         self._check_fitted()
+        if self.data_.modality == "tables":
+            raise NotSupportedError("tables mix discrete and continuous columns, so they have no log_prob")
         index = self.condition_index(condition)
         z = self.codec_.encode(x)
         with torch.no_grad():
@@ -318,7 +377,8 @@ class GenerativeModel(ABC):
             "family": self.family,
             "model": to_dict(self.config),
             "data": {"modality": self.data_.modality, "shape": list(self.data_.shape),
-                     "class_names": None if self.data_.class_names is None else list(self.data_.class_names)},
+                     "class_names": None if self.data_.class_names is None else list(self.data_.class_names),
+                     "target": self.data_.target},
             "train": None if self.train_config_ is None else to_dict(self.train_config_),
             "weights_sha256": sha256_file(weights),
         })
@@ -341,7 +401,7 @@ class GenerativeModel(ABC):
             model = cls(from_dict(cls.config_class, config["model"], what=f"{cls.family} model"))
             data = config["data"]
             info = DataInfo(data["modality"], tuple(data["shape"]),
-                            None if data["class_names"] is None else tuple(data["class_names"]))
+                            None if data["class_names"] is None else tuple(data["class_names"]), data.get("target"))
             train = None if config.get("train") is None else from_dict(TrainConfig, config["train"])
             expected_sha = config["weights_sha256"]
         except (KeyError, TypeError) as error:
@@ -350,7 +410,7 @@ class GenerativeModel(ABC):
             raise CheckpointError(f"{directory / CONFIG_FILE}: {error}") from None
         if info.modality not in MODALITIES:
             raise CheckpointError(f"{directory / CONFIG_FILE}: unknown modality {info.modality!r}")
-        codec = codec_from_state(_read_json(directory / CODEC_FILE))
+        codec = _codec_from_state(_read_json(directory / CODEC_FILE))
         if codec.modality != info.modality or codec.shape != info.shape:
             raise CheckpointError(f"{directory / CODEC_FILE} does not match the data described in config.json")
         weights = directory / WEIGHTS_FILE
@@ -407,6 +467,29 @@ def read_run_config(directory: Path) -> dict[str, Any]:
     return config
 
 
+def _codec_from_state(state: Any) -> Codec | TableCodec:
+    """A saved codec: the table codec by its ``"codec"`` key, every other through ``codec_from_state``."""
+    if isinstance(state, dict) and state.get("codec") == "table":
+        try:
+            return TableCodec.from_state(state)
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"table codec state is incomplete ({error!s})") from None
+    return codec_from_state(state)
+
+
+def _impose(table: pd.DataFrame, condition: dict[str, Any], codec: TableCodec) -> None:
+    """Write each conditioned value into its column, in the column's dtype.
+
+    A family that conditions exactly already decodes these values; this removes float round-off at
+    an interval's edge (e.g. ``Phi(Phi^-1(b))`` landing a hair beyond ``b``) and keeps dtypes exact.
+    Datetime columns are left as decoded (their text form is the codec's).
+    """
+    for column, value in condition.items():
+        if codec.spec(column)["kind"] == "datetime":
+            continue
+        table[column] = pd.Series([value] * len(table), index=table.index).astype(table[column].dtype)
+
+
 def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
@@ -423,7 +506,13 @@ def _training_arrays(
     if isinstance(data, Dataset):
         if labels is not None:
             raise ConfigError("labels come with the Dataset; pass labels only with a bare array")
-        return data.x_train, data.y_train, DataInfo(data.modality, data.shape, data.class_names)
+        return data.x_train, data.y_train, DataInfo(data.modality, data.shape, data.class_names, data.target)
+    if isinstance(data, pd.DataFrame):
+        if labels is not None:
+            raise ConfigError("a bare DataFrame has no labels; load it as a tables Dataset with a target")
+        if len(data) == 0 or data.shape[1] == 0:
+            raise DataError("the training table has no rows or no columns")
+        return data, None, DataInfo("tables", (data.shape[1],))
     x = np.asarray(data, dtype=np.float32)
     modality = {2: "points", 4: "images"}.get(x.ndim)
     if modality is None:
@@ -445,7 +534,10 @@ def _training_arrays(
 
 def _array_digest(x: np.ndarray, y: np.ndarray | None) -> str:
     """SHA-256 of the training records and labels, so a resume on other data is refused."""
-    if x.dtype == object:   # text: the documents' UTF-8 bytes, each ended by a NUL
+    if isinstance(x, pd.DataFrame):   # tables: pandas' stable per-row hashes, and the column names
+        digest = hashlib.sha256(pd.util.hash_pandas_object(x, index=False).to_numpy().tobytes())
+        digest.update("\0".join(map(str, x.columns)).encode("utf-8"))
+    elif x.dtype == object:   # text: the documents' UTF-8 bytes, each ended by a NUL
         digest = hashlib.sha256(b"".join(doc.encode("utf-8") + b"\0" for doc in x))
     else:
         digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())

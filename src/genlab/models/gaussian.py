@@ -15,6 +15,16 @@ Two solvers reach the same parameters:
 - ``adam``: maximum likelihood by minibatch gradient descent through the Trainer, with the
   covariance kept positive definite by the parameterisation ``L = tril(A, -1) + diag(exp(diag A))``.
   Slower, but it streams minibatches and runs under torchrun like every other family.
+
+On a table the family is the Gaussian copula (see :mod:`genlab.models.copula` for the maths): the
+table codec maps each column to standard-normal scores through its empirical CDF (categories through
+their interval of the CDF over categories, as SDV's ``GaussianCopulaSynthesizer``), the network holds
+a zero-mean Gaussian whose covariance is the scores' correlation matrix (closed form, one component),
+and ``sample(n, condition={column: value})`` conditions that Gaussian exactly, with no rejection.
+With a categorical target and ``conditional=True`` (the default, as for labelled points) there is one
+copula per target class, each with its own marginals (the codec's ``strata``) and correlation, and
+the class prior from the class counts; ``conditional=False`` fits one copula to the whole table.
+``covariance="diag"`` makes the columns independent (within a class).
 """
 
 from __future__ import annotations
@@ -23,9 +33,18 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from typing import Any
+
 import torch
 from torch import nn
 
+import numpy as np
+from scipy.special import ndtri
+from scipy.stats import norm
+
+from genlab.data.tables import TableCodec, category_interval
+from genlab.errors import ConfigError, DataError
+from genlab.models import copula
 from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
@@ -262,19 +281,35 @@ class GaussianMixtureModel(GenerativeModel):
 
     family = "gaussian"
     config_class = GaussianConfig
+    supports_tables = True
 
     def default_train_config(self) -> TrainConfig:
         """Adam settings that fit a mixture in a few thousand steps (used by ``solver="adam"``)."""
         return TrainConfig(steps=3000, batch_size=512, lr=0.02, warmup_steps=50, min_lr_ratio=0.01)
 
+    def _make_table_codec(self, data: DataInfo) -> TableCodec:
+        """The copula's codec: normal scores through empirical CDFs (numbers) and CDF intervals
+        (categories), per class of a categorical target when ``conditional``."""
+        if self.config.n_components != 1 or self.config.solver != "em":
+            raise ConfigError("on tables the gaussian family is a Gaussian copula: one component fitted in closed "
+                              f"form (n_components=1, solver=em), got n_components={self.config.n_components}, "
+                              f"solver={self.config.solver}")
+        strata = data.target if (self.config.conditional and data.class_names) else None
+        return TableCodec(numeric="quantile", categorical="normal", strata=strata)
+
     def _n_classes(self, data: DataInfo) -> int:
+        if data.modality == "tables":   # one copula per stratum (class of the target), else one
+            return len(self.codec_.spec(self.codec_.strata)["categories"]) if self.codec_.strata else 1
         return data.n_classes if (self.config.conditional and data.n_classes) else 1
 
     def _build_network(self, data: DataInfo) -> GaussianMixtureNetwork:
-        return GaussianMixtureNetwork(self._n_classes(data), self.config.n_components, data.dim,
-                                      self.config.covariance)
+        dim = self.codec_.width if data.modality == "tables" else data.dim
+        return GaussianMixtureNetwork(self._n_classes(data), self.config.n_components, dim, self.config.covariance)
 
     def _fit_network(self, x: torch.Tensor, y: torch.Tensor | None, context: FitContext) -> None:
+        if self.data_.modality == "tables":
+            self._fit_copula(x)
+            return
         flat = x.flatten(1)
         classes = y if (y is not None and self.network_.class_logits.numel() > 1) else torch.zeros(len(x), dtype=torch.long)
         generator = torch.Generator().manual_seed(context.train.seed)
@@ -299,6 +334,90 @@ class GaussianMixtureModel(GenerativeModel):
         )
         self.history_ = [{"class": c, "mean_log_likelihood": f.mean_log_likelihood} for c, f in enumerate(fits)]
 
+    def _fit_copula(self, z: torch.Tensor) -> None:
+        """Per stratum ``c``: ``R_c``, the correlation of its rows' normal scores ``z (n_c, D)`` (identity
+        with ``covariance="diag"``; the stratum's own score is uncorrelated, being constant in truth), and
+        the class prior ``pi_c`` from the stratum shares."""
+        n, D = z.shape
+        if D == 0:
+            raise DataError("the table has no column to model (every column is an identifier)")
+        codec = self.codec_
+        strata = codec.strata_index(z.numpy()) if codec.strata else np.zeros(n, dtype=np.int64)
+        C = self.network_.class_logits.numel()
+        shares = np.bincount(strata, minlength=C) / n
+        scales = []
+        for c in range(C):
+            if self.config.covariance == "diag" or (strata == c).sum() < 2:
+                r = np.eye(D)
+            else:
+                r = copula.correlation(z.numpy()[strata == c], self.config.reg_covar)
+                if codec.strata:
+                    j = self._strata_coordinate()
+                    r[j, :], r[:, j], r[j, j] = 0.0, 0.0, 1.0
+            r = torch.from_numpy(r)
+            scales.append(torch.linalg.cholesky(r) if self.config.covariance == "full" else torch.ones(D))
+        self.network_.set_from_moments(torch.from_numpy(np.log(np.maximum(shares, 1e-300))), torch.zeros(C, 1),
+                                       torch.zeros(C, 1, D), torch.stack(scales)[:, None])
+        self.history_ = [{"rows": n, "scores": D, "copulas": C}]
+
+    def copula_covariance(self, stratum: int = 0) -> torch.Tensor:
+        """Copula ``stratum``'s correlation matrix ``R (D, D)``, float64, from the stored Cholesky factor."""
+        scale = self.network_.scale()[stratum, 0].double()
+        return scale @ scale.T if scale.dim() == 2 else torch.diag(scale * scale)
+
+    def _strata_coordinate(self) -> int:
+        return next(b.start for b in self.codec_.blocks if b.column == self.codec_.strata)
+
+    def _boxes(self, condition: dict[str, Any], stratum: int | None) -> tuple[dict[int, tuple[float, float]], float]:
+        """The condition as latent boxes of copula ``stratum``, and the log-Jacobian of its continuous
+        points (``log dF/dx - log phi(z)``, summed); ``None`` boxes when the condition is impossible there."""
+        boxes, log_jacobian = {}, 0.0
+        for column, value in condition.items():
+            for box in self.codec_.latent_boxes(column, value, stratum):
+                if box.empty:
+                    return None, -np.inf
+                boxes[box.index] = (box.low, box.high)
+                if box.point:
+                    log_jacobian += self.codec_.point_log_density(column, value, stratum) - norm.logpdf(box.low)
+        return boxes, log_jacobian
+
+    def _sample_copula(self, n: int, condition: dict[str, Any] | None,
+                       generator: torch.Generator | None) -> torch.Tensor:
+        """``n`` encoded rows ``(n, D)`` float64 given ``condition`` (module doc of :mod:`copula`)."""
+        codec, condition = self.codec_, dict(condition or {})
+        C = self.network_.class_logits.numel()
+        strata = codec.strata
+        fixed = condition.pop(strata, None) if strata else None
+        if fixed is not None:
+            candidates = [codec.spec(strata)["categories"].index(fixed)]
+        else:
+            candidates = list(range(C))
+        log_prior = torch.log_softmax(self.network_.class_logits.double(), 0)
+        log_w = torch.full((C,), -torch.inf, dtype=torch.float64)
+        boxes = {}
+        for c in candidates:
+            boxes[c], log_jacobian = self._boxes(condition, c if strata else None)
+            if boxes[c] is not None:
+                log_w[c] = log_prior[c] + (0.0 if len(candidates) == 1 else
+                                           copula.log_likelihood(self.copula_covariance(c), boxes[c]) + log_jacobian)
+        if not torch.isfinite(log_w).any():
+            shown = {**condition, **({strata: fixed} if fixed is not None else {})}
+            raise DataError(f"the condition {shown} has probability zero under this model: no training row of "
+                            f"{'that class' if fixed is not None else 'any class'} has such values")
+        if len(candidates) == 1:
+            classes = torch.full((n,), candidates[0], dtype=torch.long)
+        else:
+            classes = torch.multinomial(torch.softmax(log_w, 0).float(), n, replacement=True, generator=generator)
+        z = torch.zeros(n, codec.width, dtype=torch.float64)
+        for c in classes.unique().tolist():
+            rows = classes == c
+            z[rows] = copula.sample(self.copula_covariance(c), int(rows.sum()), boxes[c], generator)
+            if strata:   # the class's own score: the middle of its interval (uncorrelated within the class)
+                spec = codec.spec(strata)
+                a, b = category_interval(spec["frequencies"], c, spec.get("order"))
+                z[rows, self._strata_coordinate()] = float(ndtri(0.5 * (a + b)))
+        return z
+
     def _init_for_adam(self, x: torch.Tensor, classes: torch.Tensor, generator: torch.Generator) -> None:
         """Start each component's mean at a random training record of its class; unit scales."""
         network = self.network_
@@ -319,8 +438,10 @@ class GaussianMixtureModel(GenerativeModel):
 
         return [Phase("model", self.network_, negative_log_likelihood)]
 
-    def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None,
+    def _sample_network(self, n: int, condition: int | dict[str, Any] | None, generator: torch.Generator | None,
                         **options: object) -> torch.Tensor:
+        if self.data_.modality == "tables":
+            return self._sample_copula(n, condition, generator)
         if condition is not None and self.network_.class_logits.numel() == 1:
             condition = None   # trained with conditional=False: every class shares the one mixture
         return self.network_.sample(n, condition, generator).reshape(n, *self.data_.shape)
