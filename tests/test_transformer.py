@@ -69,6 +69,18 @@ def test_logits_match_hugging_face_gpt2(pair):
         assert torch.equal(back(tokens), ours)
 
 
+def test_bias_free_gpt_converts_to_gpt2_with_zero_biases():
+    torch.manual_seed(0)
+    network = GPT(37, 48, n_layer=2, n_head=4, n_embd=32, bias=False).eval()
+    assert not any(name.endswith("bias") for name, _ in network.named_parameters())
+    hf = gpt_to_hf(network)
+    assert all(float(t.abs().max()) == 0 for name, t in hf.state_dict().items()
+               if name.endswith(".bias") and not name.endswith(".attn.bias"))
+    tokens = torch.randint(0, 37, (2, 48), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (network(tokens) - hf(tokens).logits).abs().max() < 1e-4
+
+
 def test_greedy_and_beam_search_match_hugging_face_generate(pair):
     network, hf = pair
     prompts = [[3, 5, 7], [1, 2, 3], [30, 4, 4]]

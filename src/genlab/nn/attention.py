@@ -99,16 +99,17 @@ class CausalSelfAttention(nn.Module):
         n_embd: model width ``C``.
         n_head: heads ``nh``; ``C`` must be divisible by it (head size ``hs = C / nh``).
         dropout: dropout on the attention weights and on the output projection.
+        bias: whether the two projections have biases (GPT-2 does; nanoGPT's default does not).
     """
 
-    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0) -> None:
+    def __init__(self, n_embd: int, n_head: int, dropout: float = 0.0, *, bias: bool = True) -> None:
         super().__init__()
         if n_embd % n_head:
             raise ValueError(f"n_embd {n_embd} is not divisible by n_head {n_head}")
         self.n_head = n_head
         self.dropout = dropout
-        self.qkv = nn.Linear(n_embd, 3 * n_embd)     # queries, keys and values of every head at once
-        self.proj = nn.Linear(n_embd, n_embd)
+        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)     # queries, keys and values of every head at once
+        self.proj = nn.Linear(n_embd, n_embd, bias=bias)
 
     def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, layer: int = 0,
                 mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """One self-contained HTML report of evaluated runs: pictures embedded as base64 PNG, inline CSS, no script.
 
-For each run: a grid of samples (images) or a scatter over the real test points (points), the
+For each run: a grid of samples (images), a scatter over the real test points (points) or a few
+generated texts in ``<pre>`` blocks (text; for code each marked ✓ or ✗ by whether ``ast.parse`` accepts
+it, drawn as the text evaluation draws them: :func:`genlab.text_evaluation.sampling_options`), the
 training-loss curves from ``model.history_``, an interpolation strip where the family has a latent
 space (``latent_shape`` and ``decode``: a slerp path between two prior draws, decoded), and the metric
 table with bootstrap intervals and the real-vs-real floor. A ranking table per dataset comes first. The page needs no network: open it from disk or mail it. The
@@ -27,18 +29,22 @@ from genlab.metrics import copies_training_data
 from genlab.models.base import GenerativeModel
 from genlab.report.figures import image_grid_png, loss_curves_png, scatter_png
 from genlab.report.ranking import LOWER_IS_BETTER, by_dataset, metric_names
+from genlab.metrics.text import parses
 from genlab.sampling.latent import interpolate
+from genlab.text_evaluation import sampling_options
 
 #: Images in a sample grid and points in a scatter plot.
 GRID_IMAGES = 64
 SCATTER_POINTS = 2500
 #: Width in pixels that a picture of images is enlarged towards (nearest-neighbour, whole factors).
 GRID_WIDTH = 480
+#: Generated texts shown per text run.
+TEXT_SAMPLES_SHOWN = 6
 #: Frames of an interpolation strip, end points included.
 INTERPOLATION_STEPS = 8
 #: Metrics shown in the ranking table, in this order, where the runs have them.
 RANKING_METRICS = ("modes_captured", "high_quality", "frechet", "kid", "precision", "recall", "coverage",
-                   "memorised", "nll")
+                   "memorised", "nll", "validity", "distinct_2", "copied_ngrams", "nll_per_token")
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,25 @@ def _point_samples(run: RunResult) -> str:
     return _figure(png, "samples (blue) over real data (grey)")
 
 
-_SAMPLE_VIEWS: dict[str, Callable[[RunResult], str]] = {"images": _image_samples, "points": _point_samples}
+def _text_samples(run: RunResult) -> str:
+    """A few generated texts, escaped, each with a validity mark when the run was scored as code."""
+    code = "validity" in run.report.metrics
+    language = "python" if code else None
+    texts = run.model.sample(TEXT_SAMPLES_SHOWN, generator=torch.Generator().manual_seed(run.report.seed),
+                             **sampling_options(language))
+    items = []
+    for text in texts:
+        mark = ""
+        if code:
+            mark = ('<span class="mark ok" title="parses as Python">✓</span>' if parses(str(text)) else
+                    '<span class="mark bad" title="does not parse as Python">✗</span>')
+        items.append(f'<div class="sample">{mark}<pre>{_e(text)}</pre></div>')
+    caption = f"{TEXT_SAMPLES_SHOWN} samples" + (": ✓ parses as Python, ✗ does not" if code else "")
+    return f'<figure class="text">{"".join(items)}<figcaption>{_e(caption)}</figcaption></figure>'
+
+
+_SAMPLE_VIEWS: dict[str, Callable[[RunResult], str]] = {"images": _image_samples, "points": _point_samples,
+                                                         "text": _text_samples}
 
 
 def _interpolation_figure(run: RunResult) -> str:
@@ -187,6 +211,8 @@ def _metric_table(report: Report) -> str:
 def _memorisation_flag(report: Report) -> str:
     """A visible mark when the run copies its training data (see :class:`genlab.metrics.Memorisation`)."""
     memorised, copies = report.metrics.get("memorised"), report.metrics.get("exact_copies")
+    if report.metrics.get("copied_texts", 0.0) > 0.01:   # text: over 1 % of samples are training text verbatim
+        return ' <span class="flag" title="samples occur verbatim in the training text">copies training data</span>'
     if memorised is None or copies is None:
         return ""
     if copies_training_data(memorised=memorised, exact_copies=copies):
@@ -238,6 +264,10 @@ a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
 figure{margin:0;padding:8px;border:1px solid var(--line);border-radius:8px;background:#fff}
 figure img{display:block;max-width:100%;height:auto;image-rendering:pixelated}
 figure.empty{color:var(--muted);font-size:13px;padding:16px}figcaption{font-size:12px;color:var(--muted);margin-top:4px}
+figure.text{flex:1 1 100%;min-width:0}.sample{display:flex;gap:8px;align-items:flex-start;margin:0 0 8px}
+.sample pre{flex:1;margin:0;padding:6px 8px;background:var(--bg);border-radius:6px;font-size:12px;line-height:1.35;
+max-height:16em;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}
+.mark{font-weight:700;font-size:16px;width:1.2em;text-align:center}.mark.ok{color:#2e7d32}.mark.bad{color:var(--bad)}
 .flag{display:inline-block;font-size:12px;font-weight:600;color:#fff;background:var(--bad);border-radius:4px;
 padding:1px 6px;vertical-align:middle}
 """

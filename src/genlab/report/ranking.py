@@ -8,20 +8,24 @@ from typing import Sequence
 from genlab.evaluate import Report
 
 #: Metrics where lower is better; every other metric is better higher.
-LOWER_IS_BETTER = frozenset({"reverse_kl", "frechet", "kid", "nll", "memorised", "exact_copies"})
+LOWER_IS_BETTER = frozenset({"reverse_kl", "frechet", "kid", "nll", "memorised", "exact_copies",
+                             "nll_per_token", "perplexity", "copied_ngrams", "copied_texts"})
 
 
 def rank_key(metrics: dict[str, float]) -> tuple[float, ...]:
-    """Sort key, best first: modes captured and high-quality share where known, then Fréchet distance,
-    then NLL; a metric a run lacks ranks it last on that criterion.
+    """Sort key, best first: modes captured and high-quality share where known, then the validity of
+    generated code, then Fréchet distance, then NLL, then NLL per token (text); a metric a run lacks
+    ranks it last on that criterion.
 
     Fréchet distance is defined for every modality with continuous records and every family, so runs of
     one dataset can be ordered by it; the mode metrics come first on synthetic mixtures because a model
     that drops modes can still have a small Fréchet distance (a single Gaussian matches the ring's mean
     and covariance).
+    Text has no Fréchet distance: code models are ordered by the share of completions that parse, then
+    by held-out nats per token (comparable only between models with one tokenizer).
     """
-    return (-metrics.get("modes_captured", 0.0), -metrics.get("high_quality", 0.0),
-            metrics.get("frechet", math.inf), metrics.get("nll", math.inf))
+    return (-metrics.get("modes_captured", 0.0), -metrics.get("high_quality", 0.0), -metrics.get("validity", 0.0),
+            metrics.get("frechet", math.inf), metrics.get("nll", math.inf), metrics.get("nll_per_token", math.inf))
 
 
 def rank(reports: dict[str, Report]) -> list[str]:
