@@ -10,6 +10,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Image feature classifiers are cached in a folder of the test session, never in the user's home."""
+    previous = os.environ.get("GENLAB_CACHE")
+    os.environ["GENLAB_CACHE"] = str(tmp_path_factory.mktemp("genlab-cache"))
+    yield Path(os.environ["GENLAB_CACHE"])
+    if previous is None:
+        del os.environ["GENLAB_CACHE"]
+    else:
+        os.environ["GENLAB_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The benchmark data folder (``$GENLAB_DATA``, else ``../shared/data`` beside the repository)."""

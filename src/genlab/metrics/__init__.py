@@ -13,9 +13,14 @@
 - :func:`bootstrap_intervals`, :func:`percentile_interval`: percentile bootstrap confidence intervals;
   :func:`prdc_per_record` / :func:`prdc_from_terms` and :func:`kernel_distance_replicates` let the
   k-NN and kernel metrics be bootstrapped without the bias that repeated records cause.
+- :func:`feature_classifier` -> :class:`FeatureClassifier`: genlab's own CNN image classifier, trained
+  (and cached) per labelled image dataset, whose features the image metrics use;
+  :func:`conditional_accuracy`: the share of samples generated for class ``y`` that it calls ``y``.
 """
 
 from genlab.metrics.bootstrap import bootstrap_intervals, percentile_interval
+from genlab.metrics.features import (ClassifierConfig, FeatureClassifier, class_counts, conditional_accuracy,
+                                     feature_classifier, sample_per_class)
 from genlab.metrics.frechet import frechet_distance
 from genlab.metrics.kid import kernel_distance, kernel_distance_replicates
 from genlab.metrics.memorisation import (Memorisation, copies_training_data, memorisation, memorisation_from_distances,
@@ -23,6 +28,7 @@ from genlab.metrics.memorisation import (Memorisation, copies_training_data, mem
 from genlab.metrics.modes import ModeCoverage, mode_coverage
 from genlab.metrics.precision_recall import PRDC, prdc, prdc_from_terms, prdc_per_record
 
-__all__ = ["Memorisation", "ModeCoverage", "PRDC", "bootstrap_intervals", "copies_training_data", "frechet_distance",
+__all__ = ["ClassifierConfig", "FeatureClassifier", "Memorisation", "ModeCoverage", "PRDC", "bootstrap_intervals",
+           "class_counts", "conditional_accuracy", "copies_training_data", "feature_classifier", "frechet_distance",
            "kernel_distance", "kernel_distance_replicates", "memorisation", "memorisation_from_distances", "mode_coverage",
-           "nearest_distances", "percentile_interval", "prdc", "prdc_from_terms", "prdc_per_record"]
+           "nearest_distances", "percentile_interval", "prdc", "prdc_from_terms", "prdc_per_record", "sample_per_class"]
