@@ -3,12 +3,16 @@ table evaluation, loading CSV files as tables, and the CLI on good and bad table
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 from scipy.stats import ks_2samp
 
 import genlab
@@ -18,6 +22,7 @@ from genlab.data.dataset import Dataset
 from genlab.data.registry import load as load_dataset
 from genlab.errors import ConfigError, DataError, NotSupportedError
 from genlab.evaluate import evaluate
+from genlab.report.html import RunResult, render_html
 from genlab.models import copula
 
 
@@ -314,3 +319,15 @@ def test_fitting_a_table_is_deterministic(real, plain):
     assert again.codec_.state() == plain.codec_.state()
     for (name, a), (_, b) in zip(plain.network_.state_dict().items(), again.network_.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_the_html_report_draws_every_column_of_a_table_run(per_class, real):
+    data = table_dataset(real, "label")
+    report = genlab.evaluate(per_class, data, n=200, seed=0)
+    page = render_html([RunResult("mixed-copula", per_class, data, report)])
+    pictures = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert pictures and "generated rows (blue) against the real test rows" in page
+    width, height = Image.open(io.BytesIO(base64.b64decode(pictures[0]))).size
+    assert width > 800 and height > 400          # 7 columns: two rows of four panels
+    for name in ("quality", "detection_auc", "dcr"):
+        assert name in report.metrics and f"<td>{name}" in page

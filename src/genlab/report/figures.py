@@ -1,4 +1,5 @@
-"""Figures of runs as PNG: image grids, point scatter plots, training-loss curves, interpolation strips.
+"""Figures of runs as PNG: image grids, point scatter plots, per-column distributions of tables,
+training-loss curves, interpolation strips.
 
 Each figure is built as PNG bytes (for the HTML report, which embeds them); ``save_*`` writes the same
 bytes to a file atomically.
@@ -16,9 +17,15 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from genlab.io import atomic_path  # noqa: E402
+
+#: Categories drawn per categorical column (the most frequent in the real data; the rest pooled as "other").
+TOP_CATEGORIES = 8
+#: Histogram bins per numeric column.
+BINS = 30
 
 #: History keys that are bookkeeping, not losses.
 _NOT_LOSSES = frozenset({"step", "lr", "elapsed"})
@@ -62,6 +69,53 @@ def scatter_png(fake: np.ndarray, *, real: np.ndarray | None = None, title: str 
     axes.set_aspect("equal", adjustable="datalim")
     axes.set_title(title, fontsize=9)
     axes.legend(loc="upper right", fontsize=7, markerscale=4 if path is None else 1)
+    return _figure_png(figure)
+
+
+def column_distributions_png(real: pd.DataFrame, fake: pd.DataFrame, *, columns: Sequence[str] | None = None,
+                             per_row: int = 4) -> bytes:
+    """PNG with one panel per column: real (grey) against generated (blue) shares.
+
+    Numeric and datetime columns are density histograms over ``BINS`` common bins (from the real
+    values' range); categorical and boolean ones are bars of the ``TOP_CATEGORIES`` most frequent real
+    categories plus "other" when there are more (or the samples have others). Missing values show as the share noted in each panel's title.
+
+    Args:
+        real, fake: tables with the same columns.
+        columns: which columns, in order (default: all of ``real``).
+        per_row: panels per row.
+    """
+    columns = list(real.columns if columns is None else columns)
+    rows = math.ceil(len(columns) / per_row)
+    figure, grid = plt.subplots(rows, per_row, figsize=(3.2 * per_row, 2.4 * rows), dpi=90, squeeze=False)
+    for axes, column in zip(grid.flat, columns):
+        r, f = real[column], fake[column]
+        missing = f"missing {r.isna().mean():.0%} / {f.isna().mean():.0%}" if r.isna().any() or f.isna().any() else ""
+        r, f = r.dropna(), f.dropna()
+        if pd.api.types.is_datetime64_any_dtype(r):
+            r, f = r.astype("int64"), pd.to_datetime(f).astype("int64")
+        if pd.api.types.is_numeric_dtype(r) and not pd.api.types.is_bool_dtype(r) and len(r):
+            edges = np.histogram_bin_edges(r.to_numpy(np.float64), bins=BINS)
+            axes.hist(r.to_numpy(np.float64), bins=edges, density=True, color="0.6", label="real")
+            axes.hist(f.to_numpy(np.float64).clip(edges[0], edges[-1]), bins=edges, density=True,
+                      histtype="step", color="tab:blue", lw=1.5, label="generated")
+            axes.tick_params(labelsize=6)
+        else:
+            counts = r.astype(str).value_counts()
+            top = counts.index[:TOP_CATEGORIES].tolist()
+            labels = top + (["other"] if len(counts) > TOP_CATEGORIES or not f.astype(str).isin(top).all() else [])
+            shares = [(s.astype(str).where(s.astype(str).isin(top), "other").value_counts(normalize=True)
+                       .reindex(labels, fill_value=0.0)) for s in (r, f)]
+            positions = np.arange(len(labels))
+            axes.bar(positions - 0.2, shares[0].to_numpy(), width=0.4, color="0.6", label="real")
+            axes.bar(positions + 0.2, shares[1].to_numpy(), width=0.4, color="tab:blue", label="generated")
+            axes.set_xticks(positions, [label[:10] for label in labels], rotation=60, fontsize=6,
+                            ha="right")
+            axes.tick_params(axis="y", labelsize=6)
+        axes.set_title(f"{column}" + (f"  ({missing})" if missing else ""), fontsize=8)
+    for axes in list(grid.flat)[len(columns):]:
+        axes.axis("off")
+    grid.flat[0].legend(fontsize=6)
     return _figure_png(figure)
 
 

@@ -27,7 +27,7 @@ from genlab.evaluate import Report
 from genlab.io import atomic_path
 from genlab.metrics import copies_training_data
 from genlab.models.base import GenerativeModel
-from genlab.report.figures import image_grid_png, loss_curves_png, scatter_png
+from genlab.report.figures import column_distributions_png, image_grid_png, loss_curves_png, scatter_png
 from genlab.report.ranking import LOWER_IS_BETTER, by_dataset, metric_names
 from genlab.metrics.text import parses
 from genlab.sampling.latent import interpolate
@@ -36,6 +36,9 @@ from genlab.text_evaluation import sampling_options
 #: Images in a sample grid and points in a scatter plot.
 GRID_IMAGES = 64
 SCATTER_POINTS = 2500
+#: Rows sampled for a table's column plots, and the most columns drawn.
+TABLE_ROWS = 5000
+TABLE_COLUMNS = 24
 #: Width in pixels that a picture of images is enlarged towards (nearest-neighbour, whole factors).
 GRID_WIDTH = 480
 #: Generated texts shown per text run.
@@ -159,8 +162,18 @@ def _text_samples(run: RunResult) -> str:
     return f'<figure class="text">{"".join(items)}<figcaption>{_e(caption)}</figcaption></figure>'
 
 
+def _table_samples(run: RunResult) -> str:
+    """Per-column distributions of sampled rows against the real test rows (at most :data:`TABLE_COLUMNS`)."""
+    rows = min(TABLE_ROWS, len(run.data.x_test))
+    fake = run.model.sample(rows, generator=torch.Generator().manual_seed(run.report.seed))
+    columns = list(run.data.x_test.columns)[:TABLE_COLUMNS]
+    png = column_distributions_png(run.data.x_test, fake, columns=columns)
+    shown = "" if len(columns) == run.data.x_test.shape[1] else f" (first {len(columns)} columns)"
+    return _figure(png, f"{rows} generated rows (blue) against the real test rows (grey){shown}")
+
+
 _SAMPLE_VIEWS: dict[str, Callable[[RunResult], str]] = {"images": _image_samples, "points": _point_samples,
-                                                         "text": _text_samples}
+                                                         "text": _text_samples, "tables": _table_samples}
 
 
 def _interpolation_figure(run: RunResult) -> str:
