@@ -217,6 +217,7 @@ def test_guidance_moves_samples_towards_the_condition(ring_model):
     ({"eta": -1.0}, "eta must be"),
     ({"guidance": "strong"}, "guidance must be"),
     ({"temperature": 0.5}, "steps"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
 ])
 def test_bad_sampling_options_are_clear_errors(options, message):
     data = genlab.datasets.load("moons")
@@ -235,6 +236,15 @@ def test_guidance_of_one_is_plain_conditional_sampling():
     c = model.sample(8, condition=1, generator=torch.Generator().manual_seed(0))
     np.testing.assert_array_equal(a, c)
     assert not np.allclose(a, b)
+
+
+def test_denoising_in_chunks_gives_the_same_deterministic_samples():
+    images = np.random.default_rng(0).random((32, 1, 8, 8), dtype=np.float32)
+    model = genlab.fit(images, family="diffusion", channels=(8, 16), timesteps=50,
+                       train={"steps": 2, "batch_size": 8})
+    whole, chunked = (model.sample(10, steps=5, sampler="ddim", batch_size=size,
+                                   generator=torch.Generator().manual_seed(3)) for size in (10, 3))
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)   # DDIM with eta 0 is a function of x_T alone
 
 
 def test_learned_variance_hybrid_loss_trains_the_variance_output_only_through_the_bound():
