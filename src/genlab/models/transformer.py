@@ -14,6 +14,21 @@ coordinates. Records of a fixed length start with a start token, which is the cl
 data (replaced by the plain start token with probability ``label_dropout`` so the same model also
 samples unconditionally). Sampling options are those of
 :class:`~genlab.sampling.decoding.GenerationConfig` plus ``prompt`` (text only).
+
+Tables (:class:`~genlab.data.table_tokens.TableTokenCodec`): one token per column, each column with its
+own id range, numbers as quantile bins decoded by a uniform draw inside the bin. The network is trained
+as an *order-agnostic* autoregressive model (Uria et al. 2014, "A deep and tractable density
+estimator", Sec. 3; the any-order idea of sigma-GPT, Pannatier et al. 2024): every training row shows
+its columns in a fresh random order, all at the same position embedding, so a prefix is a *set* of
+known columns; because the id ranges are disjoint, the logits after a prefix restricted to column
+``j``'s range are ``p(x_j | known columns)`` for every unknown ``j`` at once, and the loss averages
+``-log p(x_j | prefix)`` over all unknown columns at every prefix (an unbiased estimate of the
+order-averaged negative log-likelihood per column). Sampling puts the conditioned columns' tokens first
+and draws the others one by one, each from its own id range, so a condition on *any* set of columns
+is native and exact as a factorisation, ``p(rest | condition) = prod_j p(x_j | condition, x_<j)``, with
+no rejection; its quality is only the network's fit of those conditionals. What is not exact: a number
+in a condition is seen by the network as its bin (the other columns follow ``p(. | x in bin)``), while
+the returned rows hold the exact value. Every returned row satisfies the condition.
 """
 
 from __future__ import annotations
@@ -29,11 +44,12 @@ from torch import nn
 
 from genlab.config import from_dict
 from genlab.data.codecs import ImageTokenCodec, PointTokenCodec, TokenCodec
+from genlab.data.table_tokens import TableTokenCodec
 from genlab.data.text import BPECodec, CharCodec, TextCodec
 from genlab.errors import ConfigError, NotSupportedError
 from genlab.models.base import DataInfo, GenerativeModel
 from genlab.nn.attention import CausalSelfAttention, KVCache
-from genlab.sampling.decoding import GenerationConfig, generate, stream
+from genlab.sampling.decoding import GenerationConfig, choose, generate, process_logits, stream
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
 
@@ -50,6 +66,7 @@ class TransformerConfig:
         tokenizer: text only: ``"char"`` (one token per character) or ``"bpe"`` (byte-level BPE).
         vocab_size: text with ``"bpe"``: the BPE vocabulary size to train.
         levels: images and points: intensity levels / bins per coordinate (17 is lossless for digits).
+        bins: tables: the most tokens of a numeric column (its atoms and quantile bins together).
         label_dropout: share of labelled training rows whose class token is replaced by the start token.
         bias: biases in the linear layers and LayerNorms (GPT-2 has them; nanoGPT's default drops them,
             which it reports as "a bit better and faster"). Either way :meth:`TransformerModel.to_hf`
@@ -64,6 +81,7 @@ class TransformerConfig:
     tokenizer: Literal["char", "bpe"] = "char"
     vocab_size: int = 512
     levels: int = 17
+    bins: int = 32
     label_dropout: float = 0.1
     bias: bool = True
 
@@ -76,6 +94,8 @@ class TransformerConfig:
             raise ValueError("dropout must be in [0, 1) and label_dropout in [0, 1]")
         if self.levels < 2:
             raise ValueError(f"levels must be at least 2, got {self.levels}")
+        if self.bins < 2:
+            raise ValueError(f"bins must be at least 2, got {self.bins}")
 
 
 class MLP(nn.Module):
@@ -184,10 +204,13 @@ class TransformerModel(GenerativeModel):
     Example:
         >>> model = TransformerModel(block_size=64).fit(genlab.datasets.load("tinyshakespeare", data_dir=d))
         >>> model.sample(2, prompt="ROMEO:", temperature=0.8, top_k=40, generator=g)  # 2 strings
+        >>> adult = TransformerModel(n_embd=64).fit(genlab.datasets.load("adult", data_dir=d))
+        >>> adult.sample(100, condition={"sex": "Female", "income": ">50K"}, generator=g)  # every row satisfies it
     """
 
     family = "transformer"
     config_class = TransformerConfig
+    supports_tables = True
     sample_options = frozenset({"prompt"} | {f.name for f in fields(GenerationConfig)})
 
     def default_train_config(self) -> TrainConfig:
@@ -200,6 +223,8 @@ class TransformerModel(GenerativeModel):
     # ------------------------------------------------------------------ family hooks
     def _make_codec(self, data: DataInfo) -> TokenCodec:
         config = self.config
+        if data.modality == "tables":
+            return super()._make_codec(data)
         if data.modality == "text":
             context = config.block_size + 1
             return CharCodec(context=context) if config.tokenizer == "char" else \
@@ -210,10 +235,15 @@ class TransformerModel(GenerativeModel):
                               f"block_size {config.block_size} must be at least that")
         return codec
 
+    def _make_table_codec(self, data: DataInfo) -> TableTokenCodec:
+        """One token per column: categories, or a number's atom or quantile bin (module doc)."""
+        return TableTokenCodec(self.config.bins)
+
     @staticmethod
     def _n_classes(data: DataInfo) -> int:
-        """Class tokens after the codec's ids: one per label (text is unlabelled)."""
-        return 0 if data.modality == "text" else data.n_classes
+        """Class tokens after the codec's ids: one per label (text is unlabelled; a table's target is one
+        of its columns, conditioned like any other)."""
+        return 0 if data.modality in ("text", "tables") else data.n_classes
 
     def _build_network(self, data: DataInfo) -> GPT:
         config = self.config
@@ -221,6 +251,8 @@ class TransformerModel(GenerativeModel):
                    config.n_head, config.n_embd, config.dropout, bias=config.bias)
 
     def _phases(self) -> list[Phase]:
+        if isinstance(self.codec_, TableTokenCodec):
+            return [Phase("model", self.network_, self._table_loss)]
         bos, first_class = self.codec_.bos, self.codec_.vocab_size
         label_dropout = self.config.label_dropout if self._n_classes(self.data_) else 0.0
 
@@ -240,6 +272,11 @@ class TransformerModel(GenerativeModel):
                         **options: Any) -> torch.Tensor:
         prompt = options.pop("prompt", None)
         config = from_dict(GenerationConfig, options, what="generation")
+        if isinstance(self.codec_, TableTokenCodec):
+            if prompt is not None or config.stop or config.num_beams > 1 or "max_new_tokens" in options:
+                raise ConfigError("a table row has one token per column: prompt, stop, num_beams and "
+                                  "max_new_tokens are not table options; use condition={column: value}")
+            return self._sample_table(n, condition, config, generator)
         if isinstance(self.codec_, TextCodec):
             return self._sample_text(n, prompt, config, generator)
         if prompt is not None or config.stop or "max_new_tokens" in options:
@@ -270,6 +307,75 @@ class TransformerModel(GenerativeModel):
                     for ids, p in zip(rows, prompt_ids)]
         width = max(map(len, rows)) + 1
         return torch.tensor([r + [codec.eos] * (width - len(r)) for r in rows], dtype=torch.long)
+
+    # ------------------------------------------------------------------ tables
+    def _column_log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """``log p`` of every token within its own column's id range: logits ``(..., V)`` -> ``(..., V)``;
+        ``bos`` gets ``-inf``. (A segment-wise log-softmax.)"""
+        out = torch.full_like(logits, float("-inf"))
+        for start, stop in self.codec_.ranges:
+            out[..., start:stop] = logits[..., start:stop].log_softmax(-1)
+        return out
+
+    def _table_loss(self, module: nn.Module, batch: Batch, generator: torch.Generator) -> Losses:
+        """Order-agnostic next-token likelihood (module doc): each row in a random column order, every
+        prefix scored on every column it does not hold yet."""
+        tokens = batch.x[:, 1:]                                                        # (B, C) column order
+        B, C = tokens.shape
+        device = tokens.device
+        keys = torch.rand(B, C, generator=generator, device=generator.device).to(device)
+        order = keys.argsort(dim=1)                                                    # (B, C) column at each step
+        rank = order.argsort(dim=1)                                                    # (B, C) step of each column
+        inputs = torch.cat([batch.x[:, :1], tokens.gather(1, order)[:, :-1]], dim=1)   # (B, C) bos + C-1 known
+        positions = torch.zeros_like(inputs)                     # one position for all: a prefix is a set
+        log_p = self._column_log_probs(module(inputs, positions=positions))            # (B, C, V)
+        picked = log_p.gather(2, tokens[:, None, :].expand(B, C, C))                   # (B, step, column)
+        unknown = (rank[:, None, :] >= torch.arange(C, device=device)[None, :, None]).to(picked.dtype)
+        per_step = -(picked * unknown).sum(2) / unknown.sum(2)                         # (B, C) mean over unknown
+        nll = per_step.mean()
+        return Losses(nll, {"nll": float(nll.detach())})
+
+    def _sample_table(self, n: int, condition: dict[str, Any] | None, config: GenerationConfig,
+                      generator: torch.Generator | None) -> torch.Tensor:
+        """``n`` rows of ``token + u`` ``(n, C)`` float64 (``u``: position inside a number's bin, see
+        :class:`~genlab.data.table_tokens.TableTokenCodec`). Conditioned columns come first in the prompt
+        (their token, and ``u`` that decodes to the exact value); the rest are drawn in the table's order,
+        each from its own id range."""
+        codec: TableTokenCodec = self.codec_
+        device, C = self.device, codec.sequence_length
+        known = codec.encode_values(condition or {})                  # {position 1..C: token + u}
+        free = [j for j in range(1, C + 1) if j not in known]
+        prompt = [codec.bos] + [int(math.floor(known[j])) for j in sorted(known)]
+        out = torch.empty(n, C, dtype=torch.float64)
+        for j, value in known.items():
+            out[:, j - 1] = value
+        if free:
+            gen_device = generator.device if generator is not None else torch.device("cpu")
+            u = torch.rand(n, len(free), generator=generator, device=gen_device, dtype=torch.float64).cpu()
+            tokens = self._draw_tokens(n, prompt, [j - 1 for j in free], config, generator)  # (n, len(free))
+            out[:, [j - 1 for j in free]] = tokens.double() + u
+        return out
+
+    @torch.inference_mode()
+    def _draw_tokens(self, n: int, prompt: list[int], columns: list[int], config: GenerationConfig,
+                     generator: torch.Generator | None) -> torch.Tensor:
+        """Draw ``columns`` (0-based) one after another after ``prompt``, each restricted to its id range;
+        int64 ``(n, len(columns))`` on the CPU."""
+        network, device = self.network_, self.device
+        cache = network.new_cache(n, len(prompt) + len(columns))
+        x = torch.tensor(prompt, device=device)[None].expand(n, -1)                    # (n, P)
+        drawn = []
+        for column in columns:
+            logits = network(x, cache=cache, positions=torch.zeros_like(x))[:, -1]    # (n, V)
+            cache.advance(x.shape[1])
+            start, stop = self.codec_.ranges[column]
+            outside = torch.ones(logits.shape[-1], dtype=torch.bool, device=device)
+            outside[start:stop] = False
+            logits = process_logits(logits.masked_fill(outside, float("-inf")), None, config)
+            token = choose(logits, config, generator)                                  # (n,)
+            drawn.append(token.cpu())
+            x = token[:, None]
+        return torch.stack(drawn, dim=1)
 
     # ------------------------------------------------------------------ text extras
     def stream(self, prompt: str = "", *, generator: torch.Generator | None = None, **options: Any) -> Iterator[str]:
