@@ -65,6 +65,14 @@ def test_phases_carry_critic_steps_and_adam_betas():
     d_phase, g_phase = built(POINTS, n_critic=5, betas=(0.0, 0.9), hidden=8)._phases()
     assert d_phase.repeats == 5 and g_phase.repeats == 1
     assert d_phase.betas == g_phase.betas == (0.0, 0.9)
+    assert d_phase.lr is None and g_phase.lr is None                     # both take TrainConfig.lr
+
+
+def test_two_time_scale_learning_rates_reach_each_optimiser():
+    d_phase, g_phase = built(POINTS, lr_d=4e-4, lr_g=1e-4, hidden=8)._phases()
+    assert (d_phase.lr, g_phase.lr) == (4e-4, 1e-4)
+    with pytest.raises(ConfigError, match="lr_d"):
+        GANModel(lr_d=0.0)
 
 
 def test_r1_penalty_is_positive_and_differentiable_in_the_discriminator_weights():

@@ -32,9 +32,35 @@ def test_gaussian_elbo_terms_match_torch_distributions():
     params = network.decode(mu + q.scale * eps)
     mean, raw = params.chunk(2, dim=1)
     expected_log_px = Normal(mean, 1e-3 + torch.nn.functional.softplus(raw)).log_prob(x).sum(1)
-    expected_kl = kl_divergence(q, Normal(torch.zeros(2), torch.ones(2))).sum(1)
+    expected_kl = kl_divergence(q, Normal(torch.zeros(2), torch.ones(2)))   # (5, 2): per latent dimension
     torch.testing.assert_close(log_px, expected_log_px)
     torch.testing.assert_close(kl, expected_kl)
+
+
+def test_kl_warmup_ramps_the_weight_with_the_trainers_step_count():
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    model = genlab.fit(x, family="vae", latent_dim=2, hidden=8, beta=2.0, kl_warmup=4,
+                       train={"steps": 6, "batch_size": 16, "log_every": 1})
+    weights = [record["model/kl_weight"] for record in model.history_]
+    assert weights == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.0, 2.0])        # beta * min(1, step / warm-up)
+    (phase,) = model._phases()                                            # calling the loss moves no clock
+    for _ in range(2):
+        losses = phase.loss(phase.module, Batch(torch.randn(16, 2)), torch.Generator().manual_seed(0))
+        assert losses.parts["kl_weight"] == 2.0
+    assert "kl_steps" not in model.network_.state_dict()                  # no extra state in the weights
+
+
+def test_free_bits_stop_penalising_a_dimension_below_lambda():
+    # The loss is recon + sum_j max(lambda, mean KL_j); the logged KL and ELBO stay the true ones.
+    model = built(DataInfo("points", (2,)), latent_dim=3, hidden=8, free_bits=0.5, kl_warmup=0)
+    (phase,) = model._phases()
+    batch = Batch(torch.randn(16, 2))
+    losses = phase.loss(phase.module, batch, torch.Generator().manual_seed(0))
+    log_px, kl_dims = phase.module(batch.x, None, torch.randn(16, 3, generator=torch.Generator().manual_seed(0)))
+    expected = -log_px.mean() + kl_dims.mean(0).clamp(min=0.5).sum()
+    assert losses.total.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert losses.parts["kl"] == pytest.approx(kl_dims.mean(0).sum().item(), rel=1e-5)
+    assert losses.parts["elbo"] == pytest.approx(-(losses.parts["recon"] + losses.parts["kl"]), rel=1e-5)
 
 
 def test_bernoulli_likelihood_reads_images_as_intensities_and_reports_model_space():
@@ -50,7 +76,7 @@ def test_bernoulli_likelihood_reads_images_as_intensities_and_reports_model_spac
 
 def test_loss_is_reconstruction_plus_beta_times_kl():
     for beta in (0.0, 1.0, 4.0):
-        model = built(DataInfo("points", (2,)), latent_dim=2, hidden=8, beta=beta)
+        model = built(DataInfo("points", (2,)), latent_dim=2, hidden=8, beta=beta, kl_warmup=0)
         (phase,) = model._phases()
         losses = phase.loss(phase.module, Batch(torch.randn(16, 2)), torch.Generator().manual_seed(0))
         expected = losses.parts["recon"] + beta * losses.parts["kl"]
@@ -61,7 +87,7 @@ def test_loss_is_reconstruction_plus_beta_times_kl():
 @pytest.fixture(scope="module")
 def moons_vae():
     torch.set_num_threads(1)
-    return genlab.fit("moons", family="vae", latent_dim=2, hidden=64, depth=2, conditional=False,
+    return genlab.fit("moons", family="vae", latent_dim=2, hidden=64, depth=2, kl_warmup=200, conditional=False,
                       train={"steps": 800, "batch_size": 128})
 
 
@@ -70,7 +96,7 @@ def test_iwae_bound_is_above_the_elbo_and_rises_with_k(moons_vae):
     x = moons_vae.codec_.encode(genlab.datasets.load("moons").x_test[:1000])
     with torch.no_grad():
         log_px, kl = network(x, None, torch.randn(x.shape[0], 2, generator=torch.Generator().manual_seed(0)))
-        elbo = float((log_px - kl).mean())
+        elbo = float((log_px - kl.sum(1)).mean())
         bounds = [float(iwae_bound(network, x, None, k, torch.Generator().manual_seed(1)).mean()) for k in (1, 10, 100)]
     assert bounds[0] == pytest.approx(elbo, abs=0.15)                    # k = 1: a one-sample ELBO estimate
     assert bounds[0] < bounds[1] < bounds[2]

@@ -31,6 +31,15 @@ Latents: ``decode(z)`` is ``G(z)`` on latent vectors ``z (n, latent_dim)`` drawn
 There is no encoder. The sampling option ``truncation`` (psi) shrinks latents towards their mean,
 ``z = psi * eps`` (the truncation trick; Karras et al. 2019 eq. 2, with a mean latent of 0): fidelity up,
 diversity down.
+
+Tables (CTGAN, Xu et al. 2019 sec. 4): ``G([z, cond])`` outputs ``tanh`` scalars and Gumbel-softmax one-hot
+blocks (:class:`genlab.nn.tabular.TableHeads`); ``cond`` is the conditional vector of one discrete column's
+category, drawn by training-by-sampling (:class:`TrainingBySampling`), the real rows hold that category,
+``D`` judges ``pack`` rows ``[x, cond]`` at once, and ``G``'s loss adds the cross-entropy of the chosen
+block against ``cond``. ``sample(n, condition=...)`` feeds the (rarest) conditioned category as ``cond``
+and writes every conditioned value into the rows: all rows satisfy the condition, but only that one
+category conditions the other columns natively (a numeric condition, or a second category, is written
+in without the rest following it).
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from genlab.errors import ConfigError, NotSupportedError
 from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.nn.conv import ConvDecoder, ConvEncoder
 from genlab.nn.mlp import MLP
+from genlab.nn.tabular import TableHeads
 from genlab.sampling.latent import check_latents
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
@@ -66,6 +76,10 @@ class GANConfig:
         r1: weight ``gamma`` of the R1 penalty on real data (0 = off; Mescheder et al. 2018).
         gp: weight ``lambda`` of the WGAN-GP gradient penalty (used by ``loss="wgan-gp"`` only).
         n_critic: discriminator steps per generator step.
+        lr_d: peak learning rate of the discriminator, ``None`` for ``TrainConfig.lr``; a ``lr_d`` above
+            ``lr_g`` is the two time-scale update rule (TTUR, Heusel et al. 2017). Both follow the
+            Trainer's schedule.
+        lr_g: peak learning rate of the generator, ``None`` for ``TrainConfig.lr``.
         betas: Adam betas of both phases.
         pack: PacGAN degree ``m``: records the discriminator sees at once (1 = an ordinary GAN).
         hidden: width of the hidden layers (points) or of the pre-projection features (images).
@@ -81,6 +95,8 @@ class GANConfig:
     r1: float = 0.0
     gp: float = 10.0
     n_critic: int = 1
+    lr_d: float | None = None
+    lr_g: float | None = None
     betas: tuple[float, float] = (0.5, 0.999)
     pack: int = 1
     hidden: int = 256
@@ -93,6 +109,9 @@ class GANConfig:
         for name in ("latent_dim", "n_critic", "pack", "hidden", "depth", "channels", "embed_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr_d", "lr_g"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive or None, got {getattr(self, name)}")
         if self.r1 < 0 or self.gp < 0:
             raise ValueError("r1 and gp must be non-negative")
         if not all(0 <= beta < 1 for beta in self.betas):
@@ -204,6 +223,7 @@ class GANModel(GenerativeModel):
     family = "gan"
     config_class = GANConfig
     sample_options = frozenset({"truncation"})
+    supports_tables = True
 
     def default_train_config(self) -> TrainConfig:
         """Adam at 2e-4 (Radford et al. 2016), no clipping, cosine decay to 1% and no weight EMA.
@@ -225,6 +245,8 @@ class GANModel(GenerativeModel):
         return data.n_classes if self.config.conditional else 0
 
     def _build_network(self, data: DataInfo) -> GANNetwork:
+        if data.modality == "tables":
+            return self._build_table_network()
         config, n_classes = self.config, self._n_classes(data)
         g_in = config.latent_dim + (config.embed_dim if n_classes else 0)
         if data.modality == "images":
@@ -247,12 +269,16 @@ class GANModel(GenerativeModel):
         if context.train.batch_size < self.config.pack:
             raise ConfigError(f"batch_size {context.train.batch_size} is smaller than pack {self.config.pack}; "
                               "the discriminator needs at least one packed group")
+        if self.data_.modality == "tables":
+            self._tables_train = TrainingBySampling(x, TableHeads(self.codec_))
         labels = y if hasattr(self.network_, "class_log_prior") else None
         if labels is not None:
             self.network_.class_log_prior.copy_(class_log_prior(labels, self.data_.class_names))
         super()._fit_network(x, labels, context)
 
     def _phases(self) -> list[Phase]:
+        if self.data_.modality == "tables":
+            return self._table_phases()
         config = self.config
         generator_net, discriminator = self.network_.generator, self.network_.discriminator
         conditional = hasattr(self.network_, "class_log_prior")
@@ -302,13 +328,16 @@ class GANModel(GenerativeModel):
             return Losses(loss)
 
         return [
-            Phase("discriminator", discriminator, discriminator_loss, repeats=config.n_critic, betas=config.betas),
-            Phase("generator", generator_net, generator_loss, betas=config.betas),
+            Phase("discriminator", discriminator, discriminator_loss, repeats=config.n_critic, lr=config.lr_d,
+                  betas=config.betas),
+            Phase("generator", generator_net, generator_loss, lr=config.lr_g, betas=config.betas),
         ]
 
     def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None,
                         truncation: float = 1.0) -> torch.Tensor:
         psi = _check_truncation(truncation)
+        if self.data_.modality == "tables":
+            return self._sample_table(n, condition, generator, psi)
         device = generator.device if generator is not None else torch.device("cpu")
         z = psi * torch.randn(n, self.config.latent_dim, generator=generator, device=device)
         y = None
@@ -326,6 +355,128 @@ class GANModel(GenerativeModel):
         g = self.network_.generator
         return g(z.to(device, torch.float32), None if y is None else y.to(device))
 
+    # ------------------------------------------------------------------ tables (CTGAN)
+    def _build_table_network(self) -> GANNetwork:
+        """CTGAN's networks: ``G([z, cond]) -> raw (B, W)`` (activated by :meth:`TableHeads.activate`) and a
+        packed ``D([x, cond] * pack)``."""
+        config, heads = self.config, TableHeads(self.codec_)
+        k = sum(stop - start for _, start, stop in heads.categories)
+        g_body = MLP(config.latent_dim + k, heads.width, hidden=config.hidden, depth=config.depth, activation="relu")
+        d_body = MLP((heads.width + k) * config.pack, config.hidden, hidden=config.hidden, depth=config.depth - 1,
+                     activation="leaky_relu")
+        discriminator = Discriminator(d_body, config.hidden, 0)
+        if config.spectral_norm:
+            for module in discriminator.modules():
+                if isinstance(module, nn.Linear):
+                    spectral_norm(module)
+        return GANNetwork(Generator(g_body, 0, config.embed_dim, bounded=False), discriminator, 0)
+
+    def _table_phases(self) -> list[Phase]:
+        config, heads, tbs = self.config, TableHeads(self.codec_), self._tables_train
+        generator_net, discriminator = self.network_.generator, self.network_.discriminator
+
+        def fakes(g: nn.Module, cond: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            # cond: (B, K) -> raw (B, W), activated rows (B, W)
+            z = torch.randn(len(cond), config.latent_dim, generator=rng, device=rng.device).to(cond)
+            raw = g(torch.cat([z, cond], dim=1))
+            return raw, heads.activate(raw, rng, TABLE_TAU)
+
+        def discriminator_loss(module: nn.Module, batch: Batch, rng: torch.Generator) -> Losses:
+            # training-by-sampling: cond (B, K), real rows holding the cond's category (B, W); packed (B/m, m(W+K))
+            cond, real = tbs.draw(len(batch.x), rng, batch.x.device)
+            with torch.no_grad():
+                _, fake = fakes(generator_net, cond, rng)
+            real_p, _ = pack(torch.cat([real, cond], dim=1), None, config.pack)
+            fake_p, _ = pack(torch.cat([fake, cond], dim=1), None, config.pack)
+            if config.r1 > 0:
+                real_p = real_p.detach().requires_grad_(True)
+            d_real, d_fake = module(torch.cat([real_p, fake_p])).chunk(2)
+            parts: dict[str, float] = {}
+            if config.loss == "ns":
+                loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+            elif config.loss == "hinge":
+                loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+            else:
+                loss = d_fake.mean() - d_real.mean()
+                parts["wasserstein"] = float(-loss.detach())
+                eps = torch.rand(len(real_p), 1, generator=rng, device=rng.device).to(real_p)
+                x_hat = (eps * real_p.detach() + (1 - eps) * fake_p).requires_grad_(True)
+                norm = (input_gradient_norm_sq(module(x_hat), x_hat) + 1e-12).sqrt()
+                gp = (norm - 1).pow(2).mean()
+                loss = loss + config.gp * gp
+                parts["gp"] = float(gp.detach())
+            if config.r1 > 0:
+                r1 = input_gradient_norm_sq(d_real, real_p).mean()
+                loss = loss + config.r1 / 2 * r1
+                parts["r1"] = float(r1.detach())
+            parts["d_real"], parts["d_fake"] = float(d_real.detach().mean()), float(d_fake.detach().mean())
+            return Losses(loss, parts)
+
+        def generator_loss(module: nn.Module, batch: Batch, rng: torch.Generator) -> Losses:
+            # adversarial term + CTGAN's cross-entropy of the conditioned block against the cond's category
+            cond, _ = tbs.draw(len(batch.x), rng, batch.x.device)
+            raw, fake = fakes(module, cond, rng)
+            fake_p, _ = pack(torch.cat([fake, cond], dim=1), None, config.pack)
+            d_fake = discriminator(fake_p)
+            adversarial = F.softplus(-d_fake).mean() if config.loss == "ns" else -d_fake.mean()
+            ce = raw.new_zeros(())
+            offset = 0
+            for _, start, stop in heads.categories:   # cond is zero outside the chosen column's block
+                target = cond[:, offset:offset + stop - start]
+                ce = ce - (torch.log_softmax(raw[:, start:stop], dim=1) * target).sum(1).mean()
+                offset += stop - start
+            return Losses(adversarial + ce, {"adversarial": float(adversarial.detach()), "cond_ce": float(ce.detach())})
+
+        return [
+            Phase("discriminator", discriminator, discriminator_loss, repeats=config.n_critic, lr=config.lr_d,
+                  betas=config.betas),
+            Phase("generator", generator_net, generator_loss, lr=config.lr_g, betas=config.betas),
+        ]
+
+    def _table_cond(self, n: int, condition: dict[str, Any] | None, heads: TableHeads,
+                    generator: torch.Generator | None) -> torch.Tensor:
+        """Conditional vectors ``(n, K)`` for sampling.
+
+        Conditioned discrete columns: the one whose requested category is rarest in training (the
+        generator saw one active column at a time). Otherwise CTGAN's unconditional draw: a discrete
+        column uniformly, a category by its training share (not log-share), so the marginals are the data's.
+        """
+        k = sum(stop - start for _, start, stop in heads.categories)
+        cond = torch.zeros(n, k)
+        if k == 0:
+            return cond
+        offsets, shares, offset = [], [], 0
+        for column, start, stop in heads.categories:
+            offsets.append(offset)
+            shares.append(self.codec_.spec(column)["frequencies"][:stop - start])
+            offset += stop - start
+        names = [column for column, _, _ in heads.categories]
+        chosen = [(shares[j][self.codec_.spec(column)["categories"].index(condition[column])], j)
+                  for j, column in enumerate(names) if condition and column in condition]
+        if chosen:
+            _, j = min(chosen)
+            category = self.codec_.spec(names[j])["categories"].index(condition[names[j]])
+            cond[:, offsets[j] + category] = 1.0
+            return cond
+        probs = torch.cat([torch.tensor(share, dtype=torch.float64) / len(names) for share in shares])   # (P,)
+        rng_device = generator.device if generator is not None else torch.device("cpu")
+        pick = torch.multinomial(probs.to(rng_device), n, replacement=True, generator=generator).cpu()
+        cond[torch.arange(n), pick] = 1.0
+        return cond
+
+    def _sample_table(self, n: int, condition: dict[str, Any] | None, generator: torch.Generator | None,
+                      psi: float) -> torch.Tensor:
+        """Encoded rows ``(n, W)``: ``G([psi z, cond])`` activated (a category draw per one-hot block), with the
+        conditioned columns' values written in, so every row satisfies ``condition``."""
+        heads, device = TableHeads(self.codec_), self.device
+        cond = self._table_cond(n, condition, heads, generator).to(device)
+        rng_device = generator.device if generator is not None else torch.device("cpu")
+        z = psi * torch.randn(n, self.config.latent_dim, generator=generator, device=rng_device)
+        raw = self.network_.generator(torch.cat([z.to(device), cond], dim=1))
+        rows = heads.activate(raw, generator, TABLE_TAU)   # decoding's argmax of a Gumbel-softmax: a category draw
+        known, shown = heads.known(self.codec_, condition)
+        return torch.where(heads.expand(shown[None]).to(device), known.to(device), rows)
+
     def encode(self, x: np.ndarray, *, condition: int | str | None = None) -> np.ndarray:
         """Not defined: a GAN learns no inverse of ``G``. Work with latents instead (:meth:`decode`)."""
         raise NotSupportedError("the gan family has no encoder; start from latents z ~ N(0, I) of shape "
@@ -342,6 +493,9 @@ class GANModel(GenerativeModel):
             float32 ``(n, *shape)`` raw records.
         """
         self._check_fitted()
+        if self.data_.modality == "tables":
+            raise NotSupportedError("the gan family on tables has no decode (its generator also takes the "
+                                    "conditional vector); use sample(n, condition=...)")
         z = check_latents(z, self.latent_shape)
         index = self.condition_index(condition)
         y = None
@@ -359,3 +513,61 @@ def _check_truncation(psi: Any) -> float:
         raise ConfigError(f"truncation psi must be a finite number >= 0 (1 = none, smaller = less diverse), "
                           f"got {psi!r}")
     return float(psi)
+
+
+#: Temperature of the generator's Gumbel-softmax on one-hot blocks (CTGAN's ``tau = 0.2``).
+TABLE_TAU = 0.2
+
+
+class TrainingBySampling:
+    """CTGAN's conditional vector and training-by-sampling (Xu et al. 2019, sec. 4.3).
+
+    Discrete columns are the codec's ``"categories"`` blocks; the conditional vector ``(B, K)`` is the
+    concatenation of their one-hots with exactly one 1 (one column, one category). For training a pair
+    (column ``j``, category ``k``) is drawn with ``P = 1/J * log(1 + count_jk) / sum_k' log(1 + count_jk')``
+    (a column uniformly, a category by its log-frequency), then a real row holding that category.
+
+    Args:
+        x: encoded training rows ``(N, W)``.
+        heads: the codec's :class:`~genlab.nn.tabular.TableHeads`.
+    """
+
+    def __init__(self, x: torch.Tensor, heads: TableHeads) -> None:
+        self.x = x
+        offsets, log_p, rows, starts, counts, positions = [], [], [], [], [], []
+        offset, total = 0, 0
+        for _, start, stop in heads.categories:
+            index = x[:, start:stop].argmax(1)                                    # (N,)
+            count = torch.bincount(index, minlength=stop - start)                 # (K_j,)
+            weight = torch.log1p(count.double())
+            log_p.append((weight / weight.sum() / len(heads.categories)).log())
+            for k in range(stop - start):
+                members = (index == k).nonzero().squeeze(1)
+                rows.append(members)
+                starts.append(total)
+                counts.append(len(members))
+                total += len(members)
+                offsets.append(offset + k)
+                positions.append(start + k)
+            offset += stop - start
+        self.log_p = torch.cat(log_p) if log_p else torch.zeros(0, dtype=torch.float64)   # (P,)
+        self.rows = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
+        self.starts = torch.tensor(starts, dtype=torch.long)
+        self.counts = torch.tensor(counts, dtype=torch.long)
+        self.offsets = torch.tensor(offsets, dtype=torch.long)
+        self.width = offset
+
+    def draw(self, n: int, generator: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` conditional vectors ``(n, K)`` and real rows ``(n, W)`` that satisfy them (uniform real rows
+        and an empty vector when the table has no discrete column)."""
+        rng_device = generator.device
+        if self.width == 0:
+            index = torch.randint(len(self.x), (n,), generator=generator, device=rng_device).cpu()
+            return torch.zeros(n, 0, device=device), self.x[index].to(device)
+        pair = torch.multinomial(self.log_p.exp().to(rng_device), n, replacement=True, generator=generator).cpu()
+        u = torch.rand(n, generator=generator, device=rng_device).cpu()
+        pick = self.starts[pair] + (u * self.counts[pair]).long()
+        real = self.x[self.rows[pick]]
+        cond = torch.zeros(n, self.width)
+        cond[torch.arange(n), self.offsets[pair]] = 1.0
+        return cond.to(device), real.to(device)
