@@ -176,9 +176,7 @@ def test_bad_conditions_name_the_choices(plain, per_class):
     assert (draw(strict, 100, condition={"colour": "blue"})["label"] == "b").all()   # the exact class posterior
 
 
-def test_families_without_tables_say_which_do(real):
-    with pytest.raises(NotSupportedError, match=r"does not model tables yet; families that do: .*gaussian"):
-        genlab.fit(real, family="vae")
+def test_the_copula_refuses_a_mixture(real):
     with pytest.raises(ConfigError, match="n_components=1"):
         genlab.fit(real, family="gaussian", n_components=3)
 
