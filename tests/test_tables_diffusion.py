@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import genlab
-from genlab.data import tables
 from genlab.errors import ConfigError, DataError
 from genlab.sampling import multinomial
 from genlab.sampling.schedules import NoiseSchedule
 from genlab.train import TrainConfig
+
+from tables_support import draw, split_table
 
 FAST = TrainConfig(steps=1500, batch_size=256, lr=2e-3, warmup_steps=50, ema_decay=0.99)
 
@@ -28,10 +29,6 @@ def mixed(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"colour": colour, "x": x, "y": y, "label": label})
 
 
-def draw(model, n=2000, seed=0, **kwargs) -> pd.DataFrame:
-    return model.sample(n, generator=torch.Generator().manual_seed(seed), **kwargs)
-
-
 @pytest.fixture(scope="module")
 def real() -> pd.DataFrame:
     return mixed()
@@ -39,9 +36,7 @@ def real() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def model(real):
-    cut = 1600
-    data = tables.labelled("mixed", real.iloc[:cut].reset_index(drop=True), real.iloc[cut:].reset_index(drop=True),
-                           "label")
+    data = split_table(real, "label")
     return genlab.fit(data, family="diffusion", hidden=64, timesteps=200, train=FAST)
 
 

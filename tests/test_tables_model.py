@@ -23,6 +23,8 @@ from genlab.data.registry import load as load_dataset
 from genlab.errors import ConfigError, DataError, NotSupportedError
 from genlab.evaluate import evaluate
 from genlab.report.html import RunResult, render_html
+
+from tables_support import draw as draw_rows, split_table
 from genlab.models import copula
 
 
@@ -41,13 +43,11 @@ def mixed_table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
 
 
 def draw(model, n=4000, seed=0, **kwargs) -> pd.DataFrame:
-    return model.sample(n, generator=torch.Generator().manual_seed(seed), **kwargs)
+    return draw_rows(model, n, seed, **kwargs)
 
 
 def table_dataset(frame: pd.DataFrame, target: str | None = None) -> Dataset:
-    cut = int(0.8 * len(frame))
-    return tables.labelled("mixed", frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True),
-                           target)
+    return split_table(frame, target)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import genlab
-from genlab.data import tables
 from genlab.data.codecs import codec_from_state
 from genlab.data.table_tokens import TableTokenCodec
 from genlab.errors import ConfigError, DataError
 from genlab.train import TrainConfig
+
+from tables_support import draw, split_table
 
 FAST = TrainConfig(steps=400, batch_size=128, lr=3e-3, warmup_steps=20)
 SMALL = {"n_layer": 2, "n_head": 2, "n_embd": 32, "bins": 16}
@@ -33,10 +34,6 @@ def mixed(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"colour": colour, "x": x, "y": y, "count": count, "gap": gap, "label": label})
 
 
-def draw(model, n=2000, seed=0, **kwargs) -> pd.DataFrame:
-    return model.sample(n, generator=torch.Generator().manual_seed(seed), **kwargs)
-
-
 @pytest.fixture(scope="module")
 def real() -> pd.DataFrame:
     return mixed()
@@ -44,9 +41,7 @@ def real() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def model(real):
-    cut = 1600
-    data = tables.labelled("mixed", real.iloc[:cut].reset_index(drop=True), real.iloc[cut:].reset_index(drop=True),
-                           "label")
+    data = split_table(real, "label")
     return genlab.fit(data, family="transformer", train=FAST, **SMALL)
 
 

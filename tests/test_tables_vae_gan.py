@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import genlab
-from genlab.data import tables
 from genlab.errors import DataError, NotSupportedError
 from genlab.models.gan import TrainingBySampling
 from genlab.nn.tabular import TableHeads
 from genlab.train import TrainConfig
+
+from tables_support import draw, split_table
 
 VAE_TRAIN = TrainConfig(steps=1500, batch_size=256, lr=2e-3, min_lr_ratio=0.05)
 GAN_TRAIN = TrainConfig(steps=800, batch_size=256, lr=1e-3, min_lr_ratio=0.05, grad_clip=None, optimizer="adam")
@@ -32,10 +33,6 @@ def mixed(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"colour": colour, "x": x, "y": y, "gap": gap, "label": label})
 
 
-def draw(model, n=2000, seed=0, **kwargs) -> pd.DataFrame:
-    return model.sample(n, generator=torch.Generator().manual_seed(seed), **kwargs)
-
-
 @pytest.fixture(scope="module")
 def real() -> pd.DataFrame:
     return mixed()
@@ -43,8 +40,7 @@ def real() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def data(real):
-    return tables.labelled("mixed", real.iloc[:1600].reset_index(drop=True), real.iloc[1600:].reset_index(drop=True),
-                           "label")
+    return split_table(real, "label")
 
 
 @pytest.fixture(scope="module")
