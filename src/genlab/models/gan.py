@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -187,6 +187,46 @@ class GANNetwork(nn.Module):
             self.register_buffer("class_log_prior", torch.full((n_classes,), -math.log(n_classes)))
 
 
+def critic_loss(config: GANConfig, critic: Callable[..., torch.Tensor], real_p: torch.Tensor, fake_p: torch.Tensor,
+                *, pair_labels: torch.Tensor | None, rng: torch.Generator) -> Losses:
+    """The discriminator's loss on packed real and fake batches, with its penalties.
+
+    ``ns``: ``softplus(-D(x)) + softplus(D(G(z)))`` (Goodfellow et al. 2014); ``hinge``: ``relu(1 - D(x)) +
+    relu(1 + D(G(z)))`` (Lim & Ye 2017); ``wgan-gp``: ``D(G(z)) - D(x) + gp (||grad D(x_hat)|| - 1)^2`` on
+    random interpolates ``x_hat`` (Gulrajani et al. 2017); plus ``r1/2 ||grad D(x)||^2`` on real data
+    (Mescheder et al. 2018) when ``r1 > 0``.
+
+    Args:
+        critic: ``critic(x)`` -> scores ``(B,)``; called with ``labels`` as a second argument for both
+            halves at once when ``pair_labels`` (labels of ``[real_p, fake_p]``) is given.
+        real_p, fake_p: packed real and fake records ``(B, ...)`` (fake detached from the generator).
+    """
+    if config.r1 > 0:
+        real_p = real_p.detach().requires_grad_(True)
+    both = torch.cat([real_p, fake_p])
+    d_real, d_fake = (critic(both) if pair_labels is None else critic(both, pair_labels)).chunk(2)
+    parts: dict[str, float] = {}
+    if config.loss == "ns":
+        loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+    elif config.loss == "hinge":
+        loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    else:
+        loss = d_fake.mean() - d_real.mean()
+        parts["wasserstein"] = float(-loss.detach())
+        eps = torch.rand(len(real_p), *[1] * (real_p.dim() - 1), generator=rng, device=rng.device).to(real_p)
+        x_hat = (eps * real_p.detach() + (1 - eps) * fake_p).requires_grad_(True)
+        norm = (input_gradient_norm_sq(critic(x_hat), x_hat) + 1e-12).sqrt()   # + eps: finite at 0
+        gp = (norm - 1).pow(2).mean()
+        loss = loss + config.gp * gp
+        parts["gp"] = float(gp.detach())
+    if config.r1 > 0:
+        r1 = input_gradient_norm_sq(d_real, real_p).mean()
+        loss = loss + config.r1 / 2 * r1
+        parts["r1"] = float(r1.detach())
+    parts["d_real"], parts["d_fake"] = float(d_real.detach().mean()), float(d_fake.detach().mean())
+    return Losses(loss, parts)
+
+
 def pack(x: torch.Tensor, y: torch.Tensor | None, m: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Group consecutive records in ``m``-tuples for a PacGAN discriminator (Lin et al. 2018 sec. 3).
 
@@ -294,30 +334,8 @@ class GANModel(GenerativeModel):
                 fake = fakes(generator_net, batch, rng)
             real_p, y_p = pack(batch.x, y, config.pack)
             fake_p, _ = pack(fake, y, config.pack)
-            if config.r1 > 0:
-                real_p = real_p.detach().requires_grad_(True)
-            both = module(torch.cat([real_p, fake_p]), None if y_p is None else torch.cat([y_p, y_p]))
-            d_real, d_fake = both.chunk(2)
-            parts: dict[str, float] = {}
-            if config.loss == "ns":
-                loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-            elif config.loss == "hinge":
-                loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-            else:
-                loss = d_fake.mean() - d_real.mean()
-                parts["wasserstein"] = float(-loss.detach())
-                eps = torch.rand(len(real_p), *[1] * (real_p.dim() - 1), generator=rng, device=rng.device)
-                x_hat = (eps.to(real_p) * real_p.detach() + (1 - eps.to(real_p)) * fake_p).requires_grad_(True)
-                norm = (input_gradient_norm_sq(module(x_hat, y_p), x_hat) + 1e-12).sqrt()   # + eps: finite at 0
-                gp = (norm - 1).pow(2).mean()
-                loss = loss + config.gp * gp
-                parts["gp"] = float(gp.detach())
-            if config.r1 > 0:
-                r1 = input_gradient_norm_sq(d_real, real_p).mean()
-                loss = loss + config.r1 / 2 * r1
-                parts["r1"] = float(r1.detach())
-            parts["d_real"], parts["d_fake"] = float(d_real.detach().mean()), float(d_fake.detach().mean())
-            return Losses(loss, parts)
+            return critic_loss(config, lambda x, labels=y_p: module(x, labels), real_p, fake_p,
+                               pair_labels=None if y_p is None else torch.cat([y_p, y_p]), rng=rng)
 
         def generator_loss(module: nn.Module, batch: Batch, rng: torch.Generator) -> Losses:
             # fake: (B, *shape) -> packed scores (B/m,)
@@ -388,29 +406,7 @@ class GANModel(GenerativeModel):
                 _, fake = fakes(generator_net, cond, rng)
             real_p, _ = pack(torch.cat([real, cond], dim=1), None, config.pack)
             fake_p, _ = pack(torch.cat([fake, cond], dim=1), None, config.pack)
-            if config.r1 > 0:
-                real_p = real_p.detach().requires_grad_(True)
-            d_real, d_fake = module(torch.cat([real_p, fake_p])).chunk(2)
-            parts: dict[str, float] = {}
-            if config.loss == "ns":
-                loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-            elif config.loss == "hinge":
-                loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-            else:
-                loss = d_fake.mean() - d_real.mean()
-                parts["wasserstein"] = float(-loss.detach())
-                eps = torch.rand(len(real_p), 1, generator=rng, device=rng.device).to(real_p)
-                x_hat = (eps * real_p.detach() + (1 - eps) * fake_p).requires_grad_(True)
-                norm = (input_gradient_norm_sq(module(x_hat), x_hat) + 1e-12).sqrt()
-                gp = (norm - 1).pow(2).mean()
-                loss = loss + config.gp * gp
-                parts["gp"] = float(gp.detach())
-            if config.r1 > 0:
-                r1 = input_gradient_norm_sq(d_real, real_p).mean()
-                loss = loss + config.r1 / 2 * r1
-                parts["r1"] = float(r1.detach())
-            parts["d_real"], parts["d_fake"] = float(d_real.detach().mean()), float(d_fake.detach().mean())
-            return Losses(loss, parts)
+            return critic_loss(config, module, real_p, fake_p, pair_labels=None, rng=rng)
 
         def generator_loss(module: nn.Module, batch: Batch, rng: torch.Generator) -> Losses:
             # adversarial term + CTGAN's cross-entropy of the conditioned block against the cond's category
