@@ -527,6 +527,14 @@ class TableCodec:
         return _nanoseconds(spec["name"], present) / dict(_DATETIME_UNITS)[spec["unit"]]
 
     # ------------------------------------------------------------------ conditions
+    def encode_condition(self, condition: dict[str, Any]) -> np.ndarray:
+        """A parsed condition (:meth:`parse_condition`) as one encoded row ``(width,)``: a one-row table
+        holding the conditioned values (other columns arbitrary), encoded exactly as training rows are."""
+        row = self.decode(np.zeros((1, self.width)))
+        for column, value in condition.items():
+            row[column] = pd.Series([value], dtype=object)
+        return self.encode(row)[0]
+
     def parse_condition(self, condition: dict[str, Any]) -> dict[str, Any]:
         """Check a condition ``{column: value}`` and cast each value to its column's type.
 

@@ -48,8 +48,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -468,13 +466,10 @@ class DiffusionModel(GenerativeModel):
         mask = torch.zeros(codec.width, dtype=torch.bool)
         if not condition:
             return torch.zeros(codec.width), mask
-        row = codec.decode(np.zeros((1, codec.width)))
-        for column, value in condition.items():
-            row[column] = pd.Series([value], dtype=object)
-            for block in codec.blocks:
-                if block.column == column:
-                    mask[block.start:block.stop] = True
-        return torch.as_tensor(codec.encode(row)[0]), mask
+        for block in codec.blocks:
+            if block.column in condition:
+                mask[block.start:block.stop] = True
+        return torch.as_tensor(codec.encode_condition(condition)), mask
 
     def _sample_table(self, n: int, condition: dict[str, Any] | None, generator: torch.Generator | None, *,
                       sampler: str, eta: float, steps: int, chunk: int) -> torch.Tensor:

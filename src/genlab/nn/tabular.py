@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -165,8 +163,6 @@ class TableHeads:
         shown = torch.zeros(self.n_columns, dtype=torch.bool)
         if not condition:
             return torch.zeros(self.width), shown
-        row = codec.decode(np.zeros((1, self.width)))
-        for column, value in condition.items():
-            row[column] = pd.Series([value], dtype=object)
+        for column in condition:
             shown[self.columns.index(column)] = True
-        return torch.as_tensor(codec.encode(row)[0]), shown
+        return torch.as_tensor(codec.encode_condition(condition)), shown
