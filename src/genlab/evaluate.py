@@ -1,8 +1,10 @@
 """``genlab.evaluate``: score a fitted model against held-out real records.
 
 The model draws as many records as the real test split holds (or ``n``), with a seeded generator, and
-every metric compares those with the test split, never the training split. What is measured depends on
-the data:
+every metric compares those with the test split, never the training split. Text and tables have their
+own metrics (:mod:`genlab.text_evaluation`: validity, distinct-n, perplexity, copying;
+:mod:`genlab.table_evaluation`: quality, detection, efficacy, privacy), returned in the same
+:class:`Report`. For points and images what is measured depends on the data:
 
 - ``modes_captured/high_quality/reverse_kl``: mode coverage (VEEGAN/PacGAN protocol) for synthetic
   mixtures that know their modes;
