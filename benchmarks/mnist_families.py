@@ -42,6 +42,7 @@ import torch
 import genlab
 from genlab.metrics import frechet_distance, prdc
 from genlab.metrics.features import feature_classifier
+from genlab.sampling.latent import attribute_direction
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "mnist_families.json"
 DEFAULT_RUNS = Path(__file__).parent / "results" / "mnist_runs"
@@ -130,7 +131,7 @@ def latent_checks(model, classifier, data, seed: int) -> dict[str, float]:
     flips = []
     for a in range(10):
         b = (a + 1) % 10
-        direction = genlab.attribute_direction(model, data.x_train[data.y_train == a][:500],
+        direction = attribute_direction(model, data.x_train[data.y_train == a][:500],
                                                data.x_train[data.y_train == b][:500])
         z = model.encode(x[y == a][:200])
         moved = model.decode((z + direction).astype(np.float32))
