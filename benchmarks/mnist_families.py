@@ -132,7 +132,7 @@ def latent_checks(model, classifier, data, seed: int) -> dict[str, float]:
     for a in range(10):
         b = (a + 1) % 10
         direction = attribute_direction(model, data.x_train[data.y_train == a][:500],
-                                               data.x_train[data.y_train == b][:500])
+                                        data.x_train[data.y_train == b][:500])
         z = model.encode(x[y == a][:200])
         moved = model.decode((z + direction).astype(np.float32))
         flips.append(float(np.mean(classifier.predict(moved) == b)))
