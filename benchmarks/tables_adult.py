@@ -182,14 +182,15 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     import genlab
-    from genlab.data import tables
+    from genlab.data.table_datasets import adult
+    from genlab.data.tables import infer_kind
     from genlab.metrics.tabular import efficacy
     from genlab.models import FAMILIES
 
     torch.set_num_threads(1)
-    data = tables.adult(args.data_dir)
+    data = adult(args.data_dir)
     real_train, real_test = data.x_train, data.x_test
-    kinds = {c: tables.infer_kind(real_train[c]) for c in real_train.columns}
+    kinds = {c: infer_kind(real_train[c]) for c in real_train.columns}
     n = len(real_test)
     families = sorted(name for name, family in FAMILIES.items() if family.supports_tables)
     names = [*families, *SDV_NAMES] if not args.only else args.only

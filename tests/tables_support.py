@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from genlab.data import tables
+from genlab.data.table_datasets import labelled
 from genlab.data.dataset import Dataset
 
 
@@ -18,5 +18,5 @@ def split_table(frame: pd.DataFrame, target: str | None = None, *, train_share: 
                 name: str = "mixed") -> Dataset:
     """The first ``train_share`` of ``frame``'s rows for training, the rest for testing."""
     cut = int(train_share * len(frame))
-    return tables.labelled(name, frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True),
+    return labelled(name, frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True),
                            target)

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genlab.data.tables import TableCodec, infer_kind, read_table
+from genlab.data.table_files import read_table
+from genlab.data.tables import TableCodec, infer_kind
 from genlab.errors import ConfigError, DataError
 
 ADULT_INTEGERS = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]

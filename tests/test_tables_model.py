@@ -17,7 +17,7 @@ from scipy.stats import ks_2samp
 
 import genlab
 from genlab.cli.app import main
-from genlab.data import tables
+from genlab.data.table_files import read_table
 from genlab.data.dataset import Dataset
 from genlab.data.registry import load as load_dataset
 from genlab.errors import ConfigError, DataError, NotSupportedError
@@ -256,8 +256,8 @@ def test_cli_robust_table_fits_and_samples(tmp_path, capsys, caplog):
     status, _, err = run_cli(capsys, "sample", run, "-n", "200", "--out", str(out), "--condition", "Stadt=Köln",
                              "--condition", "Betrag €=250")
     assert status == 0, err
-    fake = tables.read_table(out)
-    real = tables.read_table(data)
+    fake = read_table(out)
+    real = read_table(data)
     assert list(fake.columns) == list(real.columns) and len(fake) == 200
     assert (fake["Stadt"] == "Köln").all() and (fake["Betrag €"] == 250).all()
     assert fake["kunden_id"].is_unique and not set(fake["kunden_id"]) & set(real["kunden_id"])

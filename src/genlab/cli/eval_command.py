@@ -14,7 +14,8 @@ from rich.console import Console
 
 from genlab.api import load
 from genlab.cli.options import DataDir, EvalCount, Overwrite, RealData, Seed, refuse_existing
-from genlab.data import tables
+from genlab.data.table_datasets import labelled
+from genlab.data.table_files import read_table
 from genlab.errors import ConfigError
 from genlab.cli.tables import metrics_table
 from genlab.data.registry import load as load_dataset
@@ -48,8 +49,8 @@ def evaluate(
         if train is None:
             data = load_dataset(real, data_dir=data_dir, modality="tables", target=target)
         else:
-            rows = [tables.read_table(path, strict=True) for path in (train, real)]
-            data = tables.labelled(real, rows[0], rows[1], target)
+            rows = [read_table(path, strict=True) for path in (train, real)]
+            data = labelled(real, rows[0], rows[1], target)
     else:
         if train is not None:
             raise ConfigError("--train is for models of tables; other data brings its own split")

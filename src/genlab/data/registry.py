@@ -4,7 +4,7 @@
 ``tinyshakespeare``, ``pystdlib``, ``adult``) or a path: a ``.npy``/``.npz``/``.csv`` file of points, a
 ``.csv`` table, a text file (``.txt``, ``.py``, ...), a folder of images, or a folder of text files.
 A ``.csv`` file is a table (modality ``tables``) when asked (``modality="tables"`` or a ``target``) or
-when it is not purely numeric (:func:`genlab.data.tables.is_table_file`); a purely numeric one stays
+when it is not purely numeric (:func:`genlab.data.table_files.is_table_file`); a purely numeric one stays
 points, as it always was. A built-in name wins over a
 file of the same name in the working directory; write ``./ring8`` to mean the file.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from genlab.data import files, images, points, tables, text
+from genlab.data import files, images, points, table_datasets, table_files, text
 from genlab.data.dataset import MODALITIES, Dataset, Modality
 from genlab.errors import DataError, unknown_choice
 
@@ -76,9 +76,9 @@ BUILTINS: dict[str, Builtin] = {
         "without its tests (differs between Python versions)",
         "text"),
     "adult": Builtin(
-        lambda data_dir, seed: tables.adult(data_dir),
+        lambda data_dir, seed: table_datasets.adult(data_dir),
         f"(15,), 32,561 train / 16,281 test, 2 classes (target income): UCI Adult census income, 6 numeric + "
-        f"9 categorical columns with missing values; needs {' and '.join(tables.ADULT_FILES)} in --data-dir DIR "
+        f"9 categorical columns with missing values; needs {' and '.join(table_datasets.ADULT_FILES)} in --data-dir DIR "
         f"or {images.DATA_ENV}=DIR",
         "tables"),
 }
@@ -132,7 +132,7 @@ def load(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None 
     if target is not None and data.target != target:
         if data.modality != "tables":
             raise DataError(f"{data.name} holds {data.modality}; only tables have a target column")
-        data = tables.labelled(data.name, data.x_train, data.x_test, target)
+        data = table_datasets.labelled(data.name, data.x_train, data.x_test, target)
     return data
 
 
@@ -142,8 +142,8 @@ def _load(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None, s
         return BUILTINS[name_or_path].loader(data_dir, seed)
     path = Path(name_or_path)
     if path.is_file() and path.suffix.lower() == ".csv" and (
-            modality == "tables" or target is not None or (modality is None and tables.is_table_file(path))):
-        return tables.table_dataset(path, target=target)
+            modality == "tables" or target is not None or (modality is None and table_files.is_table_file(path))):
+        return table_datasets.table_dataset(path, target=target)
     if path.is_dir():
         if _is_text_folder(path):
             return text.text_folder(path)

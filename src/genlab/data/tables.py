@@ -52,8 +52,6 @@ that divides every training value, so they round-trip exactly.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import warnings
@@ -67,6 +65,7 @@ from scipy.special import ndtr, ndtri
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture
 
+from genlab.data.table_files import read_table
 from genlab.errors import DataError, unknown_choice
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,6 @@ MODE_WEIGHT_THRESHOLD = 0.005
 QUANTILE_EPS = 1e-7
 _DATETIME_UNITS = (("D", 86_400 * 10**9), ("h", 3_600 * 10**9), ("min", 60 * 10**9), ("s", 10**9),
                    ("ms", 10**6), ("us", 10**3), ("ns", 1))
-_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 
 
 @dataclass(frozen=True)
@@ -128,63 +126,6 @@ class LatentBox:
     def empty(self) -> bool:
         """Whether no encoded value satisfies the condition."""
         return not self.point and not self.low < self.high
-
-
-def read_table(path: str | Path, *, delimiter: str | None = None, encoding: str | None = None,
-               strict: bool = False) -> pd.DataFrame:
-    """Read a CSV file with a header row into a DataFrame; empty fields become missing values.
-
-    Without ``encoding`` the first of UTF-8 (with or without BOM), cp1252 and Latin-1 that decodes the
-    whole file is used; without ``delimiter`` it is sniffed among ``, ; tab |`` (``csv.Sniffer``),
-    falling back to a comma. With ``strict``, a header without data rows, a row whose number of
-    fields differs from the header's, or a repeated column name is a DataError (pandas would
-    otherwise take extra fields as an index or rename the column).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"table file {str(path)!r} does not exist")
-    raw = path.read_bytes()
-    if encoding is None:
-        for encoding in _ENCODINGS:
-            try:
-                text = raw.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
-    else:
-        try:
-            text = raw.decode(encoding)
-        except (UnicodeDecodeError, LookupError) as error:
-            raise DataError(f"table file {str(path)!r} cannot be read as {encoding!r} ({error})") from None
-    if not text.strip():
-        raise DataError(f"table file {str(path)!r} is empty")
-    if delimiter is None:
-        try:
-            delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
-    if strict:
-        _check_rectangular(path, text, delimiter)
-    try:
-        return pd.read_csv(path, sep=delimiter, encoding=encoding, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise DataError(f"table file {str(path)!r} is not a valid CSV file ({error})") from None
-
-
-def _check_rectangular(path: Path, text: str, delimiter: str) -> None:
-    """DataError for a header-only table, a ragged row or a repeated column name (1-based line numbers)."""
-    rows = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter,
-                                                                    skipinitialspace=True), start=1) if row]
-    header = rows[0][1]
-    repeated = sorted({name for name in header if header.count(name) > 1})
-    if repeated:
-        raise DataError(f"table file {str(path)!r} repeats the column name(s) {', '.join(map(repr, repeated))}")
-    if len(rows) == 1:
-        raise DataError(f"table file {str(path)!r} has a header row but no data rows")
-    for number, row in rows[1:]:
-        if len(row) != len(header):
-            raise DataError(f"table file {str(path)!r}: line {number} has {len(row)} fields but the header has "
-                            f"{len(header)} (delimiter {delimiter!r})")
 
 
 def infer_kind(values: pd.Series) -> str:
@@ -970,93 +911,3 @@ def _restore_dtype(spec: dict[str, Any], values: np.ndarray, missing: np.ndarray
     except (TypeError, ValueError):
         # e.g. int64 data that had missing values: pandas' nullable integer keeps both.
         return series.astype("Int64") if kind == "integer" else series
-
-
-# ---------------------------------------------------------------------- datasets
-#: The built-in UCI Adult files (see ``shared/data/README.md``) and their label column.
-ADULT_FILES = ("adult_train.csv", "adult_test.csv")
-ADULT_TARGET = "income"
-
-
-def table_dataset(path: str | Path, *, target: str | None = None) -> "Dataset":
-    """A CSV file as a ``tables`` Dataset, split 80/20 by :func:`~genlab.data.dataset.fixed_split`.
-
-    Args:
-        path: CSV file with a header row (delimiter and encoding sniffed, see :func:`read_table`).
-        target: the label column, if any (see :func:`labelled`).
-
-    Raises:
-        DataError: the file is missing, empty, header-only or ragged, or has fewer than 2 rows, or
-            ``target`` is not one of its columns.
-    """
-    from genlab.data.dataset import fixed_split
-
-    table = read_table(path, strict=True)
-    if len(table) < 2:
-        raise DataError(f"{path}: need at least 2 rows to split into train and test, found {len(table)}")
-    train, test = fixed_split(len(table))
-    return labelled(str(path), table.iloc[train].reset_index(drop=True), table.iloc[test].reset_index(drop=True),
-                    target)
-
-
-def labelled(name: str, train: pd.DataFrame, test: pd.DataFrame, target: str | None) -> "Dataset":
-    """A ``tables`` Dataset; a categorical or boolean ``target`` without missing values also gives the
-    labels ``y`` (indices into its sorted categories), any other target is recorded without labels."""
-    from genlab.data.dataset import Dataset
-
-    train, test = _as_frame(train), _as_frame(test)
-    y_train = y_test = class_names = None
-    if target is not None:
-        if target not in train.columns:
-            raise DataError(f"target column {target!r} is not in {name}; its columns are: "
-                            f"{', '.join(map(str, train.columns))}")
-        values = pd.concat([train[target], test[target]], ignore_index=True)
-        if infer_kind(train[target]) in ("categorical", "boolean") and not values.isna().any():
-            classes = sorted(set(values.map(_plain).tolist()), key=str)
-            class_names = tuple(str(c) for c in classes)
-            lookup = {c: i for i, c in enumerate(classes)}
-            y_train, y_test = (frame[target].map(lambda v: lookup[_plain(v)]).to_numpy(dtype=np.int64).copy()
-                               for frame in (train, test))
-    return Dataset(name=name, modality="tables", x_train=train, x_test=test, y_train=y_train, y_test=y_test,
-                   class_names=class_names, target=target)
-
-
-def adult(data_dir: str | os.PathLike | None = None) -> "Dataset":
-    """UCI Adult census income (Becker & Kohavi 1996): the files' own 32,561 / 16,281 split, target ``income``.
-
-    Args:
-        data_dir: folder holding ``adult_train.csv`` and ``adult_test.csv``; ``None`` reads it from
-            ``$GENLAB_DATA``.
-    """
-    from genlab.data.images import DATA_ENV
-
-    how = f"pass --data-dir DIR or set {DATA_ENV}=DIR, where DIR holds {' and '.join(ADULT_FILES)}"
-    folder = data_dir if data_dir is not None else os.environ.get(DATA_ENV)
-    if not folder:
-        raise DataError(f"adult needs {' and '.join(ADULT_FILES)} and no data directory was given: {how}")
-    paths = [Path(folder) / name for name in ADULT_FILES]
-    for path in paths:
-        if not path.is_file():
-            raise DataError(f"adult needs {path}, which does not exist; {how}")
-    train, test = (read_table(path, strict=True) for path in paths)
-    return labelled("adult", train, test, ADULT_TARGET)
-
-
-def is_table_file(path: str | Path) -> bool:
-    """Whether a CSV file is a mixed table rather than numbers: its sniffed delimiter is not a comma, or
-    some column holds values and not one number. A file that cannot be read as a table is not one."""
-    try:
-        table = read_table(path)
-    except DataError:
-        return False
-    if len(table) == 0:
-        return False
-    for name in table.columns:
-        present = table[name].dropna()
-        if len(present) and pd.to_numeric(present.astype(str).str.strip(), errors="coerce").isna().all():
-            return True
-    try:
-        by_comma = read_table(path, delimiter=",")
-    except DataError:
-        return True
-    return by_comma.shape[1] != table.shape[1]
