@@ -13,7 +13,8 @@ from genlab.data.text import BPECodec, CharCodec, _documents
 from genlab.errors import ConfigError, DataError
 from genlab.models.transformer import GPT, gpt_from_hf, gpt_to_hf
 from genlab.nn.attention import CausalSelfAttention
-from genlab.sampling.decoding import GenerationConfig, generate, parses_as_python, sample_verified
+from genlab.metrics.text import parses
+from genlab.sampling.decoding import GenerationConfig, generate, sample_verified
 
 transformers = pytest.importorskip("transformers")
 
@@ -180,10 +181,10 @@ def test_text_model_learns_saves_and_samples_strings(code_model, tmp_path):
 
 
 def test_verification_keeps_only_parsing_python(code_model):
-    assert parses_as_python("def f(x):\n    return x\n") and not parses_as_python("def f(x:\n")
+    assert parses("def f(x):\n    return x\n") and not parses("def f(x:\n")
     result = sample_verified(code_model, 4, "python", generator=torch.Generator().manual_seed(0),
                              prompt="def ", stop=["\n\n"], max_new_tokens=40)
-    assert all(parses_as_python(t) for t in result.samples)
+    assert all(parses(t) for t in result.samples)
     assert 0 < result.validity <= 1 and result.drawn >= len(result.samples)
     with pytest.raises(ConfigError, match="python"):
         sample_verified(code_model, 1, "rust")
@@ -239,7 +240,7 @@ def test_text_sources(tmp_path, shared_data):
     with pytest.raises(DataError, match="tinyshakespeare.txt"):
         genlab.datasets.load("tinyshakespeare", data_dir=tmp_path)
     stdlib = genlab.datasets.load("pystdlib")
-    assert len(stdlib.x_train) > 300 and all(parses_as_python(t) for t in stdlib.x_test[:20])
+    assert len(stdlib.x_train) > 300 and all(parses(t) for t in stdlib.x_test[:20])
 
 
 def test_cli_writes_verified_text_samples(code_model, tmp_path, capsys):
@@ -252,5 +253,5 @@ def test_cli_writes_verified_text_samples(code_model, tmp_path, capsys):
               "--set", 'stop=["\\n\\n"]', "--set", "max_new_tokens=40", "--out", str(out)])
     assert exit_info.value.code in (0, None)
     samples = out.read_text().split("\n<|endoftext|>\n")[:-1]
-    assert 1 <= len(samples) <= 3 and all(s.startswith("def ") and parses_as_python(s) for s in samples)
+    assert 1 <= len(samples) <= 3 and all(s.startswith("def ") and parses(s) for s in samples)
     assert "validity" in capsys.readouterr().err

@@ -20,7 +20,6 @@ continues.
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import ConfigError
+from genlab.metrics.text import parses
 from genlab.nn.attention import KVCache, attention_mask
 
 
@@ -368,17 +368,8 @@ def beam_search(network: Any, prompts: Sequence[Sequence[int]], config: Generati
 
 
 # ----------------------------------------------------------------------------------- verification
-def parses_as_python(text: str) -> bool:
-    """Whether ``text`` is syntactically valid Python (``ast.parse`` accepts it)."""
-    try:
-        ast.parse(text)
-    except (SyntaxError, ValueError):
-        return False
-    return True
-
-
 #: Checks ``genlab sample --verify NAME`` can apply to generated text.
-VERIFIERS: dict[str, Callable[[str], bool]] = {"python": parses_as_python}
+VERIFIERS: dict[str, Callable[[str], bool]] = {"python": parses}
 
 
 @dataclass(frozen=True)
