@@ -31,8 +31,9 @@ ONE_HOT_KINDS = ("modes", "categories", "missing")
 
 
 def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    # float32 even under bf16 autocast: clamping at 1 - 1e-10 in bf16 rounds to 1 and log(-log 1) = -inf
     device = generator.device if generator is not None else torch.device("cpu")
-    return torch.rand(shape, generator=generator, device=device).to(like)
+    return torch.rand(shape, generator=generator, device=device).to(like.device)
 
 
 class TableHeads:

@@ -8,7 +8,9 @@ checkpoint can be inspected and loaded without executing code. Layout:
 * tensors ``optim.<phase>.<param index>.<state name>``: each optimiser's per-parameter state (Adam's
   ``exp_avg``, ``exp_avg_sq`` and scalar ``step``);
 * metadata ``genlab_trainer_state`` (JSON): format version, step, elapsed seconds, history, pending
-  log sums, each optimiser's ``param_groups`` and the caller's fingerprint (the full run config).
+  log sums, each optimiser's ``param_groups``, each phase's fp16 loss-scaler state (scale and growth
+  tracker; absent before mixed precision existed, read as none) and the caller's fingerprint (the full
+  run config).
 
 A write goes to a temporary file in the same folder, is flushed to disk, and replaces the previous
 checkpoint with one rename, so a crash at any moment leaves either the old or the new file, never half
@@ -18,7 +20,7 @@ of one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ class TrainerCheckpoint:
         ema: the EMA state keyed like ``model``, or ``None``.
         optimizers: ``optimizer.state_dict()`` per phase name.
         fingerprint: the caller's JSON-compatible description of the run (its full config).
+        scalers: ``GradScaler.state_dict()`` per phase name (fp16 training only; plain numbers).
     """
 
     step: int
@@ -57,6 +60,7 @@ class TrainerCheckpoint:
     ema: dict[str, torch.Tensor] | None
     optimizers: dict[str, dict[str, Any]]
     fingerprint: dict[str, Any]
+    scalers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def save_checkpoint(path: Path, checkpoint: TrainerCheckpoint) -> None:
@@ -84,6 +88,7 @@ def save_checkpoint(path: Path, checkpoint: TrainerCheckpoint) -> None:
         "has_ema": checkpoint.ema is not None,
         "param_groups": param_groups,
         "fingerprint": checkpoint.fingerprint,
+        "scalers": checkpoint.scalers,
     }
     metadata = {_METADATA_KEY: json.dumps(header)}
 
@@ -135,6 +140,7 @@ def load_checkpoint(path: Path) -> TrainerCheckpoint:
             ema=ema if header["has_ema"] else None,
             optimizers=optimizers,
             fingerprint=dict(header["fingerprint"]),
+            scalers=dict(header.get("scalers", {})),
         )
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(

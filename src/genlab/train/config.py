@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+#: Valid values of ``TrainConfig.precision``.
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
@@ -35,6 +38,16 @@ class TrainConfig:
         log_every: record losses in the history every this many steps.
         seed: seed of every random draw in training (batches, noise, initialisation).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        precision: arithmetic of each phase's loss computation. ``"fp32"`` (default): no autocast, bit
+            for bit what genlab always did. ``"bf16"``: ``torch.autocast`` to bfloat16 (CPU or CUDA); its
+            exponent range is float32's, so no loss scaling is needed. ``"fp16"``: autocast to float16
+            with a ``torch.amp.GradScaler`` per phase (Micikevicius et al. 2018), CUDA only: refused
+            here with ``device="cpu"``, and by the Trainer (ConfigError) when ``"auto"`` finds no GPU.
+            Weights, optimiser state, EMA and sampling stay float32 in every case.
+        compile: train through ``torch.compile`` of each phase's module (the saved weights and
+            checkpoints are the uncompiled module's, never ``_orig_mod.`` keys). The first step pays the
+            compilation (tens of seconds on a GPU machine, minutes on a busy CPU); worth it for long
+            GPU runs.
     """
 
     steps: int | None = 2000
@@ -54,6 +67,8 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.steps is None and self.max_time is None:
@@ -76,3 +91,8 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be positive, got {self.grad_clip}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "fp16" and self.device == "cpu":
+            raise ValueError("precision fp16 needs a CUDA GPU (device cpu was asked for); "
+                             "use bf16 on CPU, or fp32")

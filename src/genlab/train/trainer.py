@@ -1,8 +1,13 @@
 """The training loop shared by every gradient-trained family; it knows nothing about any of them.
 
 A family hands over its network and its :class:`~genlab.train.phase.Phase` list; the Trainer owns the
-optimisers, learning-rate schedule, gradient clipping, EMA, logging, evaluation, checkpoints and
-DistributedDataParallel.
+optimisers, learning-rate schedule, gradient clipping, EMA, logging, evaluation, checkpoints,
+DistributedDataParallel, mixed precision and ``torch.compile``.
+
+Mixed precision (``TrainConfig.precision``): only each phase's loss computation runs under
+``torch.autocast``; the backward pass, weights, optimiser state, EMA, evaluation and sampling stay
+float32. With ``"fp16"`` each phase has its own ``GradScaler`` (a discriminator's and a generator's
+gradients differ in size), gradients are unscaled before clipping, and the scalers are checkpointed.
 
 Determinism: no random state is carried from one step to the next. Every draw of step ``s``, phase
 ``i``, repeat ``r`` on process ``k`` (batch indices, the loss's noise generator, and the global RNG that
@@ -13,6 +18,7 @@ CPU), and the caller's global RNG is left as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -60,8 +66,10 @@ class Trainer:
     """Optimise a model's phases for a step or time budget, resumably.
 
     One training step runs every phase in order, each ``phase.repeats`` times: draw ``batch_size``
-    records uniformly with replacement, compute ``phase.loss``, back-propagate, clip the phase's global
-    gradient norm to ``grad_clip``, and take an Adam/AdamW step with the scheduled learning rate.
+    records uniformly with replacement, compute ``phase.loss`` (under autocast unless ``precision`` is
+    ``"fp32"``), back-propagate (the loss scaled by the phase's GradScaler with ``"fp16"``), clip the
+    phase's global gradient norm to ``grad_clip``, and take an Adam/AdamW step with the scheduled
+    learning rate.
 
     Args:
         config: the optimisation settings.
@@ -105,7 +113,8 @@ class Trainer:
 
         Raises:
             ConfigError: on duplicate phase names, a phase whose parameters are not in ``model``,
-                ``repeats < 1``, a fingerprint that is not JSON, or ``resume`` without a path.
+                ``repeats < 1``, a fingerprint that is not JSON, ``resume`` without a path, or
+                ``precision="fp16"`` on a device that is not a CUDA GPU.
             DataError: on empty ``x`` or ``y`` of the wrong length.
             CheckpointError: when resuming from a missing, corrupt or mismatched checkpoint.
         """
@@ -117,12 +126,15 @@ class Trainer:
             raise ConfigError("resume=True needs a checkpoint_path to resume from")
 
         device = distributed.setup(config.device)
+        _check_precision(config.precision, device)
         model.to(device)
         run = _Run(
             model=model,
             phases=phases,
             optimizers={phase.name: self._optimizer(phase) for phase in phases},
             ema=EMA(model, config.ema_decay) if config.ema_decay is not None else None,
+            # bf16 has float32's exponent range; only fp16 gradients need loss scaling not to underflow
+            scalers={phase.name: torch.amp.GradScaler(device.type) for phase in phases if config.precision == "fp16"},
             x=x.to(device),
             y=None if y is None else y.to(device),
             device=device,
@@ -135,7 +147,10 @@ class Trainer:
         if stopped_by is not None:
             return run.result(stopped_by)
 
-        modules = [distributed.wrap(phase.module, device) for phase in phases]
+        # The compiled wrapper only runs the losses; checkpoints and EMA read ``model`` itself, whose
+        # state_dict keys carry no ``_orig_mod.`` prefix.
+        modules = [distributed.wrap(torch.compile(phase.module) if config.compile else phase.module, device)
+                   for phase in phases]
         main = distributed.is_main_process()
         evaluating = evaluate is not None and config.eval_every > 0 and main
         state = TrainState(
@@ -249,12 +264,22 @@ class Trainer:
 
                     index = torch.randint(len(run.x), (config.batch_size,), generator=batches).to(run.device)
                     batch = Batch(x=run.x[index], y=None if run.y is None else run.y[index])
-                    result = phase.loss(module, batch, noise)
+                    with _autocast(config.precision, run.device):
+                        result = phase.loss(module, batch, noise)
                     optimizer.zero_grad(set_to_none=True)
-                    result.total.backward()
-                    if config.grad_clip is not None:
-                        nn.utils.clip_grad_norm_(phase.module.parameters(), config.grad_clip)
-                    optimizer.step()
+                    scaler = run.scalers.get(phase.name)
+                    if scaler is None:
+                        result.total.backward()
+                        if config.grad_clip is not None:
+                            nn.utils.clip_grad_norm_(phase.module.parameters(), config.grad_clip)
+                        optimizer.step()
+                    else:
+                        scaler.scale(result.total).backward()
+                        if config.grad_clip is not None:
+                            scaler.unscale_(optimizer)   # clip the true gradients, not the scaled ones
+                            nn.utils.clip_grad_norm_(phase.module.parameters(), config.grad_clip)
+                        scaler.step(optimizer)           # skipped when a gradient overflowed
+                        scaler.update()
 
                     values = {phase.name: float(result.total.detach())}
                     values.update({f"{phase.name}/{name}": float(v) for name, v in result.parts.items()})
@@ -289,12 +314,13 @@ class Trainer:
                 ema=None if run.ema is None else run.ema.shadow,
                 optimizers={name: optimizer.state_dict() for name, optimizer in run.optimizers.items()},
                 fingerprint=run.fingerprint,
+                scalers={name: scaler.state_dict() for name, scaler in run.scalers.items()},
             ),
         )
         logger.info("checkpoint of step %d written to %s", run.step, run.checkpoint_path)
 
     def _restore(self, run: _Run) -> None:
-        """Load the checkpoint into the model, EMA and optimisers, and continue its step count.
+        """Load the checkpoint into the model, EMA, optimisers and loss scalers; continue its step count.
 
         Raises:
             CheckpointError: when the file is missing or corrupt, its fingerprint differs from the
@@ -314,6 +340,11 @@ class Trainer:
                 raise ValueError(f"phases {sorted(saved.optimizers)} != {sorted(run.optimizers)}")
             for name, optimizer in run.optimizers.items():
                 optimizer.load_state_dict(saved.optimizers[name])
+            if set(saved.scalers) != set(run.scalers):
+                raise ValueError(f"loss scalers of phases {sorted(saved.scalers)} != {sorted(run.scalers)} "
+                                 "(only fp16 training has them)")
+            for name, scaler in run.scalers.items():
+                scaler.load_state_dict(saved.scalers[name])
             run.meter = _LossMeter(sums=dict(saved.pending["sums"]), counts=dict(saved.pending["counts"]))
         except (RuntimeError, ValueError, KeyError, TypeError) as error:
             raise CheckpointError(f"checkpoint {path} does not fit this model: {error}") from None
@@ -351,6 +382,7 @@ class _Run:
     phases: tuple[Phase, ...]
     optimizers: dict[str, torch.optim.Optimizer]
     ema: EMA | None
+    scalers: dict[str, torch.amp.GradScaler]
     x: torch.Tensor
     y: torch.Tensor | None
     device: torch.device
@@ -369,6 +401,22 @@ class _Run:
             ema_state=None if self.ema is None else self.ema.state_dict(),
             stopped_by=stopped_by,
         )
+
+
+def _check_precision(precision: str, device: torch.device) -> None:
+    """Refuse fp16 off CUDA: CPU float16 kernels are slow or missing, and bf16 needs no loss scaling."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"precision fp16 needs a CUDA GPU, but training runs on {device.type} here; "
+                          "use bf16 (CPU or GPU) or fp32")
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast to ``precision``'s dtype on ``device``; no context at all for fp32, which stays bit for bit
+    what it was before mixed precision existed."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def _seed(*parts: int | str) -> int:
