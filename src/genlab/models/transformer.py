@@ -49,6 +49,7 @@ from genlab.data.text import BPECodec, CharCodec, TextCodec
 from genlab.errors import ConfigError, NotSupportedError
 from genlab.models.base import DataInfo, GenerativeModel
 from genlab.nn.attention import CausalSelfAttention, KVCache
+from genlab.sampling.cuda_graphs import StaticDecodeStep
 from genlab.sampling.decoding import GenerationConfig, choose, generate, process_logits, stream
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
@@ -362,11 +363,15 @@ class TransformerModel(GenerativeModel):
         """Draw ``columns`` (0-based) one after another after ``prompt``, each restricted to its id range;
         int64 ``(n, len(columns))`` on the CPU."""
         network, device = self.network_, self.device
-        cache = network.new_cache(n, len(prompt) + len(columns))
+        step = StaticDecodeStep(network, n, len(prompt) + len(columns)) if config.cuda_graphs else None
+        cache = step.cache if step is not None else network.new_cache(n, len(prompt) + len(columns))
         x = torch.tensor(prompt, device=device)[None].expand(n, -1)                    # (n, P)
         drawn = []
         for column in columns:
-            logits = network(x, cache=cache, positions=torch.zeros_like(x))[:, -1]    # (n, V)
+            if step is not None and x.shape[1] == 1:
+                logits = step(x[:, 0], torch.zeros_like(x[:, 0]), None)                # (n, V)
+            else:
+                logits = network(x, cache=cache, positions=torch.zeros_like(x))[:, -1]  # (n, V)
             cache.advance(x.shape[1])
             start, stop = self.codec_.ranges[column]
             outside = torch.ones(logits.shape[-1], dtype=torch.bool, device=device)

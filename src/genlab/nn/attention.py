@@ -4,7 +4,9 @@ key/value cache for incremental decoding.
 The attention itself is :func:`torch.nn.functional.scaled_dot_product_attention`, which picks a fused
 kernel (flash / memory-efficient / math) for the device. The cache is preallocated to the longest
 sequence a generation will reach, so each decoding step writes one slot in place instead of
-concatenating (and copying) every past key and value.
+concatenating (and copying) every past key and value. With ``slot`` set, a step writes at a position
+held in a tensor and attends over every slot (the caller's mask hides the unwritten ones): the shapes
+never change, which is what a CUDA graph needs (:mod:`genlab.sampling.cuda_graphs`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ class KVCache:
         keys: per layer ``(B, nh, S_max, hs)``, filled up to ``length``.
         values: per layer ``(B, nh, S_max, hs)``, filled up to ``length``.
         length: number of positions already written.
+        slot: int64 ``(T,)`` positions that :meth:`update` writes, for static shapes; ``None`` writes
+            after ``length`` and returns only the filled positions.
     """
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     length: int = 0
+    slot: torch.Tensor | None = None
 
     @classmethod
     def empty(cls, n_layer: int, batch: int, n_head: int, max_length: int, head_size: int, *,
@@ -47,8 +52,13 @@ class KVCache:
         """Write ``k, v (B, nh, T, hs)`` after the cached positions; return all ``(B, nh, length + T, hs)``.
 
         The layer's new positions become visible to later layers of the same step only; :meth:`advance`
-        commits them once every layer has written.
+        commits them once every layer has written. With ``slot`` set, ``k, v`` go to positions ``slot``
+        and all ``S_max`` positions are returned (static shapes; the caller masks the unwritten ones).
         """
+        if self.slot is not None:
+            self.keys[layer].index_copy_(2, self.slot, k)
+            self.values[layer].index_copy_(2, self.slot, v)
+            return self.keys[layer], self.values[layer]
         end = self.length + k.shape[2]
         if end > self.capacity:
             raise ValueError(f"KV cache holds {self.capacity} positions; {end} were asked for")
@@ -61,9 +71,11 @@ class KVCache:
         self.length += steps
 
     def reorder(self, index: torch.Tensor) -> None:
-        """Keep the sequences ``index (B',)`` (beam search: each surviving beam's parent)."""
-        self.keys = [k.index_select(0, index) for k in self.keys]
-        self.values = [v.index_select(0, index) for v in self.values]
+        """Keep the sequences ``index (B,)`` (beam search: each surviving beam's parent).
+
+        In place, so the buffers keep their addresses (a captured CUDA graph reads them there)."""
+        for buffer in self.keys + self.values:
+            buffer.copy_(buffer.index_select(0, index))
 
 
 def attention_mask(query_length: int, past: int, key_valid: torch.Tensor | None,

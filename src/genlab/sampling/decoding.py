@@ -15,7 +15,8 @@ The model is any module called as ``network(tokens (B, T), cache=, positions=, m
 (B, T, V)`` with ``network.new_cache(batch, length)`` and ``network.block_size`` (see
 :class:`genlab.models.transformer.GPT`). Prompts of different lengths are left-padded and masked.
 Longer outputs than the context window slide: the last half of the window is re-encoded and decoding
-continues.
+continues. With ``cuda_graphs`` each one-token step has static shapes
+(:class:`~genlab.sampling.cuda_graphs.StaticDecodeStep`) and, on CUDA, is replayed as a CUDA graph.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from genlab.errors import ConfigError
 from genlab.metrics.text import parses
 from genlab.nn.attention import KVCache, attention_mask
+from genlab.sampling.cuda_graphs import StaticDecodeStep
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +48,12 @@ class GenerationConfig:
         early_stopping: beam search stops once ``num_beams`` hypotheses are finished.
         stop: strings that end a row (the text is cut before them); text models only, not with beams.
         use_cache: reuse past keys and values (same output, far fewer operations).
+        cuda_graphs: decode each token through a static-shape step (preallocated cache, attention over
+            every slot under a mask) captured once as a CUDA graph and replayed: on CUDA at small batch
+            this removes the per-kernel launch cost that bounds decoding. On a CPU model the same static
+            step runs eagerly: the tokens are the same (up to float rounding of the longer attention
+            reduction), with no speed-up. Needs ``use_cache``; the capture (a few tens of ms) is
+            repeated for every call.
     """
 
     max_new_tokens: int = 256
@@ -58,6 +66,7 @@ class GenerationConfig:
     early_stopping: bool = False
     stop: tuple[str, ...] = ()
     use_cache: bool = True
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -77,6 +86,8 @@ class GenerationConfig:
             raise ValueError("beam search is deterministic: it takes no temperature, top_k, top_p or stop")
         if any(not s for s in self.stop):
             raise ValueError("stop strings must not be empty")
+        if self.cuda_graphs and not self.use_cache:
+            raise ValueError("cuda_graphs replays cached decoding steps: it needs use_cache=True")
 
     @property
     def greedy(self) -> bool:
@@ -134,6 +145,7 @@ class _Context:
         self.padded = not bool(self.valid.all())
         self.capacity = min(network.block_size, length + config.max_new_tokens)
         self.cache: KVCache | None = None
+        self.static = StaticDecodeStep(network, len(prompts), self.capacity) if config.cuda_graphs else None
         self.cache_start = 0         # column of self.tokens held at cache position 0
         self.position: torch.Tensor | None = None   # (B,) position of the next token
 
@@ -153,14 +165,17 @@ class _Context:
     def next_logits(self) -> torch.Tensor:
         """Logits ``(B, V)`` of the token after the current last one."""
         length = self.tokens.shape[1]
-        if self.use_cache and self.cache is not None and self.cache.length < self.cache.capacity:
-            positions = self.position[:, None]                                       # (B, 1)
+        if self.use_cache and self.cache is not None and self.cache.length < self.capacity:
             key_valid = self.valid[:, self.cache_start:] if self.padded else None
-            mask = attention_mask(1, self.cache.length, key_valid) if self.padded else None
-            logits = self.network(self.tokens[:, -1:], cache=self.cache, positions=positions, mask=mask)
+            if self.static is not None:
+                logits = self.static(self.tokens[:, -1], self.position, key_valid)   # (B, V)
+            else:
+                mask = attention_mask(1, self.cache.length, key_valid) if self.padded else None
+                logits = self.network(self.tokens[:, -1:], cache=self.cache, positions=self.position[:, None],
+                                      mask=mask)[:, -1]
             self.cache.advance(1)
             self.position = self.position + 1
-            return logits[:, -1]
+            return logits
         # (Re-)encode a window: the whole sequence while it fits, else its last half-context.
         keep = length if length <= self.capacity else max(1, self.capacity // 2)
         if not self.use_cache:
@@ -170,7 +185,9 @@ class _Context:
         positions = (valid.long().cumsum(1) - 1).clamp_min(0)                        # (B, keep)
         mask = attention_mask(keep, 0, valid) if self.padded else None
         cache = None
-        if self.use_cache:
+        if self.static is not None:   # the static step's cache keeps its buffers: its graph reads them there
+            cache = self.static.reset()
+        elif self.use_cache:
             cache = self.network.new_cache(len(window), self.capacity)
         logits = self.network(window, cache=cache, positions=positions, mask=mask)
         if cache is not None:
