@@ -47,14 +47,19 @@ def genlab_sampler(n: int, steps: int):
     return params, lambda: model.sample(n, steps=steps, sampler="ddim", generator=torch.Generator().manual_seed(0))
 
 
-def diffusers_sampler(n: int, steps: int, chunk: int | None = None):
-    """diffusers' UNet2DModel of the same widths with its DDIM loop (as DDIMPipeline runs it)."""
+def diffusers_peer():
+    """diffusers' UNet2DModel of genlab's widths (random weights, eval mode, CPU) and its DDIMScheduler."""
     from diffusers import DDIMScheduler, UNet2DModel
 
     unet = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64),
                        layers_per_block=1, down_block_types=("DownBlock2D",) * 3,
                        up_block_types=("UpBlock2D",) * 3, norm_num_groups=8, add_attention=False).eval()
-    scheduler = DDIMScheduler(beta_schedule="squaredcos_cap_v2")
+    return unet, DDIMScheduler(beta_schedule="squaredcos_cap_v2")
+
+
+def diffusers_sampler(n: int, steps: int, chunk: int | None = None):
+    """diffusers' UNet2DModel of the same widths with its DDIM loop (as DDIMPipeline runs it)."""
+    unet, scheduler = diffusers_peer()
     params = sum(p.numel() for p in unet.parameters())
 
     @torch.no_grad()

@@ -4,6 +4,11 @@ The architecture of Ho et al. (2020, appendix B) without attention, at a size fo
 MNIST: residual blocks (GroupNorm -> SiLU -> 3x3 conv, twice; the step/class embedding added in between)
 at each resolution, stride-2 convolutions down, nearest-neighbour upsampling + 3x3 convolution up, and
 skip connections concatenated across. The default widths ``(32, 64, 64)`` give about 1M parameters.
+
+With ``patch=p > 1`` the network first folds each ``p x p`` block of pixels into channels (space-to-depth,
+``pixel_unshuffle``: ``(B, C, H, W) -> (B, C p^2, H/p, W/p)``) and unfolds its output the same way at the
+end, so every level runs at ``1/p`` of the resolution, about ``p^2`` times fewer FLOPs for the same widths
+(the patching of Hoogeboom et al. 2023, "simple diffusion", and of U-ViT, Bao et al. 2023).
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ class ResBlock(nn.Module):
 class UNet(nn.Module):
     """Noise-prediction UNet: ``x (B, C, H, W)``, ``t (B,)``, ``y (B,)`` -> ``(B, out_channels, H, W)``.
 
-    ``H`` and ``W`` must be divisible by ``2^(len(channels) - 1)`` (8 and 28 are, for three levels).
+    ``H`` and ``W`` must be divisible by ``patch * 2^(len(channels) - 1)`` (8 and 28 are, for three
+    levels and ``patch=1``; 28 is for two levels and ``patch=2``).
 
     Args:
         in_channels: image channels ``C``.
@@ -58,11 +64,15 @@ class UNet(nn.Module):
         blocks: residual blocks per resolution on the way down (one more on the way up).
         n_classes: number of class labels, 0 for an unconditional network; label ``n_classes`` (or
             ``y=None``) is the null class of classifier-free guidance.
+        patch: side of the pixel blocks folded into channels at the input and unfolded at the output
+            (1 = none, the network runs at full resolution).
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, channels: tuple[int, ...] = (32, 64, 64),
-                 blocks: int = 1, n_classes: int = 0) -> None:
+                 blocks: int = 1, n_classes: int = 0, patch: int = 1) -> None:
         super().__init__()
+        self.patch = patch
+        in_channels, out_channels = in_channels * patch ** 2, out_channels * patch ** 2
         emb_dim = 4 * channels[0]
         self.time = TimeEmbedding(emb_dim, frequencies=channels[0])
         self.classes = ClassEmbedding(n_classes, emb_dim) if n_classes else None
@@ -97,6 +107,8 @@ class UNet(nn.Module):
             if y is None:
                 y = torch.full((len(x),), self.classes.null_class, dtype=torch.long, device=x.device)
             emb = emb + self.classes(y)
+        if self.patch > 1:
+            x = F.pixel_unshuffle(x, self.patch)                                # (B, C p^2, H/p, W/p)
         h = self.conv_in(x)
         skips = [h]
         for layer in self.down:
@@ -109,4 +121,5 @@ class UNet(nn.Module):
                 h = layer(torch.cat([h, skips.pop()], dim=1), emb)
             else:
                 h = layer(F.interpolate(h, scale_factor=2, mode="nearest"))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        return F.pixel_shuffle(out, self.patch) if self.patch > 1 else out
