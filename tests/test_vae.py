@@ -134,6 +134,17 @@ def test_sampling_draws_decoder_noise_unless_asked_for_the_mean(moons_vae):
         moons_vae.sample(3, mean="yes")
 
 
+def test_temperature_scales_the_prior_draw(moons_vae):
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    cooled = moons_vae.sample(50, generator=g(), mean=True, temperature=0.5)
+    z = 0.5 * torch.randn(50, 2, generator=g()).numpy()
+    np.testing.assert_allclose(cooled, moons_vae.decode(z), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(moons_vae.sample(5, generator=g(), temperature=1.0),
+                                  moons_vae.sample(5, generator=g()))
+    with pytest.raises(ConfigError, match="temperature"):
+        moons_vae.sample(3, temperature=-1.0)
+
+
 def test_conditional_vae_encodes_and_decodes_with_a_class():
     model = genlab.fit("digits", family="vae", latent_dim=4, hidden=32, channels=8,
                        train={"steps": 3, "batch_size": 16})
@@ -151,6 +162,7 @@ def test_conditional_vae_encodes_and_decodes_with_a_class():
     marginal = model.log_prob(x, samples=4)
     per_class = np.stack([model.log_prob(x, condition=c, samples=4) + math.log(0.1) for c in range(10)])
     assert (marginal >= per_class.max(0) - 0.2).all()
+    assert model.log_prob(x[:0], condition=0, samples=2).shape == (0,)        # an empty class scores nothing
 
 
 def test_bernoulli_likelihood_on_points_is_refused():
