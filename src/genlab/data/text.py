@@ -237,10 +237,22 @@ class CharCodec(TextCodec):
 
 class BPECodec(TextCodec):
     """Byte-level BPE (GPT-2's scheme, Radford et al. 2019) trained with ``tokenizers`` to ``vocab_size``
-    ids, ``<|endoftext|>`` first. Every byte is in the alphabet, so any text can be encoded."""
+    ids, ``<|endoftext|>`` first. Every byte is in the alphabet, so any text can be encoded.
+
+    Before the merges, text is split into pieces by :attr:`SPLIT`. It differs from GPT-2's split in
+    where a space goes: GPT-2 puts it before a word (``"def f"`` is ``def``, `` f``), so a prompt that
+    ends in a space (``"def "``) ends in a lone space token the training text almost never holds, and
+    the model continues from a state it has not learnt. Here a word keeps the one space after it
+    (``def `` is a token, as in the training text), and a newline keeps the indentation after it
+    (``"\n    "``), the unit of Python's block structure. Measured on ``pystdlib`` with 1,024 ids: 2.61
+    characters a token against GPT-2's 2.62.
+    """
 
     name = "bpe"
     EOS_TEXT = "<|endoftext|>"
+    #: Pre-tokenization pieces: a word or a number or a run of punctuation, each with one following
+    #: space; a newline with the indentation after it; other runs of spaces and tabs; any other whitespace.
+    SPLIT = r"[\p{L}_][\p{L}\p{N}_]* ?|\p{N}+ ?|[^\s\p{L}\p{N}_]+ ?|\n[ \t]*|[ \t]+|\s"
 
     def __init__(self, shape: tuple[int, ...] = (), *, context: int, vocab_size: int = 512,
                  tokenizer: dict[str, Any] | None = None) -> None:
@@ -259,11 +271,14 @@ class BPECodec(TextCodec):
         return self._tokenizer.token_to_id(self.EOS_TEXT)
 
     def fit(self, x: np.ndarray) -> "BPECodec":
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
         documents = self.check_records(x, "training documents")
         tokenizer = Tokenizer(models.BPE())
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(self.SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),   # bytes -> symbols only
+        ])
         tokenizer.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=self.target_vocab_size, special_tokens=[self.EOS_TEXT],
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
