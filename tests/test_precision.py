@@ -46,6 +46,16 @@ class Regressor(nn.Module):
         return self.net(x)
 
 
+class Crash(Exception):
+    """Raised by :class:`CrashAt25` to stand for a killed process."""
+
+
+class CrashAt25(Callback):
+    def on_step_end(self, trainer, state):
+        if state.step == 25:
+            raise Crash
+
+
 def regression_loss(module: nn.Module, batch: Batch, generator: torch.Generator) -> Losses:
     # batch.x: (B, 1) -> prediction (B, 1); its dtype shows whether autocast is on
     eps = torch.randn(batch.x.shape, generator=generator, device=batch.x.device)
@@ -156,14 +166,6 @@ def test_an_interrupted_bf16_run_resumes_bit_identically(tmp_path: Path) -> None
     path = tmp_path / "trainer_state.safetensors"
     full, full_result = fit_regressor(cfg)
 
-    class Crash(Exception):
-        pass
-
-    class CrashAt25(Callback):
-        def on_step_end(self, trainer, state):
-            if state.step == 25:
-                raise Crash
-
     torch.manual_seed(0)
     model = Regressor()
     with pytest.raises(Crash):
@@ -254,14 +256,6 @@ def test_fp16_loss_scaling_backs_off_clips_and_resumes_bit_identically(
     monkeypatch.setattr(trainer_module, "_check_precision", lambda precision, device: None)
     cfg = config(steps=40, precision="fp16", device="auto", checkpoint_every=10, grad_clip=0.5, log_every=10)
     path = tmp_path / "trainer_state.safetensors"
-
-    class Crash(Exception):
-        pass
-
-    class CrashAt25(Callback):
-        def on_step_end(self, trainer, state):
-            if state.step == 25:
-                raise Crash
 
     def fit(**kwargs: object) -> tuple[Regressor, object]:
         torch.manual_seed(0)
