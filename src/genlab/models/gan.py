@@ -593,9 +593,9 @@ def _check_truncation(psi: Any) -> float:
 
 
 #: Discriminator rejection sampling: proposals per round (values: records x record size), and the
-#: quantile of the burn-in round's critic logits taken as the bound ``M`` (1 = their maximum).
+#: quantile of the burn-in round's critic logits taken as the bound ``M`` (see sampling.rejection).
 DRS_BATCH_VALUES = 2 ** 16
-DRS_QUANTILE = 1.0
+DRS_QUANTILE = 0.999
 
 #: Temperature of the generator's Gumbel-softmax on one-hot blocks (CTGAN's ``tau = 0.2``).
 TABLE_TAU = 0.2
