@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,3 +30,12 @@ def shared_data() -> Path:
     if not (folder / "mnist.npz").is_file():
         pytest.skip(f"benchmark data not found in {folder}")
     return folder
+
+
+@pytest.fixture
+def single_thread():
+    """Tiny models train faster on one thread; restore the setting for the other test modules."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

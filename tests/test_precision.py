@@ -27,12 +27,7 @@ from genlab.train.checkpoint import TrainerCheckpoint, load_checkpoint, save_che
 CUDA = torch.cuda.is_available()
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class Regressor(nn.Module):

@@ -11,23 +11,13 @@ import torch
 
 import genlab
 from genlab.errors import ConfigError
-from genlab.models.transformer import GPT
 from genlab.nn.attention import KVCache
 from genlab.sampling.cuda_graphs import _GRAPHS, Denoiser, StaticDecodeStep, denoiser
 from genlab.sampling.decoding import GenerationConfig, generate
 
+from gpt_support import random_gpt
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
-
-
-def random_gpt(vocab=37, block=48, seed=0, device="cpu") -> GPT:
-    torch.manual_seed(seed)
-    network = GPT(vocab, block, n_layer=2, n_head=4, n_embd=32).eval()
-    with torch.no_grad():   # larger biases and LayerNorm parameters than the init, so mistakes show
-        for name, parameter in network.named_parameters():
-            if "ln" in name or name.endswith("bias"):
-                parameter.add_(0.2 * torch.randn_like(parameter))
-    return network.to(device)
-
 
 PROMPTS = [[3, 5, 7, 9, 11], [1], [30, 4]]        # different lengths: left padding and masks
 

@@ -32,13 +32,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "train_toy.py"
 SINGLE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models train faster on one thread; restore the setting for the other test modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ---------------------------------------------------------------------------------------------- toys

@@ -16,6 +16,8 @@ from genlab.nn.attention import CausalSelfAttention
 from genlab.metrics.text import parses
 from genlab.sampling.decoding import GenerationConfig, generate, sample_verified
 
+from gpt_support import random_gpt
+
 transformers = pytest.importorskip("transformers")
 
 CODE = [f"def f{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(80)]
@@ -23,16 +25,6 @@ CODE = [f"def f{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(80)]
 
 def code_data() -> Dataset:
     return Dataset("code", "text", _documents(CODE[:64]), _documents(CODE[64:]))
-
-
-def random_gpt(vocab=37, block=48, seed=0) -> GPT:
-    torch.manual_seed(seed)
-    network = GPT(vocab, block, n_layer=2, n_head=4, n_embd=32).eval()
-    with torch.no_grad():   # larger biases and LayerNorm parameters than the init, so mistakes show
-        for name, parameter in network.named_parameters():
-            if "ln" in name or name.endswith("bias"):
-                parameter.add_(0.2 * torch.randn_like(parameter))
-    return network
 
 
 @pytest.fixture(scope="module")
