@@ -118,6 +118,21 @@ def test_top_k_top_p_and_repetition_penalty_restrict_the_choices(pair):
         assert generate(network, prompt, tiny_p, generator=torch.Generator())[0][0] == int(logits.argmax())
 
 
+def test_logits_processors_see_the_tokens_and_steer_every_strategy(pair):
+    network, _ = pair
+    calls = []
+
+    def only_token_11(tokens, scores):
+        calls.append(tokens.shape)
+        return scores.masked_fill(torch.arange(scores.shape[-1]) != 11, float("-inf"))
+
+    for options in ({"temperature": 0.0}, {"top_p": 0.9}, {"num_beams": 2}):
+        config = GenerationConfig(max_new_tokens=3, logits_processors=(only_token_11,), **options)
+        assert generate(network, [[3, 5, 7]], config, generator=torch.Generator().manual_seed(0)) == [[11, 11, 11]]
+    assert calls[0] == (1, 3) and calls[1] == (1, 4)   # the prompt, then the prompt and the first new token
+    with pytest.raises(ValueError):
+        GenerationConfig(logits_processors=("not callable",))
+
 
 def test_logit_processing_matches_hugging_face_processors():
     from transformers import RepetitionPenaltyLogitsProcessor, TopKLogitsWarper, TopPLogitsWarper

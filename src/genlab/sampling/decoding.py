@@ -54,6 +54,11 @@ class GenerationConfig:
             step runs eagerly: the tokens are the same (up to float rounding of the longer attention
             reduction), with no speed-up. Needs ``use_cache``; the capture (a few tens of ms) is
             repeated for every call.
+        logits_processors: callables ``processor(tokens (B, T) int64, scores (B, V) float32) -> scores``
+            applied in order after the repetition penalty and before temperature, top-k and top-p, as
+            Hugging Face applies its ``LogitsProcessor`` list (watermarks, constraints). ``tokens`` are
+            each row's ids so far, left-padded; in beam search ``scores`` are log-probabilities. Python
+            only (a callable is not JSON).
     """
 
     max_new_tokens: int = 256
@@ -67,6 +72,7 @@ class GenerationConfig:
     stop: tuple[str, ...] = ()
     use_cache: bool = True
     cuda_graphs: bool = False
+    logits_processors: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -88,6 +94,8 @@ class GenerationConfig:
             raise ValueError("stop strings must not be empty")
         if self.cuda_graphs and not self.use_cache:
             raise ValueError("cuda_graphs replays cached decoding steps: it needs use_cache=True")
+        if any(not callable(p) for p in self.logits_processors):
+            raise ValueError("logits_processors must be callables (tokens, scores) -> scores")
 
     @property
     def greedy(self) -> bool:
@@ -96,13 +104,20 @@ class GenerationConfig:
 
 
 # ----------------------------------------------------------------------------------- token choice
-def process_logits(logits: torch.Tensor, seen: torch.Tensor | None, config: GenerationConfig) -> torch.Tensor:
-    """Apply the repetition penalty, temperature, top-k and top-p to ``logits (B, V)``; removed tokens get
-    ``-inf``. ``seen`` is a bool ``(B, V)`` of tokens already in each sequence (for the penalty)."""
+def process_logits(logits: torch.Tensor, seen: torch.Tensor | None, config: GenerationConfig,
+                   tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply the repetition penalty, the logits processors, temperature, top-k and top-p to ``logits
+    (B, V)``; removed tokens get ``-inf``. ``seen`` is a bool ``(B, V)`` of tokens already in each
+    sequence (for the penalty); ``tokens (B, T)`` the sequences so far (for the processors)."""
     logits = logits.float()
     if config.repetition_penalty != 1.0 and seen is not None:
         penalised = torch.where(logits < 0, logits * config.repetition_penalty, logits / config.repetition_penalty)
         logits = torch.where(seen, penalised, logits)
+    if config.logits_processors:
+        if tokens is None:
+            raise ValueError("logits processors need the tokens so far")
+        for processor in config.logits_processors:
+            logits = processor(tokens, logits)
     if config.greedy or config.num_beams > 1:
         return logits
     logits = logits / config.temperature
@@ -223,7 +238,7 @@ def _steps(network: Any, prompts: Sequence[Sequence[int]], config: GenerationCon
     for _ in range(config.max_new_tokens):
         logits = _limit(context.next_logits(), vocab_limit)
         seen = context.seen(logits.shape[-1]) if config.repetition_penalty != 1.0 else None
-        token = choose(process_logits(logits, seen, config), config, generator)
+        token = choose(process_logits(logits, seen, config, context.tokens), config, generator)
         if eos is not None:
             token = torch.where(finished, torch.full_like(token, eos), token)
         context.append(token)
@@ -345,8 +360,9 @@ def beam_search(network: Any, prompts: Sequence[Sequence[int]], config: Generati
     for step in range(config.max_new_tokens):
         logits = _limit(context.next_logits(), vocab_limit)                       # (B*K, V)
         log_probs = F.log_softmax(logits.float(), dim=-1)
-        if config.repetition_penalty != 1.0:
-            log_probs = process_logits(log_probs, context.seen(log_probs.shape[-1]), config)
+        if config.repetition_penalty != 1.0 or config.logits_processors:
+            seen = context.seen(log_probs.shape[-1]) if config.repetition_penalty != 1.0 else None
+            log_probs = process_logits(log_probs, seen, config, context.tokens)
         V = log_probs.shape[-1]
         total = (log_probs + scores.reshape(B * K, 1)).reshape(B, K * V)           # (B, K*V)
         top_scores, top_index = torch.topk(total, 2 * K, dim=1)                    # (B, 2K)
