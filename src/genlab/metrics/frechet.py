@@ -13,6 +13,12 @@ or fail for singular covariances. Instead, with ``A = S_r^{1/2}`` from a symmetr
     Tr((S_r S_f)^{1/2}) = sum_i sqrt(lambda_i(M))
 
 computed in float64 with tiny negative eigenvalues (rounding) clipped at 0.
+
+The mathematical distance is symmetric, but the two orders ``A_r S_f A_r`` and ``A_f S_r A_f`` round
+differently: for a rank-deficient covariance the square root is ill-conditioned and they differed in
+the 9th digit on one CPU and the 8th on another. The trace is therefore the mean of both orders, and
+the traces are added as one commutative sum, so ``d(real, fake) == d(fake, real)`` holds bit for bit
+on every BLAS kernel, not just within rounding.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ def frechet_distance(*, real: np.ndarray, fake: np.ndarray) -> float:
 
     mu_r, sigma_r = real.mean(axis=0), np.atleast_2d(np.cov(real, rowvar=False))  # (d,), (d, d)
     mu_f, sigma_f = fake.mean(axis=0), np.atleast_2d(np.cov(fake, rowvar=False))  # (d,), (d, d)
-    diff = mu_r - mu_f  # (d,)
-    value = diff @ diff + np.trace(sigma_r) + np.trace(sigma_f) - 2.0 * _trace_sqrt_product(sigma_r, sigma_f)
+    diff = mu_r - mu_f  # (d,); its negation has the same square, bit for bit
+    traces = np.trace(sigma_r) + np.trace(sigma_f)  # one addition: commutative in IEEE arithmetic
+    cross = (_trace_sqrt_product(sigma_r, sigma_f) + _trace_sqrt_product(sigma_f, sigma_r)) / 2.0
+    value = diff @ diff + traces - 2.0 * cross
     return max(0.0, float(value))
 
 
