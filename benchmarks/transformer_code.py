@@ -14,7 +14,7 @@ per character with BPE (267 steps) against 2.69 with characters (303 steps, ``--
 256 tokens hold 76 % of the test split's real functions whole (as cut below) against 50 % for 256
 characters.
 
-A *completion* is what :mod:`genlab.text_evaluation` scores: the prompt ``"def "`` and the sampled
+A *completion* is what :mod:`genlab.evaluation.text` scores: the prompt ``"def "`` and the sampled
 continuation, cut before the first line that starts at column 0 (a letter, ``_``, ``@`` or ``#``: the
 top-level function has ended) or after ``--max-new-tokens`` tokens (default 256, the evaluation's
 budget); nothing is appended, so a completion cut inside a statement, or one without a body, is invalid.
@@ -56,7 +56,7 @@ from genlab.config import to_dict
 from genlab.errors import DataError
 from genlab.metrics.text import parses
 from genlab.sampling.decoding import sample_verified
-from genlab.text_evaluation import CODE_PROMPT, CODE_STOP, NLL_TOKENS, evaluate_text, real_snippets
+from genlab.evaluation.text import CODE_PROMPT, CODE_STOP, NLL_TOKENS, evaluate_text, real_snippets
 from genlab.train import Callback, TrainConfig
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "transformer_code.json"

@@ -8,7 +8,7 @@ import torch
 import genlab
 from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError
-from genlab.evaluate import evaluate
+from genlab.evaluation import evaluate
 
 BOOTSTRAP = 20
 

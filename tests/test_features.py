@@ -9,7 +9,7 @@ import torch
 import genlab
 from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError, DataError
-from genlab.evaluate import evaluate
+from genlab.evaluation import evaluate
 from genlab.metrics import features as features_module
 from genlab.metrics.features import (ClassifierConfig, class_counts, conditional_accuracy, feature_classifier,
                                      sample_per_class)

@@ -16,7 +16,7 @@ from PIL import Image
 
 import genlab
 from genlab.cli.app import main
-from genlab.evaluate import evaluate
+from genlab.evaluation import evaluate
 from genlab.report.figures import loss_curves_png
 from genlab.report.html import RunResult, render_html, write_html_report
 

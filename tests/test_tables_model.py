@@ -21,7 +21,7 @@ from genlab.data.table_files import read_table
 from genlab.data.dataset import Dataset
 from genlab.data.registry import load as load_dataset
 from genlab.errors import ConfigError, DataError, NotSupportedError
-from genlab.evaluate import evaluate
+from genlab.evaluation import evaluate
 from genlab.report.html import RunResult, render_html
 
 from tables_support import draw as draw_rows, split_table

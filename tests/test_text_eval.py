@@ -17,7 +17,7 @@ from genlab.data.text import _documents
 from genlab.errors import NotSupportedError
 from genlab.metrics.text import CopyIndex, copying, copying_scores, distinct_n, perplexity, validity, words
 from genlab.report.html import TEXT_SAMPLES_SHOWN, RunResult, render_html
-from genlab.text_evaluation import CODE_STOP, code_language, evaluate_text, real_snippets
+from genlab.evaluation.text import CODE_STOP, code_language, evaluate_text, real_snippets
 
 CODE = [f"def f{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(80)]
 PROSE = ["the cat sat on the mat. ", "a dog ran far away! ", "it was a dark night. "] * 10
@@ -174,7 +174,7 @@ def test_report_shows_escaped_text_samples_with_validity_marks(code_model):
 def test_demo_text_run_repeats_exactly(monkeypatch, tmp_path, capsys):
     from genlab.cli import demo_command
     from genlab.cli.app import main
-    from genlab import text_evaluation
+    from genlab.evaluation import text as text_evaluation
 
     run = next(r for r in demo_command.DEMO_RUNS if r.data == "pystdlib")
     tiny = demo_command.DemoRun(run.name, run.data, run.family, {**run.options, "n_layer": 1, "n_embd": 16,

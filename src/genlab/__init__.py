@@ -13,7 +13,7 @@ Public API::
 from genlab import datasets
 from genlab.api import fit, load
 from genlab.errors import GenlabError
-from genlab.evaluate import Report, evaluate
+from genlab.evaluation import Report, evaluate
 from genlab.sampling.latent import interpolate
 from genlab.version import __version__
 

@@ -15,8 +15,8 @@ from genlab.cli.options import DataDir, EvalCount, Overwrite, RealData, Seed, re
 from genlab.cli.tables import metrics_table
 from genlab.data.registry import load as load_dataset
 from genlab.errors import ConfigError
-from genlab.evaluate import N_BOOTSTRAP
-from genlab.evaluate import evaluate as evaluate_model
+from genlab.evaluation import N_BOOTSTRAP
+from genlab.evaluation import evaluate as evaluate_model
 from genlab.io import write_json
 from genlab.report.html import RunResult, write_html_report
 from genlab.report.ranking import rank

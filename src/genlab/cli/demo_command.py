@@ -18,7 +18,7 @@ from genlab.cli.progress import RichProgress
 from genlab.cli.tables import HEADLINE, metrics_table, ranking_table
 from genlab.data.dataset import Dataset
 from genlab.data.registry import load as load_dataset
-from genlab.evaluate import evaluate as evaluate_model
+from genlab.evaluation import evaluate as evaluate_model
 from genlab.io import write_json
 from genlab.report.html import RunResult, write_html_report
 from genlab.report.ranking import by_dataset

@@ -19,8 +19,8 @@ from genlab.data.table_files import read_table
 from genlab.errors import ConfigError
 from genlab.cli.tables import metrics_table
 from genlab.data.registry import load as load_dataset
-from genlab.evaluate import N_BOOTSTRAP
-from genlab.evaluate import evaluate as evaluate_model
+from genlab.evaluation import N_BOOTSTRAP
+from genlab.evaluation import evaluate as evaluate_model
 from genlab.io import write_json
 from genlab.report.html import RunResult, write_html_report
 

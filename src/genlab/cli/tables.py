@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich import box
 from rich.table import Table
 
-from genlab.evaluate import Report
+from genlab.evaluation import Report
 from genlab.report.ranking import LOWER_IS_BETTER, metric_names
 
 

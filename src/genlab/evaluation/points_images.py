@@ -1,10 +1,8 @@
-"""``genlab.evaluate``: score a fitted model against held-out real records.
+"""Scoring a model of points or images against held-out real records (``genlab.evaluate``'s branch for both).
 
 The model draws as many records as the real test split holds (or ``n``), with a seeded generator, and
-every metric compares those with the test split, never the training split. Text and tables have their
-own metrics (:mod:`genlab.text_evaluation`: validity, distinct-n, perplexity, copying;
-:mod:`genlab.table_evaluation`: quality, detection, efficacy, privacy), returned in the same
-:class:`Report`. For points and images what is measured depends on the data:
+every metric compares those with the test split, never the training split. What is measured depends on
+the data:
 
 - ``modes_captured/high_quality/reverse_kl``: mode coverage (VEEGAN/PacGAN protocol) for synthetic
   mixtures that know their modes;
@@ -43,13 +41,13 @@ data, ``n``, seed and ``n_bootstrap`` give identical numbers.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from genlab.data.dataset import Dataset
-from genlab.errors import NotSupportedError
+from genlab.errors import DataError, NotSupportedError
+from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report
 from genlab.metrics import (bootstrap_intervals, frechet_distance, kernel_distance, kernel_distance_replicates,
                             memorisation_from_distances, mode_coverage, nearest_distances, percentile_interval,
                             prdc_from_terms, prdc_per_record)
@@ -58,10 +56,6 @@ from genlab.metrics.features import FeatureClassifier, class_counts, feature_cla
 from genlab.models.base import GenerativeModel, check_count
 from genlab.nn.classifier import MIN_SIDE
 
-#: Bootstrap replicates per metric group unless told otherwise.
-N_BOOTSTRAP = 100
-#: Coverage of the bootstrap intervals.
-LEVEL = 0.95
 #: Nearest neighbours behind precision, recall, density and coverage (Naeem et al., 2020).
 K = 5
 #: Metrics that cannot be negative: their intervals are clipped at 0 (the bias shift of a skewed
@@ -71,46 +65,10 @@ NON_NEGATIVE = frozenset({"reverse_kl", "frechet"})
 CLASSIFIER_SEED = 0
 
 
-@dataclass(frozen=True)
-class Report:
-    """Metric values of one evaluation, their uncertainty, the real-data floor and how they were obtained.
-
-    Attributes:
-        metrics: metric name -> value.
-        intervals: metric name -> bootstrap ``(low, high)`` at ``level`` coverage.
-        floor: metric name -> the value real held-out data scores (module docstring); absent where
-            undefined.
-        n_samples: generated records compared.
-        n_real: real test records compared.
-        seed: seed of the sampling generator and of the bootstrap.
-        dataset: name of the real data.
-        n_bootstrap: bootstrap replicates behind each interval.
-        level: coverage of the intervals.
-        notes: metric name -> a caveat shown beside it (e.g. the feature space).
-    """
-
-    metrics: dict[str, float]
-    n_samples: int
-    n_real: int
-    seed: int
-    dataset: str
-    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
-    floor: dict[str, float] = field(default_factory=dict)
-    n_bootstrap: int = 0
-    level: float = LEVEL
-    notes: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """JSON-ready form, as written to ``metrics.json``."""
-        return {"metrics": self.metrics, "intervals": {k: list(v) for k, v in self.intervals.items()},
-                "floor": self.floor, "n_samples": self.n_samples, "n_real": self.n_real, "seed": self.seed,
-                "dataset": self.dataset, "n_bootstrap": self.n_bootstrap, "level": self.level,
-                "notes": self.notes}
-
-
-def evaluate(model: GenerativeModel, data: Dataset, *, n: int | None = None, seed: int = 0,
-             n_bootstrap: int = N_BOOTSTRAP, feature_cache: str | os.PathLike | None = None) -> Report:
-    """Sample from ``model`` and compare with ``data``'s test split; see the module docstring.
+def evaluate_points_images(model: GenerativeModel, data: Dataset, *, n: int | None = None, seed: int = 0,
+                           n_bootstrap: int = N_BOOTSTRAP,
+                           feature_cache: str | os.PathLike | None = None) -> Report:
+    """Sample from ``model`` and compare with ``data``'s test split of points or images; see the module docstring.
 
     Args:
         model: a fitted model of ``data``'s modality and record shape.
@@ -125,13 +83,9 @@ def evaluate(model: GenerativeModel, data: Dataset, *, n: int | None = None, see
     Returns:
         A :class:`Report`.
     """
-    # imported here: both modules import this module's Report
-    if data.modality == "tables":
-        from genlab.table_evaluation import evaluate_table
-        return evaluate_table(model, data, n=n, seed=seed)
-    if data.modality == "text":
-        from genlab.text_evaluation import evaluate_text
-        return evaluate_text(model, data, n=n, seed=seed, n_bootstrap=n_bootstrap)
+    if data.modality not in ("points", "images"):
+        raise DataError(f"the points and images evaluation needs points or images; {data.name} holds "
+                        f"{data.modality}")
     real = data.x_test
     n = check_count(n) if n is not None else len(real)
     n_bootstrap = check_resamples(n_bootstrap)

@@ -28,7 +28,7 @@ import torch
 
 from genlab.data.dataset import Dataset
 from genlab.errors import DataError
-from genlab.evaluate import LEVEL, Report
+from genlab.evaluation.report import LEVEL, Report
 from genlab.metrics.tabular import detection, efficacy, privacy, quality
 from genlab.models.base import GenerativeModel, check_count
 
@@ -47,7 +47,7 @@ def evaluate_table(model: GenerativeModel, data: Dataset, *, n: int | None = Non
         n_bootstrap: accepted for the common signature; no intervals are computed (module doc).
 
     Returns:
-        A :class:`~genlab.evaluate.Report` with ``intervals`` empty and ``n_bootstrap = 0``.
+        A :class:`~genlab.evaluation.Report` with ``intervals`` empty and ``n_bootstrap = 0``.
     """
     if data.modality != "tables" or model.data_.modality != "tables":
         raise DataError(f"table evaluation needs a model of tables and a table; got a model of "

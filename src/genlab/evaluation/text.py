@@ -1,4 +1,4 @@
-"""Score a fitted text model against held-out documents; :func:`genlab.evaluate.evaluate` sends text here.
+"""Score a fitted text model against held-out documents; :func:`genlab.evaluate` sends text here.
 
 The model draws ``n`` samples (default :data:`TEXT_SAMPLES`) with a seeded generator, each at most
 :data:`COMPLETION_TOKENS` new tokens. For Python code (:func:`code_language`) a sample is a *function
@@ -38,7 +38,7 @@ import torch
 
 from genlab.data.dataset import Dataset
 from genlab.errors import DataError, NotSupportedError
-from genlab.evaluate import LEVEL, N_BOOTSTRAP, Report
+from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report
 from genlab.metrics import bootstrap_intervals
 from genlab.metrics.bootstrap import check_resamples
 from genlab.metrics.text import (COPY_CHARS, CopyIndex, copying, copying_scores, ngrams, nll_per_token, parses,
@@ -103,7 +103,7 @@ def evaluate_text(model: GenerativeModel, data: Dataset, *, n: int | None = None
         n_bootstrap: bootstrap replicates per interval, ``>= 2``.
 
     Returns:
-        A :class:`~genlab.evaluate.Report`.
+        A :class:`~genlab.evaluation.Report`.
     """
     if data.modality != "text":
         raise DataError(f"the text evaluation needs text data; {data.name} holds {data.modality}")

@@ -2,7 +2,7 @@
 
 - ``validity``: the share of texts that are syntactically valid Python, ``ast.parse`` being the judge
   (the Python 3 grammar of the running interpreter). It scores *completions*: what the text evaluation
-  (:mod:`genlab.text_evaluation`) calls a completion is the prompt ``"def "`` followed by the model's
+  (:mod:`genlab.evaluation.text`) calls a completion is the prompt ``"def "`` followed by the model's
   continuation, cut before the first line that starts at column 0 (a letter, ``_``, ``@`` or ``#``
   there ends a top-level function) or after a fixed number of tokens. Nothing is added: a completion
   that stops at the prompt or the signature (``"def "``, ``"def f(x):"``) has no body, and ``ast.parse``

@@ -2,7 +2,7 @@
 
 For each run: a grid of samples (images), a scatter over the real test points (points) or a few
 generated texts in ``<pre>`` blocks (text; for code each marked ✓ or ✗ by whether ``ast.parse`` accepts
-it, drawn as the text evaluation draws them: :func:`genlab.text_evaluation.sampling_options`), the
+it, drawn as the text evaluation draws them: :func:`genlab.evaluation.text.sampling_options`), the
 training-loss curves from ``model.history_``, an interpolation strip where the family has a latent
 space (``latent_shape`` and ``decode``: a slerp path between two prior draws, decoded), and the metric
 table with bootstrap intervals and the real-vs-real floor. A ranking table per dataset comes first. The page needs no network: open it from disk or mail it. The
@@ -23,7 +23,7 @@ import torch
 
 from genlab.data.dataset import Dataset
 from genlab.errors import GenlabError
-from genlab.evaluate import Report
+from genlab.evaluation import Report
 from genlab.io import atomic_path
 from genlab.metrics import copies_training_data
 from genlab.models.base import GenerativeModel
@@ -31,7 +31,7 @@ from genlab.report.figures import column_distributions_png, image_grid_png, loss
 from genlab.report.ranking import LOWER_IS_BETTER, by_dataset, metric_names
 from genlab.metrics.text import parses
 from genlab.sampling.latent import interpolate
-from genlab.text_evaluation import sampling_options
+from genlab.evaluation.text import sampling_options
 
 #: Images in a sample grid and points in a scatter plot.
 GRID_IMAGES = 64

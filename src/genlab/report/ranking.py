@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from genlab.evaluate import Report
+from genlab.evaluation import Report
 
 #: Metrics where lower is better; every other metric is better higher.
 LOWER_IS_BETTER = frozenset({"reverse_kl", "frechet", "kid", "nll", "memorised", "exact_copies",
