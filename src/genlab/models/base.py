@@ -49,6 +49,7 @@ from genlab.data.dataset import MODALITIES, Dataset
 from genlab.data.tables import TableCodec
 from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
 from genlab.io import atomic_path, sha256_file, write_json
+from genlab.provenance.embed import sample_watermarked
 from genlab.train import Batch, Callback, Phase, TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
@@ -274,10 +275,15 @@ class GenerativeModel(ABC):
                 ``{column: value}`` that every returned row satisfies (a bare value means the target
                 column); ``None`` samples from the whole distribution.
             generator: source of randomness; the same seeded generator gives the same samples.
-            **options: family-specific sampling options, listed in :attr:`sample_options`.
+            **options: family-specific sampling options, listed in :attr:`sample_options`;
+                ``watermark=Watermark(key=...)`` marks text and tables (:mod:`genlab.provenance`).
         """
         self._check_fitted()
         n = check_count(n)
+        if options.get("watermark") is not None:
+            return sample_watermarked(self, n, options.pop("watermark"), condition=condition,
+                                      generator=generator, **options)
+        options.pop("watermark", None)
         if self.data_.modality == "tables":
             index = self.table_condition(condition)
         else:
