@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> None:
 
     import genlab
     from genlab.data.table_datasets import adult
-    from genlab.data.tables import infer_kind
+    from genlab.data.table_columns import infer_kind
     from genlab.metrics.tabular import efficacy
     from genlab.models import FAMILIES
 

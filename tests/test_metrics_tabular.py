@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from genlab.data.tables import infer_kind
+from genlab.data.table_columns import infer_kind
 from genlab.errors import ConfigError, DataError
 from genlab.metrics.tabular import detection, efficacy, privacy, quality
 

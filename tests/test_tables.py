@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from genlab.data.table_files import read_table
-from genlab.data.tables import TableCodec, infer_kind
+from genlab.data.table_columns import infer_kind
+from genlab.data.tables import TableCodec
 from genlab.errors import ConfigError, DataError
 
 ADULT_INTEGERS = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]

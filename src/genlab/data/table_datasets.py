@@ -10,8 +10,8 @@ import pandas as pd
 
 from genlab.data.dataset import Dataset, fixed_split
 from genlab.data.images import DATA_ENV
+from genlab.data.table_columns import as_frame, infer_kind, plain
 from genlab.data.table_files import read_table
-from genlab.data.tables import _as_frame, _plain, infer_kind
 from genlab.errors import DataError
 
 #: The built-in UCI Adult files (see ``shared/data/README.md``) and their label column.
@@ -41,7 +41,7 @@ def table_dataset(path: str | Path, *, target: str | None = None) -> Dataset:
 def labelled(name: str, train: pd.DataFrame, test: pd.DataFrame, target: str | None) -> Dataset:
     """A ``tables`` Dataset; a categorical or boolean ``target`` without missing values also gives the
     labels ``y`` (indices into its sorted categories), any other target is recorded without labels."""
-    train, test = _as_frame(train), _as_frame(test)
+    train, test = as_frame(train), as_frame(test)
     y_train = y_test = class_names = None
     if target is not None:
         if target not in train.columns:
@@ -49,10 +49,10 @@ def labelled(name: str, train: pd.DataFrame, test: pd.DataFrame, target: str | N
                             f"{', '.join(map(str, train.columns))}")
         values = pd.concat([train[target], test[target]], ignore_index=True)
         if infer_kind(train[target]) in ("categorical", "boolean") and not values.isna().any():
-            classes = sorted(set(values.map(_plain).tolist()), key=str)
+            classes = sorted(set(values.map(plain).tolist()), key=str)
             class_names = tuple(str(c) for c in classes)
             lookup = {c: i for i, c in enumerate(classes)}
-            y_train, y_test = (frame[target].map(lambda v: lookup[_plain(v)]).to_numpy(dtype=np.int64).copy()
+            y_train, y_test = (frame[target].map(lambda v: lookup[plain(v)]).to_numpy(dtype=np.int64).copy()
                                for frame in (train, test))
     return Dataset(name=name, modality="tables", x_train=train, x_test=test, y_train=y_train, y_test=y_test,
                    class_names=class_names, target=target)

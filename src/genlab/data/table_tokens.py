@@ -32,7 +32,8 @@ import pandas as pd
 import torch
 
 from genlab.data.codecs import TokenCodec
-from genlab.data.tables import TableCodec, _fresh_ids, _restore_dtype
+from genlab.data.table_columns import fresh_ids, raw_numbers, restore_dtype
+from genlab.data.tables import TableCodec
 from genlab.errors import DataError
 
 
@@ -137,7 +138,7 @@ class TableTokenCodec(TokenCodec):
                 layout["size"] = len(spec["categories"]) + spec["has_missing"]
             else:
                 values = table[spec["name"]]
-                layout.update(self._fit_bins(spec, self.table._raw_numbers(spec, values[values.notna()])))
+                layout.update(self._fit_bins(spec, raw_numbers(spec, values[values.notna()])))
                 layout["size"] = len(layout["atoms"]) + max(len(layout["edges"]) - 1, 0) + spec["has_missing"]
             self.layouts.append(layout)
         return self
@@ -179,7 +180,7 @@ class TableTokenCodec(TokenCodec):
         if "categories" in spec:
             return self._table()._indices(spec, values, missing), u
         index = np.full(len(values), layout["size"] - 1, dtype=np.int64)      # missing: the last token
-        x = self._table()._raw_numbers(spec, values[~missing])
+        x = raw_numbers(spec, values[~missing])
         atoms, edges = np.asarray(layout["atoms"]), np.asarray(layout["edges"])
         local = np.empty(len(x), dtype=np.int64)
         position = np.full(len(x), 0.5)
@@ -245,9 +246,9 @@ class TableTokenCodec(TokenCodec):
             decoded[layout["name"]] = self._decode_column(layout, local, u[:, j])
         for spec in self._table()._specs():
             if spec["kind"] == "id":
-                columns[spec["name"]] = _fresh_ids(spec, len(z))
+                columns[spec["name"]] = fresh_ids(spec, len(z))
             else:
-                columns[spec["name"]] = _restore_dtype(spec, *decoded[spec["name"]])
+                columns[spec["name"]] = restore_dtype(spec, *decoded[spec["name"]])
         return pd.DataFrame(columns)
 
     def _decode_column(self, layout: dict[str, Any], local: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

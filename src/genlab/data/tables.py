@@ -48,39 +48,33 @@ integers and datetimes to their training resolution and never yields an unseen c
 
 Datetimes are handled as integers counting the largest unit (day, hour, minute, second, ms, us, ns)
 that divides every training value, so they round-trip exactly.
+
+The codec is this module; column kinds and value conversions are in :mod:`genlab.data.table_columns`,
+the normalisation maths in :mod:`genlab.data.table_normalisation` and conditions on one column in
+:mod:`genlab.data.table_conditions`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr, ndtri
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import BayesianGaussianMixture
 
-from genlab.data.table_files import read_table
+from genlab.data.table_columns import (KINDS, as_frame, column_numbers, describe_column, fresh_ids, id_like, infer_kind,
+                                       plain, raw_numbers, restore_dtype)
+from genlab.data.table_conditions import LatentBox, column_boxes, column_log_density, parse_value
+from genlab.data.table_normalisation import (decode_numbers, encode_numbers, fit_numeric, interval_index,
+                                             interval_scores, one_hot)
 from genlab.errors import DataError, unknown_choice
 
 log = logging.getLogger(__name__)
 
-KINDS = ("numeric", "integer", "categorical", "boolean", "datetime", "id")
 NUMERIC_MODES = ("mode", "quantile")
 CATEGORICAL_MODES = ("onehot", "normal")
-#: A column is ID-like (kind ``"id"``) only from this many rows on, so tiny tables are modelled as given.
-ID_MIN_ROWS = 20
-#: Modes of the fitted mixture lighter than this are dropped (CTGAN, RDT's ``ClusterBasedNormalizer``).
-MODE_WEIGHT_THRESHOLD = 0.005
-#: Quantile normalisation keeps ``F(x)`` inside ``[eps, 1 - eps]`` so ``Phi^-1`` stays finite.
-QUANTILE_EPS = 1e-7
-_DATETIME_UNITS = (("D", 86_400 * 10**9), ("h", 3_600 * 10**9), ("min", 60 * 10**9), ("s", 10**9),
-                   ("ms", 10**6), ("us", 10**3), ("ns", 1))
 
 
 @dataclass(frozen=True)
@@ -107,49 +101,6 @@ class Block:
     def width(self) -> int:
         """Number of encoded columns, ``stop - start``."""
         return self.stop - self.start
-
-
-@dataclass(frozen=True)
-class LatentBox:
-    """A condition on encoded column ``index``: ``low <= z <= high``, or ``z == low`` when ``point``.
-
-    A box that is not a point and has ``low >= high`` is *empty*: the value is impossible (a category or
-    whole number that the stratum never had).
-    """
-
-    index: int
-    low: float
-    high: float
-    point: bool = False
-
-    @property
-    def empty(self) -> bool:
-        """Whether no encoded value satisfies the condition."""
-        return not self.point and not self.low < self.high
-
-
-def infer_kind(values: pd.Series) -> str:
-    """The kind of a column: ``boolean``, ``datetime`` (datetime dtype, or text that is all ISO 8601
-    dates such as ``2020-01-31`` or ``2020-01-31 12:00:00``), ``integer`` (all non-missing values
-    whole numbers), ``numeric`` or ``categorical`` (anything else, including text)."""
-    present = values.dropna()
-    if pd.api.types.is_bool_dtype(values.dtype) or (
-            len(present) and present.map(lambda v: isinstance(v, (bool, np.bool_))).all()):
-        return "boolean"
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return "datetime"
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        if pd.api.types.is_integer_dtype(values.dtype):
-            return "integer"
-        finite = present.to_numpy(dtype=np.float64)
-        return "integer" if np.all(finite == np.round(finite)) else "numeric"
-    if len(present) and present.map(lambda v: isinstance(v, str) and v[:4].isdigit() and v[4:5] == "-").all():
-        try:
-            pd.to_datetime(present, format="ISO8601")
-            return "datetime"
-        except (TypeError, ValueError):
-            pass
-    return "categorical"
 
 
 class TableCodec:
@@ -199,7 +150,7 @@ class TableCodec:
     # ------------------------------------------------------------------ fitting
     def fit(self, table: pd.DataFrame | str | Path) -> "TableCodec":
         """Learn each column's kind, dtype, categories, range, missing rate and normalisation; returns ``self``."""
-        table = _as_frame(table)
+        table = as_frame(table)
         if len(table) == 0 or table.shape[1] == 0:
             raise DataError("the training table has no rows or no columns")
         for column in list(self.kinds) + list(self.non_missing):
@@ -266,7 +217,7 @@ class TableCodec:
             return {"frequencies": (counts / len(values)).tolist()}
         out: dict[str, Any] = {"missing_rate": float(missing.mean())}
         if len(present):
-            out.update(self._fit_numeric(self._raw_numbers(spec, present)))
+            out.update(self._fit_numeric(raw_numbers(spec, present)))
         return out
 
     def _fit_column(self, name: str, values: pd.Series) -> dict[str, Any]:
@@ -275,67 +226,18 @@ class TableCodec:
             raise DataError(f"column {name!r} is entirely missing; drop it or fill it before fitting")
         if missing.any() and name in self.non_missing:
             raise DataError(f"column {name!r} was declared non-missing but has {int(missing.sum())} missing values")
-        kind = self.kinds.get(name) or _id_like(values) or infer_kind(values)
-        spec: dict[str, Any] = {"name": name, "kind": kind, "dtype": str(values.dtype),
-                                "missing_rate": float(missing.mean()), "has_missing": bool(missing.any())}
-        present = values[~missing]
+        kind = self.kinds.get(name) or id_like(values) or infer_kind(values)
+        spec = describe_column(name, values, kind)
         if kind == "id":
-            if missing.any():
-                raise DataError(f"column {name!r} was declared an identifier but has missing values")
-            if pd.api.types.is_integer_dtype(values.dtype):
-                spec["start"] = int(present.max()) + 1
-            else:
-                text = [str(v) for v in present.tolist()]
-                spec["prefix"] = os.path.commonprefix(text)
-                spec["start"] = 10 ** max(len(v) - len(spec["prefix"]) for v in text)
             log.warning("column %r looks like an identifier (%d distinct values in %d rows): it is not modelled, "
-                        "and samples get fresh identifiers", name, present.nunique(), len(values))
-            return spec
-        if kind in ("categorical", "boolean"):
-            try:
-                categories = sorted(set(present.tolist()))
-            except TypeError:
-                categories = sorted(set(present.tolist()), key=str)
-            spec["categories"] = [_plain(v) for v in categories]
-            counts = present.map(_plain).value_counts()
-            # Shares of each category in sorted order, then of missing values (0 when there are none).
-            spec["frequencies"] = [float(counts[v]) / len(values) for v in spec["categories"]] + [
-                float(missing.mean())]
-            return spec
-        if kind == "datetime":
-            tz = _to_datetime(name, present).dt.tz
-            spec["tz"] = None if tz is None else str(tz)
-            ns = _nanoseconds(name, present)
-            spec["unit"], step = next((u, s) for u, s in _DATETIME_UNITS if np.all(ns % s == 0))
-            x = (ns // step).astype(np.float64)
-        else:
-            x = _to_float(name, present)
-            if kind == "integer" and not np.all(x == np.round(x)):
-                raise DataError(f"column {name!r} was declared integer but holds fractional values")
-            spec["decimals"] = None if kind == "integer" else _decimals(x)
-        spec["low"], spec["high"], spec["fill"] = float(x.min()), float(x.max()), float(np.median(x))
-        spec.update(self._fit_numeric(x))
+                        "and samples get fresh identifiers", name, values.nunique(), len(values))
+        elif "low" in spec:
+            spec.update(self._fit_numeric(column_numbers(spec, values[~missing])))
         return spec
 
     def _fit_numeric(self, x: np.ndarray) -> dict[str, Any]:
-        if self.numeric == "quantile":
-            levels = np.linspace(0.0, 1.0, max(2, min(self.n_quantiles, len(x))))
-            return {"quantiles": np.quantile(x, levels).tolist(), "levels": levels.tolist()}
-        if np.unique(x).size < 2:
-            return {"weights": [1.0], "means": [float(x[0])], "stds": [1.0]}
-        if len(x) > self.mixture_rows:
-            x = np.random.default_rng(self.seed).choice(x, self.mixture_rows, replace=False)
-        mixture = BayesianGaussianMixture(
-            n_components=min(self.max_modes, len(x)), weight_concentration_prior_type="dirichlet_process",
-            weight_concentration_prior=1e-3, max_iter=100, n_init=1, random_state=self.seed)
-        with warnings.catch_warnings():
-            # A mixture that has not converged in 100 iterations still normalises well (CTGAN's setting).
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            mixture.fit(x.reshape(-1, 1))
-        keep = mixture.weights_ > MODE_WEIGHT_THRESHOLD
-        weights = mixture.weights_[keep] / mixture.weights_[keep].sum()
-        return {"weights": weights.tolist(), "means": mixture.means_[keep, 0].tolist(),
-                "stds": np.sqrt(mixture.covariances_[keep].reshape(-1)).tolist()}
+        return fit_numeric(x, numeric=self.numeric, n_quantiles=self.n_quantiles, max_modes=self.max_modes,
+                           mixture_rows=self.mixture_rows, seed=self.seed)
 
     # ------------------------------------------------------------------ layout
     @property
@@ -430,17 +332,17 @@ class TableCodec:
         if "categories" in spec:
             index = self._indices(spec, values, missing)
             if self.categorical == "normal":
-                return _interval_scores(spec["frequencies"], index, rng, spec.get("order"))[:, None]
-            return _one_hot(index, len(spec["categories"]) + spec["has_missing"])
+                return interval_scores(spec["frequencies"], index, rng, spec.get("order"))[:, None]
+            return one_hot(index, len(spec["categories"]) + spec["has_missing"])
         x = np.full(len(values), spec["fill"])
-        x[~missing] = self._raw_numbers(spec, values[~missing])
-        parts = _encode_numbers(spec, x)
+        x[~missing] = raw_numbers(spec, values[~missing])
+        parts = encode_numbers(spec, x)
         if spec["has_missing"]:
             if self.categorical == "normal":
                 shares = [1.0 - spec["missing_rate"], spec["missing_rate"]]
-                parts.append(_interval_scores(shares, missing.astype(np.int64), rng))
+                parts.append(interval_scores(shares, missing.astype(np.int64), rng))
             else:
-                parts.append(_one_hot(missing.astype(np.int64), 2))
+                parts.append(one_hot(missing.astype(np.int64), 2))
         return np.concatenate([p.reshape(len(values), -1) for p in parts], axis=1)
 
     def encode_indices(self, table: pd.DataFrame | str | Path) -> np.ndarray:
@@ -455,17 +357,12 @@ class TableCodec:
         lookup = {v: i for i, v in enumerate(spec["categories"])}
         indices = np.full(len(values), len(spec["categories"]), dtype=np.int64)
         for row, value in zip(np.flatnonzero(~missing), values[~missing].tolist()):
-            index = lookup.get(_plain(value))
+            index = lookup.get(plain(value))
             if index is None:
                 raise DataError(f"column {spec['name']!r} holds {value!r}, a category not seen in training; "
                                 f"seen: {', '.join(map(str, spec['categories'][:20]))}")
             indices[row] = index
         return indices
-
-    def _raw_numbers(self, spec: dict[str, Any], present: pd.Series) -> np.ndarray:
-        if spec["kind"] != "datetime":
-            return _to_float(spec["name"], present)
-        return _nanoseconds(spec["name"], present) / dict(_DATETIME_UNITS)[spec["unit"]]
 
     # ------------------------------------------------------------------ conditions
     def encode_condition(self, condition: dict[str, Any]) -> np.ndarray:
@@ -495,51 +392,7 @@ class TableCodec:
         """
         if not isinstance(condition, dict) or not condition:
             raise DataError(f"a table condition is a non-empty dict {{column: value}}, got {condition!r}")
-        return {str(column): self._parse_value(self.spec(str(column)), value) for column, value in condition.items()}
-
-    def _parse_value(self, spec: dict[str, Any], value: Any) -> Any:
-        name, kind = spec["name"], spec["kind"]
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            raise DataError(f"column {name!r}: conditioning on a missing value is not supported")
-        if kind == "id":
-            raise DataError(f"column {name!r} is an identifier (not modelled), so it cannot be conditioned on")
-        if "categories" in spec:
-            categories = spec["categories"]
-            value = _plain(value)
-            if kind == "boolean" and isinstance(value, str) and value.strip().lower() in _BOOLEAN_TEXT:
-                value = _BOOLEAN_TEXT[value.strip().lower()]
-            if value in categories and not (isinstance(value, bool) != isinstance(categories[0], bool)):
-                return categories[categories.index(value)]
-            by_text = [c for c in categories if str(c) == str(value).strip()]
-            if by_text:
-                return by_text[0]
-            listed = ", ".join(map(str, categories[:30])) + (", ..." if len(categories) > 30 else "")
-            raise DataError(f"column {name!r} has no category {value!r}; its categories are: {listed}")
-        if kind == "datetime":
-            try:
-                stamp = pd.Timestamp(value)
-            except (TypeError, ValueError):
-                raise DataError(f"column {name!r} holds dates; cannot read {value!r} as one") from None
-            if stamp is pd.NaT:
-                raise DataError(f"column {name!r}: conditioning on a missing value is not supported")
-            if (stamp.tz is None) != (spec["tz"] is None):
-                stamp = stamp.tz_localize(spec["tz"]) if stamp.tz is None else stamp.tz_convert(None)
-            number = float(self._raw_numbers(spec, pd.Series([stamp]))[0])
-        else:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise DataError(f"column {name!r} holds numbers; cannot read {value!r} as one") from None
-            if not np.isfinite(number):
-                raise DataError(f"column {name!r}: the condition must be a finite number, got {value!r}")
-            if kind == "integer" and number != round(number):
-                raise DataError(f"column {name!r} holds whole numbers; got {value!r}")
-        if not spec["low"] <= number <= spec["high"]:
-            raise DataError(f"column {name!r}: {value!r} lies outside the training range "
-                            f"[{_shown(spec, spec['low'])}, {_shown(spec, spec['high'])}]")
-        if kind == "datetime":
-            return stamp
-        return int(round(number)) if kind == "integer" else number
+        return {str(column): parse_value(self.spec(str(column)), value) for column, value in condition.items()}
 
     def latent_boxes(self, column: str, value: Any, stratum: int | None = None) -> list[LatentBox]:
         """Where a parsed condition ``column == value`` puts the encoded row, for a codec with
@@ -561,30 +414,7 @@ class TableCodec:
         if stratum is not None and "by_stratum" in spec:
             spec = _in_stratum(spec, stratum)
         start = next(block.start for block in self.blocks if block.column == column)
-        if "categories" in spec:
-            a, b = category_interval(spec["frequencies"], spec["categories"].index(value), spec.get("order"))
-            return [LatentBox(start, float(ndtri(a)), float(ndtri(b)))]
-        if spec["kind"] == "datetime":
-            c = float(self._raw_numbers(spec, pd.Series([value]))[0])
-        else:
-            c = float(value)
-        if spec["kind"] in ("integer", "datetime"):
-            half = 0.5
-        elif spec["decimals"] is not None:
-            half = 0.5 * 10.0 ** -spec["decimals"]
-        else:
-            half = 0.0
-        q, p = np.asarray(spec["quantiles"]), np.asarray(spec["levels"])
-        if half == 0.0 or q[0] == q[-1]:
-            z = float(_encode_numbers(spec, np.array([c]))[0][0])
-            boxes = [LatentBox(start, z, z, point=True)]
-        else:
-            u_low, u_high = _first_level_at(q, p, c - half), _first_level_at(q, p, c + half)
-            boxes = [LatentBox(start, float(ndtri(u_low)), float(ndtri(u_high)))]
-        if spec["has_missing"]:
-            a, b = category_interval([1.0 - spec["missing_rate"], spec["missing_rate"]], 0)
-            boxes.append(LatentBox(start + 1, float(ndtri(a)), float(ndtri(b))))
-        return boxes
+        return column_boxes(spec, value, start)
 
     def strata_index(self, z: np.ndarray) -> np.ndarray:
         """The stratum (category index of :attr:`strata`) of encoded rows ``z (n, width)``, int64 ``(n,)``."""
@@ -592,7 +422,7 @@ class TableCodec:
             raise DataError("this table codec has no strata")
         block = next(b for b in self.blocks if b.column == self.strata)
         spec = self.spec(self.strata)
-        return _interval_index(spec["frequencies"], np.asarray(z, dtype=np.float64)[:, block.start], spec.get("order"))
+        return interval_index(spec["frequencies"], np.asarray(z, dtype=np.float64)[:, block.start], spec.get("order"))
 
     def point_log_density(self, column: str, value: Any, stratum: int | None = None) -> float:
         """``log dF/dx`` at ``value`` of a continuous column's (stratum's) piecewise-linear CDF: what turns
@@ -601,13 +431,7 @@ class TableCodec:
         spec = self.spec(column)
         if stratum is not None and "by_stratum" in spec:
             spec = _in_stratum(spec, stratum)
-        q, p = np.asarray(spec["quantiles"]), np.asarray(spec["levels"])
-        x = float(self._raw_numbers(spec, pd.Series([value]))[0]) if spec["kind"] == "datetime" else float(value)
-        steps = np.flatnonzero((q[:-1] <= x) & (x <= q[1:]) & (q[1:] > q[:-1]))
-        if len(steps) == 0:
-            return 0.0
-        i = steps[0]
-        return float(np.log((p[i + 1] - p[i]) / (q[i + 1] - q[i])))
+        return column_log_density(spec, value)
 
     # ------------------------------------------------------------------ decoding
     def decode(self, z: np.ndarray) -> pd.DataFrame:
@@ -626,7 +450,7 @@ class TableCodec:
         for spec in self._specs():
             parts = [z[:, next(blocks).slice] for _ in _block_widths(spec, self.categorical)]
             if spec["kind"] == "id":
-                columns[spec["name"]] = _fresh_ids(spec, len(z))
+                columns[spec["name"]] = fresh_ids(spec, len(z))
                 continue
             if strata is None or "by_stratum" not in spec:
                 values, missing = self._decode_column(spec, parts)
@@ -636,14 +460,14 @@ class TableCodec:
                 for s in range(len(spec["by_stratum"])):
                     rows = strata == s
                     values[rows], missing[rows] = self._decode_column(_in_stratum(spec, s), [p[rows] for p in parts])
-            columns[spec["name"]] = _restore_dtype(spec, values, missing)
+            columns[spec["name"]] = restore_dtype(spec, values, missing)
         return pd.DataFrame(columns)
 
     def _decode_column(self, spec: dict[str, Any], parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """One column's blocks -> its values ``(n,)`` (categories or numbers) and missing mask ``(n,)``."""
         n = len(parts[0])
         if "categories" in spec:
-            index = (_interval_index(spec["frequencies"], parts[0][:, 0], spec.get("order"))
+            index = (interval_index(spec["frequencies"], parts[0][:, 0], spec.get("order"))
                      if self.categorical == "normal"
                      else parts[0].argmax(axis=1))
             return np.array(spec["categories"] + [None], dtype=object)[index], index == len(spec["categories"])
@@ -651,10 +475,10 @@ class TableCodec:
             missing = np.zeros(n, dtype=bool)
         elif self.categorical == "normal":
             shares = [1.0 - spec["missing_rate"], spec["missing_rate"]]
-            missing = _interval_index(shares, parts[-1][:, 0]) == 1
+            missing = interval_index(shares, parts[-1][:, 0]) == 1
         else:
             missing = parts[-1].argmax(axis=1) == 1
-        return _decode_numbers(spec, parts[:-1] if spec["has_missing"] else parts), missing
+        return decode_numbers(spec, parts[:-1] if spec["has_missing"] else parts), missing
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -682,7 +506,7 @@ class TableCodec:
         return self.columns_
 
     def _check_table(self, table: pd.DataFrame | str | Path) -> pd.DataFrame:
-        table = _as_frame(table)
+        table = as_frame(table)
         names = [spec["name"] for spec in self._specs()]
         absent = [name for name in names if name not in table.columns]
         if absent:
@@ -700,72 +524,6 @@ def _in_stratum(spec: dict[str, Any], stratum: int) -> dict[str, Any]:
     return {**spec, **spec["by_stratum"][stratum]}
 
 
-_BOOLEAN_TEXT = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
-
-
-def _shown(spec: dict[str, Any], number: float) -> str:
-    """A training-range bound as the user knows it (a date for datetime columns)."""
-    if spec["kind"] != "datetime":
-        return f"{number:g}"
-    return str(pd.Timestamp(int(number) * dict(_DATETIME_UNITS)[spec["unit"]], unit="ns"))
-
-
-def _first_level_at(q: np.ndarray, p: np.ndarray, x: float) -> float:
-    """``inf {u : x(u) >= x}`` for the non-decreasing piecewise-linear ``x(u)`` through ``(p_i, q_i)``."""
-    i = int(np.searchsorted(q, x, side="left"))      # first knot with q_i >= x
-    if i == 0:
-        return float(p[0])
-    if i == len(q):
-        return float(p[-1])
-    return float(p[i - 1] + (x - q[i - 1]) / (q[i] - q[i - 1]) * (p[i] - p[i - 1]))
-
-
-def _as_frame(table: pd.DataFrame | str | Path) -> pd.DataFrame:
-    if isinstance(table, (str, Path)):
-        table = read_table(table)
-    if not isinstance(table, pd.DataFrame):
-        raise DataError(f"a table must be a pandas DataFrame or a CSV path, got {type(table).__name__}")
-    if not all(isinstance(c, str) for c in table.columns):
-        table = table.rename(columns=str)
-    return table
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready Python scalar for a numpy/pandas scalar."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _to_float(name: str, values: pd.Series) -> np.ndarray:
-    try:
-        return values.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"column {name!r} holds values that are not numbers, e.g. {values.iloc[0]!r}") from None
-
-
-def _to_datetime(name: str, values: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return values
-    for form in ("ISO8601", "mixed"):
-        try:
-            return pd.to_datetime(values, format=form)
-        except (TypeError, ValueError):
-            continue
-    raise DataError(f"column {name!r} holds values that are not dates, e.g. {values.iloc[0]!r}")
-
-
-def _nanoseconds(name: str, values: pd.Series) -> np.ndarray:
-    """Dates -> int64 nanoseconds since 1970-01-01 (UTC for time-zone-aware dates)."""
-    stamps = _to_datetime(name, values)
-    if stamps.dt.tz is not None:
-        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    return stamps.astype("datetime64[ns]").astype(np.int64).to_numpy()
-
-
-def _decimals(x: np.ndarray) -> int | None:
-    """Fewest decimals (up to 6) that represent every value, or ``None`` when 6 do not."""
-    return next((d for d in range(7) if np.allclose(np.round(x, d), x, rtol=0.0, atol=1e-9)), None)
-
-
 def _block_widths(spec: dict[str, Any], categorical: str = "onehot") -> list[tuple[str, int]]:
     if spec["kind"] == "id":
         return []
@@ -777,137 +535,3 @@ def _block_widths(spec: dict[str, Any], categorical: str = "onehot") -> list[tup
     if not spec["has_missing"]:
         return widths
     return widths + [("interval", 1) if categorical == "normal" else ("missing", 2)]
-
-
-def _id_like(values: pd.Series) -> str | None:
-    """``"id"`` for text whose values are all distinct, or integers that are a running index
-    ``min..min+n-1`` (at least :data:`ID_MIN_ROWS` rows, none missing); else ``None``."""
-    if len(values) < ID_MIN_ROWS or values.isna().any() or values.nunique() != len(values):
-        return None
-    if pd.api.types.is_integer_dtype(values.dtype):
-        return "id" if int(values.max()) - int(values.min()) + 1 == len(values) else None
-    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-        return None
-    return "id" if infer_kind(values) == "categorical" else None
-
-
-def _fresh_ids(spec: dict[str, Any], n: int) -> pd.Series:
-    """``n`` identifiers that no training row has (see the module doc), in the training dtype."""
-    numbers = spec["start"] + np.arange(n)
-    if "prefix" not in spec:
-        return pd.Series(numbers, dtype=spec["dtype"])
-    text = pd.Series([f"{spec['prefix']}{k}" for k in numbers], dtype=object)
-    return text if spec["dtype"] == "object" else text.astype(spec["dtype"])
-
-
-def category_interval(frequencies: list[float], index: int, order: list[int] | None = None) -> tuple[float, float]:
-    """The CDF interval ``(a, b)`` of the category at position ``index`` of ``frequencies`` (categories
-    in sorted order, then missing), under ``categorical="normal"``, the intervals laid out in ``order``
-    (default: by decreasing share). A category of share 0 gets ``a == b``."""
-    shares = np.asarray(frequencies, dtype=np.float64)
-    order = _interval_order(shares, order)
-    edges = _interval_edges(shares, order)
-    rank = int(np.flatnonzero(order == index)[0])
-    return float(edges[rank]), float(edges[rank + 1])
-
-
-def _interval_order(shares: np.ndarray, order: list[int] | None = None) -> np.ndarray:
-    """Rank -> category index: ``order`` if given, else by decreasing share (ties in sorted order)."""
-    return np.asarray(order, dtype=np.int64) if order is not None else np.argsort(-shares, kind="stable")
-
-
-def _interval_edges(shares: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """``(k + 1,)`` edges in ``[0, 1]``: the category of rank ``j`` owns ``[edges[j], edges[j + 1])``."""
-    edges = np.concatenate([[0.0], np.cumsum(shares[order])]) / shares.sum()
-    edges[-1] = 1.0
-    return edges
-
-
-def _interval_scores(frequencies: list[float], index: np.ndarray, rng: np.random.Generator,
-                     order: list[int] | None = None) -> np.ndarray:
-    """Category indices ``(n,)`` -> normal scores ``Phi^-1(u)``, ``u`` uniform in each category's interval."""
-    shares = np.asarray(frequencies, dtype=np.float64)
-    order = _interval_order(shares, order)
-    edges = _interval_edges(shares, order)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    low, high = edges[rank[index]], edges[rank[index] + 1]
-    u = low + rng.uniform(size=len(index)) * (high - low)
-    return ndtri(np.clip(u, QUANTILE_EPS, 1.0 - QUANTILE_EPS))
-
-
-def _interval_index(frequencies: list[float], z: np.ndarray, order: list[int] | None = None) -> np.ndarray:
-    """Normal scores ``(n,)`` -> the index of the category whose interval holds ``Phi(z)`` (categories of
-    share 0 own no interval, so they never come out)."""
-    shares = np.asarray(frequencies, dtype=np.float64)
-    order = _interval_order(shares, order)
-    order = order[shares[order] > 0]
-    edges = _interval_edges(shares, order)
-    rank = np.clip(np.searchsorted(edges, ndtr(z), side="right") - 1, 0, len(order) - 1)
-    return order[rank]
-
-
-def _one_hot(index: np.ndarray, width: int) -> np.ndarray:
-    out = np.zeros((len(index), width))
-    out[np.arange(len(index)), index] = 1.0
-    return out
-
-
-def _encode_numbers(spec: dict[str, Any], x: np.ndarray) -> list[np.ndarray]:
-    """Numbers ``(n,)`` -> ``[alpha (n,), modes one-hot (n, k)]`` or ``[z (n,)]``."""
-    if "quantiles" in spec:
-        q, p = np.asarray(spec["quantiles"]), np.asarray(spec["levels"])
-        # Average of the forward and backward interpolation, so tied quantiles map to the middle of
-        # their levels (as scikit-learn's QuantileTransformer does).
-        u = 0.5 * (np.interp(x, q, p) - np.interp(-x, -q[::-1], -p[::-1]))
-        return [ndtri(np.clip(u, QUANTILE_EPS, 1.0 - QUANTILE_EPS))]
-    w, mu, sigma = (np.asarray(spec[k]) for k in ("weights", "means", "stds"))
-    log_post = np.log(w) - np.log(sigma) - 0.5 * ((x[:, None] - mu) / sigma) ** 2          # (n, k)
-    alphas = (x[:, None] - mu) / (4.0 * sigma)                                             # (n, k)
-    # The most probable mode among those whose |alpha| <= 0.99; a value beyond 3.96 sigma of every
-    # mode takes the mode of smallest |alpha| and keeps |alpha| > 0.99 unclipped (CTGAN clips it),
-    # so that decoding gives every training value back.
-    covered = np.abs(alphas) <= 0.99
-    k = np.where(covered.any(axis=1), np.where(covered, log_post, -np.inf).argmax(axis=1),
-                 np.abs(alphas).argmin(axis=1))
-    alpha = alphas[np.arange(len(x)), k]
-    return [alpha, _one_hot(k, len(w))]
-
-
-def _decode_numbers(spec: dict[str, Any], parts: list[np.ndarray]) -> np.ndarray:
-    """Inverse of :func:`_encode_numbers`, clipped to the training range and rounded to its resolution."""
-    if "quantiles" in spec:
-        x = np.interp(ndtr(parts[0][:, 0]), spec["levels"], spec["quantiles"])
-    else:
-        k = parts[1].argmax(axis=1)
-        x = np.asarray(spec["means"])[k] + 4.0 * np.asarray(spec["stds"])[k] * parts[0][:, 0]
-    x = np.clip(x, spec["low"], spec["high"])
-    if spec["kind"] in ("integer", "datetime"):
-        return np.round(x)
-    return x if spec["decimals"] is None else np.round(x, spec["decimals"])
-
-
-def _restore_dtype(spec: dict[str, Any], values: np.ndarray, missing: np.ndarray) -> pd.Series:
-    """Decoded values -> a Series of the training dtype, ``NaN``/``NaT``/``NA`` where ``missing``."""
-    kind, dtype = spec["kind"], spec["dtype"]
-    if kind == "datetime":
-        ns = values.astype(np.int64) * dict(_DATETIME_UNITS)[spec["unit"]]
-        stamps = pd.Series(pd.to_datetime(ns, unit="ns"))
-        if spec["tz"] is not None:
-            stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(spec["tz"])
-        stamps[missing] = pd.NaT
-        if dtype.startswith("datetime64"):
-            return stamps.astype(dtype)
-        # Dates read from text go back to text: ISO 8601 at the training resolution.
-        text = stamps.dt.strftime("%Y-%m-%d" if spec["unit"] == "D" else "%Y-%m-%d %H:%M:%S"
-                                  if spec["unit"] in ("h", "min", "s") else "%Y-%m-%dT%H:%M:%S.%f")
-        return text.astype(dtype) if dtype != "object" else text
-    series = pd.Series(values, dtype=object if "categories" in spec else np.float64)
-    series[missing] = None if "categories" in spec else np.nan
-    if dtype == "category":
-        return series.astype(pd.CategoricalDtype(spec["categories"]))
-    try:
-        return series.astype(dtype)
-    except (TypeError, ValueError):
-        # e.g. int64 data that had missing values: pandas' nullable integer keeps both.
-        return series.astype("Int64") if kind == "integer" else series

@@ -34,7 +34,7 @@
 
 Every function takes the tables as keyword arguments ``real=``, ``synthetic=`` (and ``test=``,
 ``target=`` where needed) with the same columns; column kinds are those of
-:func:`genlab.data.tables.infer_kind` on the real table unless ``kinds`` overrides them.
+:func:`genlab.data.table_columns.infer_kind` on the real table unless ``kinds`` overrides them.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from genlab.data.tables import KINDS, infer_kind
+from genlab.data.table_columns import KINDS, infer_kind
 from genlab.errors import DataError, unknown_choice
 
 CONTINUOUS = ("numeric", "integer", "datetime")

@@ -42,7 +42,8 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import norm
 
-from genlab.data.tables import TableCodec, category_interval
+from genlab.data.table_normalisation import category_interval
+from genlab.data.tables import TableCodec
 from genlab.errors import ConfigError, DataError
 from genlab.models import copula
 from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
