@@ -144,3 +144,37 @@ def test_bad_input_is_one_clear_error_or_not_enough_evidence(text_model):
         detect(np.array(["def f(x): return x"], dtype=object), key=1)
     with pytest.raises(genlab.GenlabError, match="text"):
         detect(np.zeros((3, 2), dtype=np.float32), key=1, model=text_model)
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from genlab.cli.app import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_cli_detect_writes_detect_json_and_refuses_bad_input(text_model, tmp_path, capsys):
+    import json
+    from genlab.cli.sample_command import write_records
+
+    run = tmp_path / "run"
+    text_model.save_pretrained(run)
+    assert "secret" not in "".join(p.read_text(errors="ignore") for p in run.rglob("*.json"))
+    marked = text_model.sample(3, watermark=Watermark(key="secret"), max_new_tokens=60,
+                               generator=torch.Generator().manual_seed(0))
+    write_records(marked, tmp_path / "marked.txt", "text")
+    status, _, err = run_cli(capsys, "detect", str(tmp_path / "marked.txt"), "--key", "secret", "--run", str(run),
+                             "--out", str(tmp_path / "detect.json"))
+    assert status == 0 and "kgw-lefthash at FPR 0.0001" in err and "watermarked" in err
+    report = json.loads((tmp_path / "detect.json").read_text())
+    assert set(report) == {"items", "combined", "fpr", "method", "options"} and len(report["items"]) == 3
+    assert report["combined"]["watermarked"] and all({"score", "p_value", "watermarked"} <= set(i) for i in report["items"])
+    for argv, match in [(("--key", "", "--run", str(run)), "empty"),
+                        (("--key", "secret"), "needs the model"),
+                        (("--key", "secret", "--run", str(run), "--seeding-scheme", "middlehash"), "lefthash, selfhash")]:
+        status, _, err = run_cli(capsys, "detect", str(tmp_path / "marked.txt"), *argv)
+        assert status == 1 and err.count("genlab: error:") == 1 and match in err, err
+    np.save(tmp_path / "points.npy", np.zeros((4, 2), dtype=np.float32))
+    status, _, err = run_cli(capsys, "detect", str(tmp_path / "points.npy"), "--key", "1", "--run", str(run))
+    assert status == 1 and "the model makes text" in err
