@@ -19,6 +19,7 @@ from genlab.cli.options import (DataDir, ModalityOption, Overwrite, Seed, Target
 from genlab.cli.progress import RichProgress
 from genlab.config import from_dict, to_dict
 from genlab.data.registry import load as load_dataset
+from genlab.rules import RulesPlan
 from genlab.train import TrainConfig
 from genlab.train.distributed import is_main_process, shutdown
 
@@ -41,12 +42,19 @@ def fit(
     data_dir: DataDir = None,
     target: Target = None,
     modality: ModalityOption = None,
+    rules: Annotated[Path | None, typer.Option(
+        "--rules", help="JSON rules every sampled table row keeps (see genlab.rules.files); its \"remove\" list "
+                        "drops inferred ones.")] = None,
+    infer_rules: Annotated[bool, typer.Option(
+        "--infer-rules", help="Find rules in the training table (dependencies between categories, orders "
+                              "between numbers, ranges), print them, save them in the run and enforce them.")] = False,
 ) -> None:
     """Train a generative model on DATA and save it to a run directory."""
     model = family_class(family)(**parse_assignments(option, "model option"))
     train = _train_config(model.default_train_config(), steps, max_time, batch_size, lr, checkpoint_every,
                           device, seed, parse_assignments(train_option, "training option"))
     dataset = load_dataset(data, data_dir=data_dir, seed=seed, modality=modality, target=target)
+    rules_plan = RulesPlan.read(rules, infer_rules, list(getattr(dataset.x_train, "columns", [])), dataset.modality)
     out = out or Path("runs") / f"{Path(dataset.name).stem}-{family}"
     if not resume:
         refuse_existing(out, overwrite, "pass --overwrite to replace it or --resume to continue its training")
@@ -57,6 +65,9 @@ def fit(
         with RichProgress(console) as progress:
             model.fit(dataset, train=train, run_dir=out, resume=resume, callbacks=[progress])
         if is_main_process():
+            model.rules_ = rules_plan.apply(model, dataset.x_train)
+            for rule in model.rules_:
+                console.print(f"rule: {rule.describe()}")
             model.save_pretrained(out)
             console.print(f"saved to [bold]{out}[/bold] in {time.perf_counter() - started:.1f} s")
     finally:

@@ -49,6 +49,7 @@ from genlab.data.dataset import MODALITIES, Dataset
 from genlab.data.tables import TableCodec
 from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
 from genlab.io import atomic_path, sha256_file, write_json
+from genlab.rules import RULES_FILE, Rule, RuleError, enforce, load_rules, save_rules
 from genlab.provenance.embed import sample_watermarked
 from genlab.train import Batch, Callback, Phase, TrainConfig, Trainer
 
@@ -122,6 +123,8 @@ class GenerativeModel(ABC):
         self.data_: DataInfo | None = None
         self.train_config_: TrainConfig | None = None
         self.history_: list[dict[str, Any]] = []
+        #: Rules every sampled table row satisfies (:mod:`genlab.rules`), bound to the codec; saved in rules.json.
+        self.rules_: list[Rule] = []
 
     # ------------------------------------------------------------------ family hooks
     def default_train_config(self) -> TrainConfig:
@@ -264,7 +267,7 @@ class GenerativeModel(ABC):
 
     def sample(
         self, n: int, *, condition: int | str | dict[str, Any] | None = None,
-        generator: torch.Generator | None = None, **options: Any,
+        generator: torch.Generator | None = None, rules: Sequence[Rule] | None = None, **options: Any,
     ) -> np.ndarray | pd.DataFrame:
         """Draw ``n`` new raw records: float32 ``(n, *shape)``, for text an object array ``(n,)`` of
         ``str``, for tables a DataFrame with the training columns, dtypes and categories.
@@ -275,6 +278,8 @@ class GenerativeModel(ABC):
                 ``{column: value}`` that every returned row satisfies (a bare value means the target
                 column); ``None`` samples from the whole distribution.
             generator: source of randomness; the same seeded generator gives the same samples.
+            rules: table rules every returned row satisfies (:mod:`genlab.rules`; the rows that break one
+                are redrawn, never dropped); ``None`` uses the model's own :attr:`rules_`, ``()`` none.
             **options: family-specific sampling options, listed in :attr:`sample_options`;
                 ``watermark=Watermark(key=...)`` marks text and tables (:mod:`genlab.provenance`).
         """
@@ -298,7 +303,27 @@ class GenerativeModel(ABC):
         records = self.codec_.decode(z)
         if isinstance(index, dict):
             _impose(records, index, self.codec_)
+        active = self.rules_ if rules is None else self.bind_rules(rules)
+        if active:
+            def redraw(k: int, fixed: dict[str, Any] | None) -> pd.DataFrame:
+                return self.sample(k, condition=fixed, generator=generator, rules=(), **options)
+
+            records = enforce(redraw, records, active, index, generator).table
         return records
+
+    def bind_rules(self, rules: Sequence[Rule]) -> list[Rule]:
+        """``rules`` checked against this model's table columns, values cast to their types
+        (``Rule.bind``); assign the result to :attr:`rules_` to keep them with the model.
+
+        Raises:
+            NotSupportedError: rules for a model that does not make tables.
+            RuleError: an unknown column, a wrong kind, or an impossible value (naming it).
+        """
+        self._check_fitted()
+        rules = list(rules)
+        if rules and self.data_.modality != "tables":
+            raise NotSupportedError(f"rules constrain table rows; this model makes {self.data_.modality}")
+        return [rule.bind(self.codec_) for rule in rules]
 
     def table_condition(self, condition: Any) -> dict[str, Any] | None:
         """Check a table condition and cast its values (``TableCodec.parse_condition``); a bare value
@@ -389,6 +414,10 @@ class GenerativeModel(ABC):
             "weights_sha256": sha256_file(weights),
         })
         write_json(directory / "history.json", self.history_)
+        if self.rules_:
+            save_rules(directory, self.rules_)
+        else:
+            (directory / RULES_FILE).unlink(missing_ok=True)
         return directory
 
     @classmethod
@@ -436,6 +465,10 @@ class GenerativeModel(ABC):
         history_file = directory / "history.json"
         model.history_ = _read_json(history_file) if history_file.is_file() else []
         model.network_, model.codec_, model.data_, model.train_config_ = network.eval(), codec, info, train
+        try:
+            model.rules_ = model.bind_rules(load_rules(directory))
+        except RuleError as error:
+            raise CheckpointError(f"{directory / RULES_FILE}: {error}") from None
         return model
 
     # ------------------------------------------------------------------ helpers
