@@ -62,7 +62,7 @@ GAN_SETTINGS: dict[str, dict[str, Any]] = {
 #: them) did the rest. Seed 0 at 6,000 steps (80 CPU s): ring8 59 %, grid25 35 % high quality, all
 #: modes; at 3,000 steps (40 CPU s) ring8 53 % with all 8 modes, but grid25 lost 2 of its 25 modes.
 VAE_SETTINGS: dict[str, dict[str, Any]] = {
-    name: {"model": {"latent_dim": 2, "hidden": 256, "depth": 4, "kl_warmup": 1000, "free_bits": 1.0},
+    name: {"model": {"latent_dim": 2, "hidden": 256, "depth": 4, "kl_warmup": 1000 / steps, "free_bits": 1.0},
            "train": {"steps": steps, "batch_size": 256, "lr": 5e-3, "min_lr_ratio": 0.01}}
     for name, steps in (("ring8", 3000), ("grid25", 6000))
 }

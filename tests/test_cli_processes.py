@@ -17,7 +17,7 @@ import genlab
 from genlab.errors import CheckpointError
 from genlab.train.checkpoint import load_checkpoint
 
-FIT = [sys.executable, "-m", "genlab", "fit", "ring8", "--set", "solver=adam", "--set", "n_components=8",
+FIT = [sys.executable, "-m", "genlab", "fit", "ring8", "--family", "gaussian", "--set", "solver=adam", "--set", "n_components=8",
        "--batch-size", "256", "--seed", "3"]
 
 
@@ -56,7 +56,7 @@ def test_torchrun_two_cpu_ranks_write_one_run_directory(tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     result = subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "genlab", "fit", "ring8",
-         "--set", "solver=adam", "--set", "n_components=8", "--steps", "300", "--batch-size", "256",
+         "--family", "gaussian", "--set", "solver=adam", "--set", "n_components=8", "--steps", "300", "--batch-size", "256",
          "--out", str(tmp_path / "ddp")],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )

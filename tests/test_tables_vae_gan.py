@@ -45,7 +45,7 @@ def data(real):
 
 @pytest.fixture(scope="module")
 def vae(data):
-    return genlab.fit(data, family="vae", hidden=64, depth=2, latent_dim=8, kl_warmup=200, train=VAE_TRAIN)
+    return genlab.fit(data, family="vae", hidden=64, depth=2, latent_dim=8, kl_warmup=200 / 1500, train=VAE_TRAIN)
 
 
 @pytest.fixture(scope="module")

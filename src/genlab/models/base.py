@@ -47,6 +47,7 @@ from genlab.config import from_dict, to_dict
 from genlab.data.codecs import CODECS as CONTINUOUS_CODECS, Codec, codec_for, codec_from_state
 from genlab.data.dataset import MODALITIES, Dataset
 from genlab.data.tables import TableCodec
+from genlab.defaults import DataDefaults
 from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
 from genlab.io import atomic_path, sha256_file, write_json
 from genlab.rules import RULES_FILE, Rule, RuleError, enforce, load_rules, save_rules
@@ -130,6 +131,13 @@ class GenerativeModel(ABC):
     def default_train_config(self) -> TrainConfig:
         """Training settings used when ``fit`` gets none; families tune their own defaults."""
         return TrainConfig()
+
+    @classmethod
+    def data_defaults(cls, info: DataInfo, x: Any) -> DataDefaults:
+        """Model options and training settings this family's benchmarks measured for data like ``info``
+        (raw training records ``x``), applied by :func:`genlab.fit` and ``genlab fit`` under the user's
+        own options (see :mod:`genlab.defaults`). The base family chooses nothing."""
+        return DataDefaults()
 
     def _make_codec(self, data: DataInfo) -> Codec:
         """A new, unfitted codec for ``data``: the modality's continuous codec unless a family needs
@@ -227,7 +235,7 @@ class GenerativeModel(ABC):
         Returns:
             ``self``, fitted.
         """
-        x, y, info = _training_arrays(data, labels)
+        x, y, info = training_arrays(data, labels)
         train = train if train is not None else self.default_train_config()
         if resume and run_dir is None:
             raise ConfigError("resume needs the run directory that holds the checkpoint")
@@ -538,7 +546,7 @@ def _read_json(path: Path) -> Any:
         raise CheckpointError(f"{path} is not valid JSON ({error})") from None
 
 
-def _training_arrays(
+def training_arrays(
     data: Dataset | np.ndarray, labels: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None, DataInfo]:
     """Raw training records, labels and their description from a Dataset or a bare array."""

@@ -44,12 +44,37 @@ from scipy.stats import norm
 
 from genlab.data.table_normalisation import category_interval
 from genlab.data.tables import TableCodec
+from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError, DataError
 from genlab.models import copula
 from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
 LOG_2PI = math.log(2.0 * math.pi)
+
+
+def bic_components(x: np.ndarray, *, max_components: int = 32, patience: int = 3, max_records: int = 4000,
+                   seed: int = 0) -> int:
+    """The number of full-covariance mixture components ``K`` that minimises the Bayesian information
+    criterion ``BIC = -2 log L + p log n`` (Schwarz 1978) on ``x (n, d)``, fitted by scikit-learn's EM.
+
+    ``K`` grows from 1 until the BIC has not improved for ``patience`` values or reaches
+    ``max_components``; at most ``max_records`` rows (a seeded subset) are used, which keeps the search
+    to seconds on 2-D data. BIC is unchanged by an affine map of ``x``, so raw records serve as well as
+    standardised ones.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    rows = np.random.default_rng(seed).permutation(len(x))[:max_records]
+    sample = np.asarray(x, dtype=np.float64)[rows]
+    best_k, best_bic = 1, np.inf
+    for k in range(1, min(max_components, len(sample)) + 1):
+        bic = GaussianMixture(k, covariance_type="full", reg_covar=1e-6, random_state=seed).fit(sample).bic(sample)
+        if bic < best_bic:
+            best_k, best_bic = k, bic
+        elif k - best_k >= patience:
+            break
+    return best_k
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,6 +312,20 @@ class GaussianMixtureModel(GenerativeModel):
     def default_train_config(self) -> TrainConfig:
         """Adam settings that fit a mixture in a few thousand steps (used by ``solver="adam"``)."""
         return TrainConfig(steps=3000, batch_size=512, lr=0.02, warmup_steps=50, min_lr_ratio=0.01)
+
+    @classmethod
+    def data_defaults(cls, info: DataInfo, x: Any) -> DataDefaults:
+        """Points: as many components as the Bayesian information criterion picks (:func:`bic_components`;
+        ring8 gets 8, a single Gaussian scored 3 % high-quality samples there). Images: ``reg_covar``
+        1e-3, because pixels that never vary (the corners of digits) would otherwise get a variance near 0
+        and make the held-out likelihood meaningless (measured on digits: NLL +1.6e4 at 1e-6). Tables: the
+        copula, one component."""
+        if info.modality == "points":
+            return DataDefaults(model={"n_components": bic_components(np.asarray(x))},
+                                why="components chosen by BIC")
+        if info.modality == "images":
+            return DataDefaults(model={"reg_covar": 1e-3}, why="pixels that never vary need a variance floor")
+        return DataDefaults()
 
     def _make_table_codec(self, data: DataInfo) -> TableCodec:
         """The copula's codec: normal scores through empirical CDFs (numbers) and CDF intervals

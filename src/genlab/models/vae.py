@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.nn.conv import ConvDecoder, ConvEncoder
@@ -76,8 +77,10 @@ class VAEConfig:
     Attributes:
         latent_dim: size of ``z``.
         beta: weight of the KL term (Higgins et al. 2017); 1 gives the ELBO.
-        kl_warmup: training steps over which the KL weight rises linearly from 0 to ``beta`` (Bowman et al.
-            2016 sec. 3.1; Sønderby et al. 2016); 0 = none.
+        kl_warmup: share of the training budget (of its steps, or of its time when the budget is a time)
+            over which the KL weight rises linearly from 0 to ``beta`` (Bowman et al. 2016 sec. 3.1;
+            Sønderby et al. 2016); 0 = none. A share, not a step count, so that ``--max-time`` warms up
+            as a step budget does (1/3: 1,000 of the default 3,000 steps, as measured on ring8).
         free_bits: nats per latent dimension, ``lambda``, below which the batch-averaged KL of that
             dimension is not penalised (Kingma et al. 2016 eq. 15); 0 = none.
         likelihood: ``"auto"`` (Gaussian for points, Bernoulli for images), ``"gaussian"`` or ``"bernoulli"``.
@@ -92,7 +95,7 @@ class VAEConfig:
 
     latent_dim: int = 16
     beta: float = 1.0
-    kl_warmup: int = 1000
+    kl_warmup: float = 1 / 3
     free_bits: float = 0.0
     likelihood: Literal["auto", "gaussian", "bernoulli"] = "auto"
     min_std: float = 1e-3
@@ -109,8 +112,10 @@ class VAEConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.beta < 0:
             raise ValueError(f"beta must be non-negative, got {self.beta}")
-        if self.kl_warmup < 0 or self.free_bits < 0:
-            raise ValueError(f"kl_warmup and free_bits must be non-negative, got {self.kl_warmup}, {self.free_bits}")
+        if not 0 <= self.kl_warmup <= 1:
+            raise ValueError(f"kl_warmup is a share of the training budget in [0, 1], got {self.kl_warmup}")
+        if self.free_bits < 0:
+            raise ValueError(f"free_bits must be non-negative, got {self.free_bits}")
         if self.min_std <= 0:
             raise ValueError(f"min_std must be positive, got {self.min_std}")
 
@@ -215,17 +220,25 @@ def iwae_bound(network: VAENetwork, x: torch.Tensor, y: torch.Tensor | None, k: 
 
 
 class _WarmupClock(Callback):
-    """Keeps :attr:`VAEModel._kl_step` at the Trainer's step count (restored on resume), which the KL
-    warm-up reads; calling the loss outside training (validation, tests) never moves it."""
+    """Keeps :attr:`VAEModel._kl_progress` at the share of the training budget that the coming step
+    completes, ``(step + 1) / steps`` or ``elapsed / max_time`` (the larger when both are set, as training
+    stops at whichever ends first), which the KL warm-up reads. The Trainer restores step and elapsed time
+    on resume; calling the loss outside training (validation, tests) never moves it."""
 
     def __init__(self, model: "VAEModel") -> None:
         self.model = model
 
     def on_train_start(self, trainer: Any, state: TrainState) -> None:
-        self.model._kl_step = state.step
+        self._update(state)
 
     def on_step_end(self, trainer: Any, state: TrainState) -> None:
-        self.model._kl_step = state.step
+        self._update(state)
+
+    def _update(self, state: TrainState) -> None:
+        shares = [(state.step + 1) / state.total_steps] if state.total_steps else []
+        if state.max_time:
+            shares.append(state.elapsed / state.max_time)
+        self.model._kl_progress = min(1.0, max(shares))
 
 
 class VAEModel(GenerativeModel):
@@ -244,7 +257,7 @@ class VAEModel(GenerativeModel):
     sample_options = frozenset({"mean", "temperature"})
     supports_tables = True
     #: Training steps completed, the KL warm-up's clock (set by :class:`_WarmupClock` during ``fit``).
-    _kl_step: int = 0
+    _kl_progress: float = 1.0
 
     def default_train_config(self) -> TrainConfig:
         """AdamW at 3e-3, cosine decay to 1%, 3,000 steps of 256 records.
@@ -255,6 +268,19 @@ class VAEModel(GenerativeModel):
         23 % high quality). 1e-2 gave 44 % but produced NaN in a longer run of a deeper network.
         """
         return TrainConfig(steps=3000, batch_size=256, lr=3e-3, min_lr_ratio=0.01)
+
+    @classmethod
+    def data_defaults(cls, info: DataInfo, x: Any) -> DataDefaults:
+        """Points: a 2-D latent, a deeper decoder, free bits and lr 5e-3 (benchmarks/gan_vae_points.py: all
+        modes of ring8 and grid25, where the defaults collapsed the posterior). Images: batch 128 at lr
+        2e-3 (benchmarks/mnist_families.py). Tables keep TVAE's settings."""
+        if info.modality == "points":
+            return DataDefaults(model={"latent_dim": 2, "hidden": 256, "depth": 4, "free_bits": 1.0},
+                                train={"batch_size": 256, "lr": 5e-3, "min_lr_ratio": 0.01},
+                                why="measured on ring8/grid25")
+        if info.modality == "images":
+            return DataDefaults(train={"batch_size": 128, "lr": 2e-3}, why="measured on MNIST")
+        return DataDefaults()
 
     @property
     def latent_shape(self) -> tuple[int]:
@@ -315,8 +341,8 @@ class VAEModel(GenerativeModel):
             # Free bits: a dimension's KL below lambda costs lambda, so no gradient pushes it to the prior.
             penalised = kl_dims.clamp(min=config.free_bits).sum() if config.free_bits > 0 else kl
             weight = config.beta
-            if config.kl_warmup > 0:                                      # step s+1 of training: beta (s+1)/T
-                weight = config.beta * min(1.0, (self._kl_step + 1) / config.kl_warmup)
+            if config.kl_warmup > 0:                          # share p of the budget: beta min(1, p / warm-up)
+                weight = config.beta * min(1.0, self._kl_progress / config.kl_warmup)
             return Losses(recon + weight * penalised,
                           {"recon": float(recon.detach()), "kl": float(kl.detach()), "kl_weight": weight,
                            "elbo": float(-(recon + kl).detach())})
@@ -390,7 +416,7 @@ class VAEModel(GenerativeModel):
             penalised = kl_dims.clamp(min=config.free_bits).sum() if config.free_bits > 0 else kl
             weight = config.beta
             if config.kl_warmup > 0:
-                weight = config.beta * min(1.0, (self._kl_step + 1) / config.kl_warmup)
+                weight = config.beta * min(1.0, self._kl_progress / config.kl_warmup)
             return Losses(recon + weight * penalised,
                           {"recon": float(recon.detach()), "kl": float(kl.detach()), "kl_weight": weight,
                            "elbo": float(-(recon + kl).detach())})
