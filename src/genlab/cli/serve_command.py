@@ -1,0 +1,88 @@
+"""``genlab serve RUN [RUN ...] | --runs-dir DIR``: an HTTP API and a web playground over saved models.
+
+Each run is loaded once and named by its directory. The URL is printed when the socket listens;
+SIGINT or SIGTERM stop the server cleanly: it stops accepting, lets in-flight requests finish (up to
+the request timeout) and exits 0. The server writes no files.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genlab.errors import ConfigError, NotSupportedError
+
+
+def serve(
+    runs: Annotated[list[Path] | None, typer.Argument(help="Run directories written by `genlab fit`.")] = None,
+    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Serve every run inside this folder.")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="GENLAB_API_KEY", help="Require 'Authorization: Bearer KEY' on every API route.")] = None,
+    max_n: Annotated[int, typer.Option("--max-n", help="Most records per request.")] = 256,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Most new tokens per completion.")] = 512,
+    max_concurrent: Annotated[int, typer.Option("--max-concurrent", help="API requests in flight; more get 429.")] = 64,
+    max_body: Annotated[int, typer.Option("--max-body", help="Largest request body in bytes.")] = 1_000_000,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may take (504 beyond).")] = 60.0,
+    batch_wait_ms: Annotated[float, typer.Option("--batch-wait-ms", help="How long to collect a micro-batch.")] = 10.0,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Most records per micro-batch (1: no batching).")] = 256,
+) -> None:
+    """Serve the models in RUN... (or --runs-dir) over HTTP: the API under /v1 and a playground at /."""
+    if bool(runs) == (runs_dir is not None):
+        raise ConfigError("pass run directories or --runs-dir DIR (one of the two)")
+    for name, value in (("--max-n", max_n), ("--max-tokens", max_tokens), ("--max-concurrent", max_concurrent),
+                        ("--max-body", max_body), ("--max-batch", max_batch)):
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    if timeout <= 0 or batch_wait_ms < 0:
+        raise ConfigError(f"--timeout must be > 0 and --batch-wait-ms >= 0, got {timeout} and {batch_wait_ms}")
+    try:   # imported here, so that the other commands start without the web stack
+        import uvicorn
+
+        from genlab.serve import ModelRegistry, ServeSettings, create_app
+    except ImportError as error:
+        raise NotSupportedError(f"genlab serve needs the serve extra ({error.name} is missing): "
+                                "pip install 'genlab[serve]'") from None
+
+    started = time.perf_counter()
+    registry = ModelRegistry.from_runs(list(runs) if runs else ModelRegistry.runs_in(runs_dir))
+    loaded = time.perf_counter() - started
+    settings = ServeSettings(api_key=api_key, max_n=max_n, max_tokens=max_tokens, max_concurrent=max_concurrent,
+                             max_body=max_body, timeout_s=timeout, batch_wait_ms=batch_wait_ms, max_batch=max_batch)
+    app = create_app(registry, settings)
+    listener = _listen(host, port)
+    bound = listener.getsockname()[1]
+    print(f"genlab serve: {len(registry.names)} model(s) loaded in {loaded:.2f} s: {', '.join(registry.names)}",
+          flush=True)
+    print(f"genlab serve: open http://{host}:{bound}/  (API under /v1; Ctrl-C stops)", flush=True)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=max(1, int(timeout)),
+                            lifespan="off")
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal under the handlers it
+    # found; these make that re-raise a no-op, so a requested stop exits 0 instead of dying by signal.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run(sockets=[listener])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("genlab serve: stopped", flush=True)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (connections queue from here on, before uvicorn runs)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    listener.listen(128)
+    return listener

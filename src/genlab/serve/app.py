@@ -1,0 +1,347 @@
+"""The HTTP app: genlab's own routes, the OpenAI-shaped ones, and the playground page.
+
+``create_app(registry, settings)`` builds a FastAPI app over loaded models. Sampling runs in worker
+threads (one call at a time per model, see :class:`~genlab.serve.registry.LoadedModel`), so the event
+loop keeps answering health checks, 429s and streams while a model works. Sample requests go through
+the :class:`~genlab.serve.batcher.MicroBatcher`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import torch
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from genlab import interaction
+from genlab.errors import DataError
+from genlab.serve.batcher import MicroBatcher
+from genlab.serve.errors import APIError, Guard, as_api_error, error_body, install_handlers
+from genlab.serve.records import record_from_json, records_to_json
+from genlab.serve.registry import LoadedModel, ModelRegistry, OptionSpec, describe
+from genlab.serve.schemas import (CompletionRequest, ImagesRequest, InterpolateRequest, RefineRequest,
+                                  SamplesRequest, VariationsRequest)
+from genlab.version import __version__
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeSettings:
+    """Limits and batching of a server.
+
+    Attributes:
+        api_key: every API route needs ``Authorization: Bearer api_key``; ``None`` leaves them open.
+        max_n: the most records one request may ask for (``n``, ``steps`` of a path, choices).
+        max_tokens: the most new tokens of one text completion.
+        max_concurrent: API requests in flight at once; one more is answered 429.
+        max_body: the largest request body in bytes (413 beyond).
+        timeout_s: seconds a request may take before it is answered 504.
+        batch_wait_ms: how long the micro-batcher collects compatible sample requests.
+        max_batch: the most records the micro-batcher puts in one batch; ``1`` turns batching off.
+    """
+
+    api_key: str | None = None
+    max_n: int = 256
+    max_tokens: int = 512
+    max_concurrent: int = 64
+    max_body: int = 1_000_000
+    timeout_s: float = 60.0
+    batch_wait_ms: float = 10.0
+    max_batch: int = 256
+
+
+def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings()) -> Guard:
+    """The ASGI app over ``registry``'s models: the FastAPI app (``.app``) inside the key / body /
+    concurrency :class:`Guard`."""
+    app = FastAPI(title="genlab", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    install_handlers(app)
+    batcher = MicroBatcher(wait_s=settings.batch_wait_ms / 1000, max_batch=settings.max_batch)
+    app.state.batcher = batcher
+
+    def model(name: str, *, modality: str | None = None, param: str = "model") -> LoadedModel:
+        entry = registry.get(name)
+        if entry is None:
+            listed = ", ".join(registry.names)
+            raise APIError(404, f"no model {name!r} is loaded; models: {listed}", param)
+        if modality is not None and entry.modality != modality:
+            raise APIError(400, f"model {name!r} makes {entry.modality}, not {modality}", param)
+        return entry
+
+    def count(n: int, param: str = "n") -> int:
+        if n > settings.max_n:
+            raise APIError(400, f"{param}={n} is over this server's limit of {settings.max_n} (--max-n)", param)
+        return n
+
+    async def work(entry: LoadedModel, job: Callable[[], Any]) -> Any:
+        return await run_job(entry, job, settings.timeout_s)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def playground() -> str:
+        return resources.files("genlab.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [describe(entry) for entry in registry]}
+
+    @app.get("/v1/models/{name}")
+    async def one_model(name: str) -> dict[str, Any]:
+        return describe(model(name))
+
+    @app.post("/v1/models/{name}/samples")
+    async def samples(name: str, body: SamplesRequest) -> dict[str, Any]:
+        entry = model(name)
+        n = count(body.n)
+        options = check_options(entry, body.options, settings)
+        records = await within(batcher.submit(entry, n, body.seed, body.condition, options), settings.timeout_s)
+        return {"model": name, "seed": body.seed, "condition": body.condition, "options": options,
+                "records": records_to_json(records, entry.modality)}
+
+    @app.post("/v1/models/{name}/variations")
+    async def variations(name: str, body: VariationsRequest) -> dict[str, Any]:
+        entry = model(name)
+        n = count(body.n)
+        options = check_options(entry, body.options, settings)
+        record = None if body.record is None else subject(entry, body.record, "record")
+
+        def job() -> Any:
+            return interaction.variations(entry.model, record, n=n, strength=body.strength,
+                                          latent=body.latent, condition=body.condition, locked=body.locked,
+                                          prefix=body.prefix, generator=seeded(body.seed), **options)
+
+        records = await work(entry, job)
+        return {"model": name, "seed": body.seed, "strength": body.strength, "options": options,
+                "records": records_to_json(records, entry.modality)}
+
+    @app.post("/v1/models/{name}/interpolate")
+    async def interpolate(name: str, body: InterpolateRequest) -> dict[str, Any]:
+        entry = model(name)
+        steps = count(body.steps, "steps")
+        ends = [subject(entry, value, param) if value is not None else latent
+                for value, latent, param in ((body.a, body.latent_a, "a"), (body.b, body.latent_b, "b"))]
+        if any(end is None for end in ends):
+            raise APIError(400, "interpolate needs two end points: a and b (records) or latent_a and latent_b",
+                           "a" if ends[0] is None else "b")
+
+        def job() -> Any:
+            return interaction.interpolate_records(entry.model, ends[0], ends[1], steps=steps,
+                                                   method=body.method, condition=body.condition)
+
+        records = await work(entry, job)
+        return {"model": name, "steps": steps, "method": body.method,
+                "records": records_to_json(records, entry.modality)}
+
+    @app.post("/v1/models/{name}/refine")
+    async def refine(name: str, body: RefineRequest) -> dict[str, Any]:
+        entry = model(name)
+        n = count(body.n)
+        options = check_options(entry, body.options, settings)
+        record = None if body.record is None else subject(entry, body.record, "record")
+
+        def job() -> Any:
+            return interaction.refine(entry.model, record, n=n, condition=body.condition, locked=body.locked,
+                                      prefix=body.prefix, generator=seeded(body.seed), **options)
+
+        records = await work(entry, job)
+        return {"model": name, "seed": body.seed, "options": options,
+                "records": records_to_json(records, entry.modality)}
+
+    @app.post("/v1/images/generations")
+    async def images(body: ImagesRequest) -> dict[str, Any]:
+        entry = model(body.model, modality="images")
+        n = count(body.n)
+        shape = entry.model.data_.shape
+        if body.size is not None and body.size != f"{shape[2]}x{shape[1]}":
+            raise APIError(400, f"this model makes {shape[2]}x{shape[1]} images, not {body.size}", "size")
+        given = {"steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}
+        options = check_options(entry, {k: v for k, v in given.items() if v is not None}, settings)
+        condition = body.condition
+        classes = entry.model.data_.class_names or ()
+        if condition is None and body.prompt in classes:
+            condition = body.prompt
+        seed = body.seed if body.seed is not None else secrets.randbits(63)
+        records = await within(batcher.submit(entry, n, seed, condition, options), settings.timeout_s)
+        return {"created": int(time.time()), "data": [{"b64_json": image, "seed": seed}
+                                                      for image in records_to_json(records, "images")]}
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest) -> Any:
+        entry = model(body.model, modality="text")
+        prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+        if not prompts:
+            raise APIError(400, "prompt must be a string or a non-empty list of strings", "prompt")
+        count(body.n * len(prompts), "n")
+        max_tokens = body.max_tokens if body.max_tokens is not None else settings.max_tokens
+        if max_tokens > settings.max_tokens:
+            raise APIError(400, f"max_tokens={max_tokens} is over this server's limit of {settings.max_tokens} "
+                                "(--max-tokens)", "max_tokens")
+        config = {"max_new_tokens": max_tokens, "temperature": body.temperature,
+                  "top_p": None if body.top_p == 1 else body.top_p,
+                  "top_k": None if body.top_k in (None, -1, 0) else body.top_k,
+                  "repetition_penalty": body.repetition_penalty,
+                  "stop": [body.stop] if isinstance(body.stop, str) else list(body.stop or [])}
+        config = check_options(entry, config, settings)
+        seed = body.seed if body.seed is not None else secrets.randbits(63)
+        completion = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+                      "model": body.model}
+        if body.stream:
+            return StreamingResponse(stream_completion(entry, prompts, body.n, seed, config, completion,
+                                                       settings.timeout_s),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        choices, usage = await work(entry, lambda: complete(entry, prompts, body.n, seed, config))
+        return {**completion, "choices": choices, "usage": usage}
+
+    return Guard(app, api_key=settings.api_key, max_body=settings.max_body, max_concurrent=settings.max_concurrent)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def seeded(seed: int) -> torch.Generator:
+    """A CPU generator seeded as ``genlab sample --seed`` seeds its own."""
+    return torch.Generator().manual_seed(seed)
+
+
+def subject(entry: LoadedModel, value: Any, param: str) -> Any:
+    """A record a client sent, as raw records of one row; a bad one is a 400 naming ``param``."""
+    columns = entry.model.codec_.columns if entry.modality == "tables" else None
+    try:
+        return record_from_json(value, entry.modality, tuple(entry.model.data_.shape), columns)
+    except DataError as error:
+        raise APIError(400, str(error), param) from None
+
+
+def check_options(entry: LoadedModel, options: dict[str, Any], settings: ServeSettings) -> dict[str, Any]:
+    """Check each option's name, type and range against the model's :class:`OptionSpec`; a 400 names it."""
+    specs = entry.options
+    checked = {}
+    for name, value in options.items():
+        param = f"options.{name}"
+        if name not in specs:
+            listed = ", ".join(specs) or "none"
+            raise APIError(400, f"model {entry.name!r} ({entry.model.family}) has no sampling option {name!r}; "
+                                f"its options: {listed}", param)
+        checked[name] = _check_value(name, value, specs[name], param)
+    if checked.get("max_new_tokens", 0) > settings.max_tokens:
+        raise APIError(400, f"max_new_tokens={checked['max_new_tokens']} is over this server's limit of "
+                            f"{settings.max_tokens} (--max-tokens)", "options.max_new_tokens")
+    if entry.modality == "text" and "max_new_tokens" not in checked:
+        checked["max_new_tokens"] = min(settings.max_tokens, entry.default("max_new_tokens"))
+    if "stop" in checked:
+        checked["stop"] = tuple(checked["stop"])
+    return checked
+
+
+def _check_value(name: str, value: Any, spec: OptionSpec, param: str) -> Any:
+    if value is None and spec.nullable:
+        return None
+    kinds = {"integer": (int,), "number": (int, float), "boolean": (bool,), "string": (str,), "array": (list,)}
+    if isinstance(value, bool) != (spec.type == "boolean") or not isinstance(value, kinds[spec.type]):
+        raise APIError(400, f"option {name} must be {'null or ' if spec.nullable else ''}a{'n' if spec.type[0] in 'ai' else ''} "
+                            f"{spec.type}, got {json.dumps(value)}", param)
+    if spec.choices is not None and value not in spec.choices:
+        raise APIError(400, f"option {name}={value!r} is not one of: {', '.join(spec.choices)}", param)
+    if spec.minimum is not None and not spec.minimum <= value <= spec.maximum:
+        raise APIError(400, f"option {name}={value} is outside [{spec.minimum}, {spec.maximum}]", param)
+    if spec.type == "array" and not all(isinstance(item, str) and item for item in value):
+        raise APIError(400, f"option {name} must be a list of non-empty strings", param)
+    return value
+
+
+async def within(pending: Any, timeout_s: float) -> Any:
+    """Await ``pending``; 504 after ``timeout_s``."""
+    try:
+        return await asyncio.wait_for(pending, timeout_s)
+    except asyncio.TimeoutError:
+        raise APIError(504, f"the request took longer than the server's limit of {timeout_s:g} s") from None
+
+
+async def run_job(entry: LoadedModel, job: Callable[[], Any], timeout_s: float) -> Any:
+    """Run ``job`` in a worker thread holding ``entry.lock``; 504 after ``timeout_s``.
+
+    A thread cannot be stopped from outside, so a job that times out while it computes runs to its end
+    (its answer is dropped); one that times out while it waits for the lock never starts.
+    """
+    abandoned = threading.Event()
+
+    def locked() -> Any:
+        with entry.lock:
+            if abandoned.is_set():
+                return None
+            return job()
+
+    try:
+        return await within(run_in_threadpool(locked), timeout_s)
+    except APIError:
+        abandoned.set()
+        raise
+
+
+def complete(entry: LoadedModel, prompts: list[str], n: int, seed: int, config: dict[str, Any]
+             ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Non-streamed completions: ``n`` per prompt in one batch, choices prompt-major (OpenAI's order)."""
+    model, codec = entry.model, entry.model.codec_
+    repeated = [prompt for prompt in prompts for _ in range(n)]
+    texts = model.sample(len(repeated), generator=seeded(seed), prompt=repeated, **config)
+    choices, completion_tokens = [], 0
+    for index, (prompt, text) in enumerate(zip(repeated, texts)):
+        continuation = text[len(prompt):] if text.startswith(prompt) else text
+        tokens = len(codec.tokenize(continuation))
+        completion_tokens += tokens
+        finish = "length" if tokens >= config["max_new_tokens"] else "stop"
+        choices.append({"index": index, "text": continuation, "logprobs": None, "finish_reason": finish})
+    prompt_tokens = sum(len(codec.tokenize(prompt)) for prompt in repeated)
+    return choices, {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                     "total_tokens": prompt_tokens + completion_tokens}
+
+
+async def stream_completion(entry: LoadedModel, prompts: list[str], n: int, seed: int, config: dict[str, Any],
+                            completion: dict[str, Any], timeout_s: float) -> AsyncIterator[str]:
+    """Server-sent events: one chunk per generated piece, a last chunk per choice with its
+    ``finish_reason``, then ``data: [DONE]``. Choice ``i`` draws from seed ``seed + i``. A failure
+    mid-stream is sent as ``data: {"error": ...}`` before ``[DONE]``."""
+    deadline = time.monotonic() + timeout_s
+    codec = entry.model.codec_
+    try:
+        for index, prompt in enumerate(prompt for prompt in prompts for _ in range(n)):
+            pieces = entry.model.stream(prompt, generator=seeded(seed + index), **config)
+            tokens = 0
+            async for piece in _iterate(entry, pieces, deadline, timeout_s):
+                tokens += len(codec.tokenize(piece))
+                yield _event({**completion, "choices": [{"index": index, "text": piece, "logprobs": None,
+                                                         "finish_reason": None}]})
+            finish = "length" if tokens >= config["max_new_tokens"] else "stop"
+            yield _event({**completion, "choices": [{"index": index, "text": "", "logprobs": None,
+                                                     "finish_reason": finish}]})
+    except Exception as error:   # the status line is sent: the error travels as an event
+        failure = as_api_error(error)
+        yield _event(error_body(failure.status, failure.message, failure.param))
+    yield "data: [DONE]\n\n"
+
+
+async def _iterate(entry: LoadedModel, pieces: Iterator[str], deadline: float, timeout_s: float
+                   ) -> AsyncIterator[str]:
+    """Pull a blocking iterator piece by piece in worker threads, one piece under the model's lock."""
+    done = object()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise APIError(504, f"the stream took longer than the server's limit of {timeout_s:g} s")
+        piece = await run_job(entry, lambda: next(pieces, done), left)
+        if piece is done:
+            return
+        yield piece
+
+
+def _event(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload)}\n\n"

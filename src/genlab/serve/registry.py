@@ -1,0 +1,175 @@
+"""The models a server holds: each run loaded once, named by its run directory, described for clients.
+
+A request names a model; :meth:`ModelRegistry.get` looks the name up in the loaded set only, so no
+text from a request ever becomes a file-system path. :func:`describe` lists what ``GET /v1/models``
+shows: family, modality, record shape, the sampling options a client may set (name, JSON type,
+default, range or choices) and the condition choices (class names, or table columns with their kind
+and categories).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from genlab.api import load
+from genlab.errors import CheckpointError, ConfigError
+from genlab.models.base import GenerativeModel
+from genlab.sampling.decoding import GenerationConfig
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One sampling option as a client sees it: JSON ``type`` (``integer``, ``number``, ``boolean``,
+    ``string``, ``array``), inclusive ``minimum``/``maximum`` or ``choices``, and ``nullable``."""
+
+    type: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    nullable: bool = False
+
+
+#: The options a server accepts; the library's others (``batch_size``, ``compile``, ``cuda_graphs``,
+#: ``use_cache``, ``logits_processors``...) change speed or need Python objects, and stay off the API.
+OPTION_SPECS: dict[str, OptionSpec] = {
+    "steps": OptionSpec("integer", 1, 1000),
+    "sampler": OptionSpec("string", choices=("ddim", "ddpm", "dpm++")),
+    "eta": OptionSpec("number", 0, 1),
+    "guidance": OptionSpec("number", 0, 20),
+    "truncation": OptionSpec("number", 0, 2),
+    "rejection": OptionSpec("boolean", nullable=True),
+    "mean": OptionSpec("boolean"),
+    "temperature": OptionSpec("number", 0, 5),
+    "top_k": OptionSpec("integer", 1, 100_000, nullable=True),
+    "top_p": OptionSpec("number", 0, 1, nullable=True),
+    "repetition_penalty": OptionSpec("number", 1, 5),
+    "num_beams": OptionSpec("integer", 1, 8),
+    "max_new_tokens": OptionSpec("integer", 1, 100_000),
+    "stop": OptionSpec("array"),
+    "prompt": OptionSpec("string"),
+}
+
+#: Defaults of options whose default lives in a family's ``_sample_network`` signature or body.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "diffusion": {"eta": 0.0},
+    "gan": {"truncation": 1.0, "rejection": None},
+    "vae": {"mean": False, "temperature": 1.0},
+    "transformer": {**{f.name: f.default for f in fields(GenerationConfig)}, "prompt": "", "stop": []},
+}
+#: Transformer options that only text takes (a record of fixed length has no prompt or stop).
+TEXT_ONLY = ("prompt", "stop", "max_new_tokens")
+
+
+@dataclass
+class LoadedModel:
+    """A model the server holds. ``lock`` serialises calls into it (its network is not re-entrant on
+    every device, and one call already uses the machine's cores)."""
+
+    name: str
+    run: Path
+    model: GenerativeModel
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def modality(self) -> str:
+        """``points``, ``images``, ``tables`` or ``text``."""
+        return self.model.data_.modality
+
+    @property
+    def options(self) -> dict[str, OptionSpec]:
+        """The options this model takes over the API, by name."""
+        names = set(self.model.sample_options) & set(OPTION_SPECS)
+        if self.model.family == "transformer" and self.modality != "text":
+            names -= set(TEXT_ONLY) | ({"num_beams"} if self.modality == "tables" else set())
+        return {name: OPTION_SPECS[name] for name in sorted(names)}
+
+    def default(self, option: str) -> Any:
+        """The value ``sample`` uses when ``option`` is not given (a diffusion model saves its own)."""
+        config = self.model.config
+        if self.model.family == "diffusion" and option in ("steps", "sampler", "guidance"):
+            return {"steps": config.sample_steps, "sampler": config.sampler, "guidance": config.guidance}[option]
+        return FAMILY_DEFAULTS.get(self.model.family, {}).get(option)
+
+
+class ModelRegistry:
+    """Models by name, loaded once at start-up."""
+
+    def __init__(self, models: list[LoadedModel]) -> None:
+        self._models = {entry.name: entry for entry in models}
+
+    @classmethod
+    def from_runs(cls, runs: list[Path]) -> "ModelRegistry":
+        """Load every run directory; a model is named by its directory's name.
+
+        Raises:
+            ConfigError: no runs, or two runs with the same directory name.
+            CheckpointError: a run cannot be loaded.
+        """
+        if not runs:
+            raise ConfigError("no runs to serve: pass run directories or --runs-dir DIR")
+        names: dict[str, Path] = {}
+        for run in runs:
+            name = Path(run).resolve().name
+            if name in names:
+                raise ConfigError(f"two runs are both named {name!r} ({names[name]} and {run}); "
+                                  "a model is named by its run directory, so rename one")
+            names[name] = Path(run)
+        return cls([LoadedModel(name, run, load(run)) for name, run in names.items()])
+
+    @staticmethod
+    def runs_in(directory: Path) -> list[Path]:
+        """The run directories directly inside ``directory`` (those holding a ``config.json``)."""
+        if not directory.is_dir():
+            raise CheckpointError(f"--runs-dir {directory} is not a directory")
+        return sorted(path for path in directory.iterdir() if (path / "config.json").is_file())
+
+    @property
+    def names(self) -> list[str]:
+        """Loaded model names, sorted."""
+        return sorted(self._models)
+
+    def get(self, name: str) -> LoadedModel | None:
+        """The model called ``name``, or ``None``; a dictionary lookup, never a path."""
+        return self._models.get(name)
+
+    def __iter__(self):
+        return iter(self._models[name] for name in self.names)
+
+
+def describe(entry: LoadedModel) -> dict[str, Any]:
+    """The JSON ``GET /v1/models`` lists for one model (OpenAI's ``object: "model"`` plus genlab's fields)."""
+    model = entry.model
+    options = []
+    for name, spec in entry.options.items():
+        option: dict[str, Any] = {"name": name, "type": spec.type, "default": entry.default(name),
+                                  "nullable": spec.nullable}
+        if spec.choices is not None:
+            option["choices"] = list(spec.choices)
+        if spec.minimum is not None:
+            option["minimum"], option["maximum"] = spec.minimum, spec.maximum
+        options.append(option)
+    return {"id": entry.name, "object": "model", "owned_by": "genlab", "family": model.family,
+            "modality": entry.modality, "shape": list(model.data_.shape), "options": options,
+            "condition": condition_choices(model)}
+
+
+def condition_choices(model: GenerativeModel) -> dict[str, Any] | None:
+    """What a model may be conditioned on: ``{"classes": [...]}``, ``{"columns": [{name, kind,
+    categories?}], "target"}`` for tables, or ``None``."""
+    data = model.data_
+    if data.modality == "tables":
+        codec = model.codec_
+        columns = []
+        for column in codec.columns:
+            spec = codec.spec(column)
+            entry = {"name": column, "kind": spec["kind"]}
+            if "categories" in spec:
+                entry["categories"] = list(spec["categories"])
+            columns.append(entry)
+        return {"columns": columns, "target": data.target}
+    if data.class_names:
+        return {"classes": list(data.class_names)}
+    return None
