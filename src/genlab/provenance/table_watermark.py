@@ -39,30 +39,43 @@ MAX_ROUNDS = 50
 def _cells(column: pd.Series) -> list[str]:
     """Canonical text of one column's cells: a numeric bin ``#k`` or the cell's text."""
     # numbers are read from the cell's text, so True, "1" and 1.0 hash as they will after a CSV round trip
-    text = column.astype(str).to_numpy()
+    text = np.where(column.isna().to_numpy(), "nan", column.astype(object).to_numpy()).astype(str)
     numbers = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(float)
     bins = np.sign(numbers) * np.floor(np.log2(1.0 + np.abs(np.nan_to_num(numbers))))
     return [f"#{int(b)}" if math.isfinite(x) else t for x, b, t in zip(numbers, bins, text)]
 
 
-def row_hashes(table: pd.DataFrame, key: int) -> np.ndarray:
-    """uint64 ``(n_rows,)``: the keyed hash of every row (module doc)."""
+def row_texts(table: pd.DataFrame) -> list[bytes]:
+    """Every row's canonical cells in column-name order, UTF-8 (what the keyed hash reads)."""
     if not isinstance(table, pd.DataFrame):
         raise DataError(f"table watermarks read a pandas DataFrame, got {type(table).__name__}")
     columns = sorted(table.columns, key=str)
     cells = [_cells(table[c]) for c in columns]
-    secret = key.to_bytes(8, "big")
     names = [str(c) for c in columns]
-    out = np.empty(len(table), dtype=np.uint64)
-    for i in range(len(table)):
-        text = "\x1f".join(f"{name}\x1e{cell[i]}" for name, cell in zip(names, cells))
-        out[i] = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8, key=secret).digest(), "big")
-    return out
+    return ["\x1f".join(f"{name}\x1e{cell[i]}" for name, cell in zip(names, cells)).encode("utf-8")
+            for i in range(len(table))]
+
+
+def keyed_hashes(texts: list[bytes], key: int) -> np.ndarray:
+    """uint64 ``(n,)``: BLAKE2b-64 of each text keyed with ``key``."""
+    secret = key.to_bytes(8, "big")
+    return np.array([int.from_bytes(hashlib.blake2b(t, digest_size=8, key=secret).digest(), "big") for t in texts],
+                    dtype=np.uint64)
+
+
+def row_hashes(table: pd.DataFrame, key: int) -> np.ndarray:
+    """uint64 ``(n_rows,)``: the keyed hash of every row (module doc)."""
+    return keyed_hashes(row_texts(table), key)
+
+
+def threshold(gamma: float) -> np.uint64:
+    """Hashes below this are green: ``gamma * 2**64``."""
+    return np.uint64(min(gamma * 2.0**64, 2.0**64 - 1))
 
 
 def green_rows(table: pd.DataFrame, watermark: Watermark) -> np.ndarray:
     """bool ``(n_rows,)``: which rows are green under ``watermark``'s key and ``gamma``."""
-    return row_hashes(table, watermark.seed) < np.uint64(min(watermark.gamma * 2.0**64, 2.0**64 - 1))
+    return row_hashes(table, watermark.seed) < threshold(watermark.gamma)
 
 
 def keep_probability(watermark: Watermark) -> float:
@@ -100,5 +113,5 @@ def sample_table(model: Any, n: int, watermark: Watermark, *, condition: Any = N
 def detect_table(table: pd.DataFrame, watermark: Watermark, *, fpr: float) -> Detection:
     """One-proportion test of the distinct rows' green share (module doc)."""
     hashes = np.unique(row_hashes(table, watermark.seed))
-    green = int((hashes < np.uint64(min(watermark.gamma * 2.0**64, 2.0**64 - 1))).sum())
+    green = int((hashes < threshold(watermark.gamma)).sum())
     return proportion_test(green, len(hashes), gamma=watermark.gamma, fpr=fpr, unit="distinct rows")
