@@ -15,6 +15,7 @@ import typer
 
 from genlab.cli import datasets_command, demo_command, eval_command, fit_command, sample_command
 from genlab.cli import compare_command, interpolate_command
+from genlab.cli import compress_command, export_command
 from genlab.cli import serve_command
 from genlab.cli import detect_command
 from genlab.errors import GenlabError
@@ -33,6 +34,8 @@ app.command("eval")(eval_command.evaluate)
 app.command("compare")(compare_command.compare)
 app.command("demo")(demo_command.demo)
 app.command("interpolate")(interpolate_command.interpolate)
+app.command("compress")(compress_command.compress)
+app.command("export")(export_command.export)
 app.command("serve")(serve_command.serve)
 app.command("detect")(detect_command.detect)
 

@@ -49,6 +49,7 @@ from genlab.data.dataset import MODALITIES, Dataset
 from genlab.data.tables import TableCodec
 from genlab.defaults import DataDefaults
 from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
+from genlab.compress.layout import restore_layout
 from genlab.io import atomic_path, sha256_file, write_json
 from genlab.rules import RULES_FILE, Rule, RuleError, enforce, load_rules, save_rules
 from genlab.provenance.embed import sample_watermarked
@@ -126,6 +127,8 @@ class GenerativeModel(ABC):
         self.history_: list[dict[str, Any]] = []
         #: Rules every sampled table row satisfies (:mod:`genlab.rules`), bound to the codec; saved in rules.json.
         self.rules_: list[Rule] = []
+        #: What :mod:`genlab.compress` did to a parent run (``config.json``'s ``compression``), or None.
+        self.compression_: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ family hooks
     def default_train_config(self) -> TrainConfig:
@@ -420,6 +423,7 @@ class GenerativeModel(ABC):
                      "target": self.data_.target},
             "train": None if self.train_config_ is None else to_dict(self.train_config_),
             "weights_sha256": sha256_file(weights),
+            **({} if self.compression_ is None else {"compression": self.compression_}),
         })
         write_json(directory / "history.json", self.history_)
         if self.rules_:
@@ -465,6 +469,9 @@ class GenerativeModel(ABC):
         model.codec_ = codec
         with torch.random.fork_rng(devices=[]):
             network = model._build_network(info)
+        if config.get("compression") is not None:   # int8 layers, pruned widths: the saved layout
+            restore_layout(network, config["compression"])
+            model.compression_ = config["compression"]
         try:
             safetensors.torch.load_model(network, str(weights), strict=True)
         except (RuntimeError, safetensors.SafetensorError) as error:

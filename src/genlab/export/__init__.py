@@ -1,0 +1,1 @@
+"""Export of fitted models to other runtimes: ONNX (:mod:`.onnx`)."""
