@@ -7,18 +7,22 @@ import io
 import json
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from rich.console import Console
 
 import genlab
 from genlab.cli.app import main
-from genlab.evaluation import evaluate
+from genlab.cli.tables import metrics_table
+from genlab.evaluation import Report, evaluate
 from genlab.report.figures import loss_curves_png
 from genlab.report.html import RunResult, render_html, write_html_report
+from genlab.report.ranking import rank
 
 CHROMIUM = Path("/usr/bin/chromium")
 BOOTSTRAP = 10
@@ -81,6 +85,25 @@ def test_a_copying_run_is_flagged_in_the_report(runs):
     copier = RunResult("copier", ring.model, ring.data, type(ring.report)(**{**ring.report.__dict__, "metrics": copied}))
     assert "copies training data" in render_html([copier])
     assert "copies training data" not in render_html([ring])
+
+
+def test_detection_auc_is_best_at_one_half_in_the_ranking_the_report_and_the_cli_tables(runs):
+    def table_report(auc: float) -> Report:
+        return Report(metrics={"quality": 0.9, "detection_auc": auc}, n_samples=100, n_real=100, seed=0,
+                      dataset="t")
+
+    # |0.55 - 0.5| < |0.2 - 0.5| < |0.9 - 0.5|: a detector at 0.2 separates the rows as well as one at 0.8
+    reports = {"below": table_report(0.2), "above": table_report(0.9), "near": table_report(0.55)}
+    assert rank(reports) == ["near", "below", "above"]
+    ring = runs[0]
+    detected = RunResult("detected", ring.model, ring.data,
+                         replace(ring.report, metrics={**ring.report.metrics, "detection_auc": 0.7}))
+    page = render_html([detected])
+    assert "detection_auc (best 0.5)" in page and "detection_auc ↑" not in page
+    console = Console(width=200, record=True)
+    console.print(metrics_table(reports))
+    shown = console.export_text()
+    assert "detection_auc (best 0.5)" in shown and "detection_auc ↑" not in shown and "quality ↑" in shown
 
 
 def test_loss_curves_need_steps():

@@ -6,7 +6,7 @@ from rich import box
 from rich.table import Table
 
 from genlab.evaluation import Report
-from genlab.report.ranking import LOWER_IS_BETTER, metric_names
+from genlab.report.ranking import direction, metric_names
 
 
 def metrics_table(reports: dict[str, Report], *, title: str = "") -> Table:
@@ -18,9 +18,8 @@ def metrics_table(reports: dict[str, Report], *, title: str = "") -> Table:
         table.add_column(run, justify="right")
     table.add_column("real floor", justify="right", style="dim")
     for name in metric_names(list(reports.values())):
-        arrow = "↓" if name in LOWER_IS_BETTER else "↑"
         floors = [report.floor[name] for report in reports.values() if name in report.floor]
-        table.add_row(f"{name} {arrow}", *(_cell(report, name) for report in reports.values()),
+        table.add_row(f"{name} {direction(name)}", *(_cell(report, name) for report in reports.values()),
                       f"{floors[0]:.4g}" if floors else "–")
     return table
 
@@ -50,7 +49,7 @@ def ranking_table(reports: dict[str, Report], *, dataset: str) -> Table:
     table = Table(title=f"{dataset}: best first", box=box.SIMPLE_HEAD, padding=(0, 1), caption=legend or None)
     table.add_column("run", no_wrap=True)
     for name in names:
-        table.add_column(f"{HEADLINE[name]}{'↓' if name in LOWER_IS_BETTER else '↑'}", justify="right")
+        table.add_column(f"{HEADLINE[name]}{direction(name)}", justify="right")
     for run, report in reports.items():
         short = run.removeprefix(f"{dataset}-")
         table.add_row(short, *(f"{report.metrics[n]:.3f}" if n in report.metrics else "–" for n in names))

@@ -6,7 +6,7 @@ compares them with the *test* split, through :mod:`genlab.metrics.tabular`:
 - ``quality``, ``column_shapes``, ``column_pair_trends``: SDMetrics' Quality Report (every pair of
   columns counts, the definition of SDMetrics before 0.32);
 - ``detection_auc``: 5-fold ROC AUC of a logistic regression telling real test rows from samples
-  (0.5: indistinguishable; lower is better);
+  (0.5: indistinguishable, the best; ranked by distance from 0.5, see :mod:`genlab.report.ranking`);
 - ``efficacy_f1``: macro-F1 on the test rows of a gradient-boosting classifier of the target column
   trained on the samples ("train on synthetic, test on real"), when the data has a categorical target;
 - ``dcr``: median distance from a sample to its closest real training row (TabDDPM's DCR, min-max

@@ -24,14 +24,14 @@ import torch
 from genlab.data.dataset import Dataset
 from genlab.errors import GenlabError
 from genlab.evaluation import Report
+from genlab.evaluation.text import sampling_options
 from genlab.io import atomic_path
 from genlab.metrics import copies_training_data
+from genlab.metrics.text import parses
 from genlab.models.base import GenerativeModel
 from genlab.report.figures import column_distributions_png, image_grid_png, loss_curves_png, scatter_png
-from genlab.report.ranking import LOWER_IS_BETTER, by_dataset, metric_names
-from genlab.metrics.text import parses
+from genlab.report.ranking import by_dataset, direction, metric_names
 from genlab.sampling.latent import interpolate
-from genlab.evaluation.text import sampling_options
 
 #: Images in a sample grid and points in a scatter plot.
 GRID_IMAGES = 64
@@ -47,7 +47,8 @@ TEXT_SAMPLES_SHOWN = 6
 INTERPOLATION_STEPS = 8
 #: Metrics shown in the ranking table, in this order, where the runs have them.
 RANKING_METRICS = ("modes_captured", "high_quality", "frechet", "kid", "precision", "recall", "coverage",
-                   "memorised", "nll", "validity", "distinct_2", "copied_ngrams", "nll_per_token")
+                   "memorised", "nll", "validity", "distinct_2", "copied_ngrams", "nll_per_token", "quality",
+                   "detection_auc")
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,14 @@ def _summary_line(runs: list[RunResult]) -> str:
     return (f'<p class="lede">{len(runs)} run(s). Every metric is shown with a bootstrap '
             f"95&nbsp;% interval ({', '.join(map(str, boots))} resamples) and the <em>real floor</em>: "
             f"the same metric for held-out real data against real data, what a perfect model scores at "
-            f"this sample size. Seed {', '.join(map(str, seeds))}. ↑ higher is better, ↓ lower is better.</p>")
+            f"this sample size. Seed {', '.join(map(str, seeds))}. ↑ higher is better, ↓ lower is better, "
+            f"(best 0.5) best at 0.5 (a detection AUC of 0.5: the detector cannot tell real from generated).</p>")
 
 
 def _ranking_table(reports: dict[str, Report]) -> str:
     """Runs of one dataset, best first, with the headline metrics."""
     names = [name for name in RANKING_METRICS if any(name in r.metrics for r in reports.values())]
-    head = "".join(f"<th>{_e(name)} {_arrow(name)}</th>" for name in names)
+    head = "".join(f"<th>{_e(name)} {_e(direction(name))}</th>" for name in names)
     rows = []
     for place, (run, report) in enumerate(reports.items(), start=1):
         cells = "".join(f"<td>{_fmt(report.metrics[name]) if name in report.metrics else '–'}</td>"
@@ -214,7 +216,7 @@ def _metric_table(report: Report) -> str:
         low, high = report.intervals.get(name, (None, None))
         interval = "–" if low is None else f"[{_fmt(low)}, {_fmt(high)}]"
         floor = _fmt(report.floor[name]) if name in report.floor else "–"
-        rows.append(f"<tr><td>{_e(name)} {_arrow(name)}</td><td>{_fmt(report.metrics[name])}</td>"
+        rows.append(f"<tr><td>{_e(name)} {_e(direction(name))}</td><td>{_fmt(report.metrics[name])}</td>"
                     f"<td>{interval}</td><td>{floor}</td><td class=\"note\">{_e(report.notes.get(name, ''))}</td></tr>")
     return ('<div class="scroll"><table class="metrics"><thead><tr><th>metric</th><th>value</th>'
             f"<th>{round(report.level * 100)}% interval</th><th>real floor</th><th></th></tr></thead>"
@@ -245,10 +247,6 @@ def _figure_note(title: str, text: str) -> str:
 
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
-
-
-def _arrow(name: str) -> str:
-    return "↓" if name in LOWER_IS_BETTER else "↑"
 
 
 def _anchor(name: str) -> str:

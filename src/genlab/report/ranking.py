@@ -7,15 +7,26 @@ from typing import Sequence
 
 from genlab.evaluation import Report
 
-#: Metrics where lower is better; every other metric is better higher.
+#: Metrics where lower is better; every other metric not in :data:`BEST_AT` is better higher.
 LOWER_IS_BETTER = frozenset({"reverse_kl", "frechet", "kid", "nll", "memorised", "exact_copies",
                              "nll_per_token", "perplexity", "copied_ngrams", "copied_texts"})
+#: Metrics best at a value inside their range, ranked by their distance from it. A detection ROC AUC of
+#: 0.5 means the detector cannot tell real rows from generated ones; one far below 0.5 separates them too.
+BEST_AT = {"detection_auc": 0.5}
+
+
+def direction(name: str) -> str:
+    """What is best for metric ``name``, as shown beside it: ``"↑"`` (higher), ``"↓"`` (lower) or
+    ``"(best 0.5)"`` (a metric of :data:`BEST_AT`)."""
+    if name in BEST_AT:
+        return f"(best {BEST_AT[name]:g})"
+    return "↓" if name in LOWER_IS_BETTER else "↑"
 
 
 def rank_key(metrics: dict[str, float]) -> tuple[float, ...]:
     """Sort key, best first: modes captured and high-quality share where known, then the validity of
-    generated code, then Fréchet distance, then NLL, then NLL per token (text); a metric a run lacks
-    ranks it last on that criterion.
+    generated code, then the detection AUC's distance from 0.5 (tables), then Fréchet distance, then NLL,
+    then NLL per token (text); a metric a run lacks ranks it last on that criterion.
 
     Fréchet distance is defined for every modality with continuous records and every family, so runs of
     one dataset can be ordered by it; the mode metrics come first on synthetic mixtures because a model
@@ -24,8 +35,10 @@ def rank_key(metrics: dict[str, float]) -> tuple[float, ...]:
     Text has no Fréchet distance: code models are ordered by the share of completions that parse, then
     by held-out nats per token (comparable only between models with one tokenizer).
     """
+    detection = abs(metrics.get("detection_auc", math.inf) - BEST_AT["detection_auc"])
     return (-metrics.get("modes_captured", 0.0), -metrics.get("high_quality", 0.0), -metrics.get("validity", 0.0),
-            metrics.get("frechet", math.inf), metrics.get("nll", math.inf), metrics.get("nll_per_token", math.inf))
+            detection, metrics.get("frechet", math.inf), metrics.get("nll", math.inf),
+            metrics.get("nll_per_token", math.inf))
 
 
 def rank(reports: dict[str, Report]) -> list[str]:
