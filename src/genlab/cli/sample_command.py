@@ -1,8 +1,18 @@
 """``genlab sample DIR -n N --out FILE``: draw new records from a saved model.
 
-Text models write ``.txt`` (samples separated by ``<|endoftext|>`` lines); ``--prompt`` starts every
-sample, and ``--verify python`` keeps only samples that parse, drawing again until N pass or 10 N have
-been drawn, and reports the share that passed.
+Text models write ``.txt`` (samples separated by ``<|endoftext|>`` lines; the default ``samples.txt``) or
+``.jsonl`` (one ``{"prompt": ..., "text": ..., "valid": true|false|null}`` per sample, ``valid`` from
+``--verify``); ``--prompt`` starts every sample, and ``--verify python`` keeps only samples that parse,
+drawing again until N pass or 10 N have been drawn, and reports the share that passed. The decoding
+flags have Hugging Face ``generate``'s names and meanings (:mod:`genlab.cli.decoding_options`):
+``--max-new-tokens``, ``--temperature`` (0 = greedy), ``--top-k``, ``--top-p``, ``--num-beams``,
+``--repetition-penalty``, ``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it
+is generated (and writes ``--out`` only when given).
+
+Every flag sets the sampling option of its name (``--temperature`` is a VAE's prior temperature too,
+``--steps`` a diffusion sampler's); a flag or ``--set`` key the run's family does not take, or a bad
+value, is a usage error (exit 2) that lists the family's options, before anything is written. Points
+and images write ``.jsonl`` as one JSON list per record, tables as one object per row.
 
 Table models write ``.csv`` (the training columns, names and value formats); ``--condition
 column=value`` (repeatable) makes every row satisfy each condition, values read as their column's type.
@@ -10,6 +20,7 @@ column=value`` (repeatable) makes every row satisfy each condition, values read 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -20,23 +31,30 @@ import typer
 from rich.console import Console
 
 from genlab.api import load
+from genlab.cli.decoding_options import (DECODING_FLAGS, MaxNewTokens, NumBeams, RepetitionPenalty, Stop, Stream,
+                                         Temperature, TopK, TopP, check_combinations, check_flags_fit, decoding_flags,
+                                         stream_samples)
 from genlab.cli.options import Overwrite, Seed, parse_assignments, parse_conditions, refuse_existing
 from genlab.errors import ConfigError
 from genlab.io import atomic_path
+from genlab.models.base import check_count
 from genlab.report.figures import save_image_grid, save_scatter
 from genlab.sampling.decoding import VERIFIERS, sample_verified
 
-SUFFIXES = (".npy", ".csv", ".png", ".txt")
+SUFFIXES = (".npy", ".csv", ".png", ".txt", ".jsonl")
 #: Line written between text samples in a ``.txt`` output.
 TEXT_SEPARATOR = "<|endoftext|>"
+#: Every flag that sets a sampling option, and the option it sets.
+FLAG_OPTIONS = {"--steps": "steps", "--sampler": "sampler", "--guidance": "guidance", "--truncation": "truncation",
+                "--prompt": "prompt", **DECODING_FLAGS}
 
 
 def sample(
     run: Annotated[Path, typer.Argument(help="Run directory written by `genlab fit`.")],
     n: Annotated[int, typer.Option("-n", "--n", help="How many records to draw.")] = 64,
     out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Output file: .npy, .csv (points, tables), .png or .txt (text); default samples.png, "
-                            "or samples.csv for tables.")] = None,
+        "--out", "-o", help="Output file: .npy, .csv (points, tables), .png, .txt (text) or .jsonl; default "
+                            "samples.png, samples.csv for tables, samples.txt for text (none with --stream).")] = None,
     condition: Annotated[list[str] | None, typer.Option(
         "--condition", "-c", help="Class index or name; for tables column=value (repeatable).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Sampler steps (diffusion).")] = None,
@@ -46,47 +64,82 @@ def sample(
     prompt: Annotated[str | None, typer.Option("--prompt", help="Text every sample starts with (text models).")] = None,
     verify: Annotated[str | None, typer.Option("--verify", help=f"Keep only text samples that pass a check: {', '.join(VERIFIERS)}.")] = None,
     option: Annotated[list[str] | None, typer.Option("--set", "-s", help="Other sampling option key=value.")] = None,
+    max_new_tokens: MaxNewTokens = None,
+    temperature: Temperature = None,
+    top_k: TopK = None,
+    top_p: TopP = None,
+    num_beams: NumBeams = None,
+    repetition_penalty: RepetitionPenalty = None,
+    stop: Stop = None,
+    stream: Stream = False,
     seed: Seed = 0,
     overwrite: Overwrite = False,
 ) -> None:
     """Draw N new records from the model in RUN and write them to OUT."""
-    flags = {"steps": steps, "sampler": sampler, "guidance": guidance, "truncation": truncation, "prompt": prompt}
-    options = {**{key: value for key, value in flags.items() if value is not None},
-               **parse_assignments(option, "sampling option")}
+    flags = {"--steps": steps, "--sampler": sampler, "--guidance": guidance, "--truncation": truncation,
+             "--prompt": prompt}
+    given = {**{flag: value for flag, value in flags.items() if value is not None},
+             **decoding_flags(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                              num_beams=num_beams, repetition_penalty=repetition_penalty, stop=stop)}
+    extra = parse_assignments(option, "sampling option")
+    options = {**{FLAG_OPTIONS[flag]: value for flag, value in given.items()}, **extra}
+    check_combinations(options, stream, verify)
     if out is not None and out.suffix not in SUFFIXES:
         raise ConfigError(f"cannot write samples to {out.name!r}; use one of: {', '.join(SUFFIXES)}")
     condition = parse_conditions(condition)
     model = load(run)
     modality = model.data_.modality
-    out = out if out is not None else Path("samples.csv" if modality == "tables" else "samples.png")
-    refuse_existing(out, overwrite)
-    if isinstance(condition, dict) and modality != "tables":
-        raise ConfigError(f"column=value conditions are for tables; this model makes {modality}: "
-                          f"pass one class index or name")
-    if modality == "tables" and out.suffix != ".csv":
-        raise ConfigError(f"this model makes tables: write them to a .csv file, not {out.name!r}")
-    if out.suffix == ".csv" and modality not in ("points", "tables"):
-        raise ConfigError(f"CSV output holds points; this model makes {modality}: use .npy or .png")
-    if (out.suffix == ".txt") != (modality == "text"):
-        raise ConfigError(f"this model makes {modality}: write text to .txt and other records to .npy, .csv or .png")
+    used = {**{flag: FLAG_OPTIONS[flag] for flag in given}, **{f"--set {key}": key for key in extra}}
+    check_flags_fit(model.family, modality, model.sample_options, used, FLAG_OPTIONS, stream)
+    if out is None and not stream:
+        out = Path({"tables": "samples.csv", "text": "samples.txt"}.get(modality, "samples.png"))
+    if out is not None:
+        refuse_existing(out, overwrite)
+        _check_output(out, modality, condition)
     console = Console(stderr=True)
     generator = torch.Generator().manual_seed(seed)
-    if verify is not None:
+    if stream:
+        model.condition_index(condition)   # text takes no condition: the same errors as sample's
+        records = np.array(stream_samples(model, check_count(n), generator, options, TEXT_SEPARATOR), dtype=object)
+    elif verify is not None:
         if modality != "text":
             raise ConfigError(f"--verify checks text; this model makes {modality}")
+        if not isinstance(options.get("prompt", ""), str):
+            raise ConfigError("--verify draws again until N samples pass: give one prompt string, not a list")
         verified = sample_verified(model, n, verify, condition=condition, generator=generator, **options)
         records = np.array(verified.samples, dtype=object)
         console.print(f"{verified.passed} of {verified.drawn} samples pass {verify} "
                       f"(validity {verified.validity:.1%})")
     else:
         records = model.sample(n, condition=condition, generator=generator, **options)
-    write_records(records, out, modality)
-    console.print(f"wrote {len(records)} samples to [bold]{out}[/bold]")
+    if out is not None:
+        write_records(records, out, modality, prompt=options.get("prompt", ""), verify=verify)
+        console.print(f"wrote {len(records)} samples to [bold]{out}[/bold]")
 
 
-def write_records(records: np.ndarray, out: Path, modality: str) -> None:
-    """Write records to ``out`` by its suffix: raw array, CSV of points or of a table, a picture, or text."""
-    if out.suffix == ".txt":
+def _check_output(out: Path, modality: str, condition: dict[str, str] | str | None) -> None:
+    """Refuse an output suffix or a condition that does not fit what the model makes."""
+    if isinstance(condition, dict) and modality != "tables":
+        raise ConfigError(f"column=value conditions are for tables; this model makes {modality}: "
+                          f"pass one class index or name")
+    if modality == "tables" and out.suffix not in (".csv", ".jsonl"):
+        raise ConfigError(f"this model makes tables: write them to a .csv or .jsonl file, not {out.name!r}")
+    if out.suffix == ".csv" and modality not in ("points", "tables"):
+        raise ConfigError(f"CSV output holds points; this model makes {modality}: use .npy or .png")
+    if out.suffix != ".jsonl" and (out.suffix == ".txt") != (modality == "text"):
+        raise ConfigError(f"this model makes {modality}: write text to .txt or .jsonl and other records to "
+                          f".npy, .csv, .png or .jsonl")
+
+
+def write_records(records: np.ndarray | pd.DataFrame, out: Path, modality: str, *,
+                  prompt: str | list[str] = "", verify: str | None = None) -> None:
+    """Write records to ``out`` by its suffix: raw array, CSV of points or of a table, a picture, text, or
+    JSON lines (text: ``{"prompt", "text", "valid"}``, ``valid`` the ``verify`` check's verdict or
+    ``None``; tables: one object per row; points and images: one nested list per record)."""
+    if out.suffix == ".jsonl":
+        with atomic_path(out) as tmp:
+            Path(tmp).write_text(_json_lines(records, modality, prompt, verify), encoding="utf-8")
+    elif out.suffix == ".txt":
         with atomic_path(out) as tmp:
             Path(tmp).write_text("".join(f"{text}\n{TEXT_SEPARATOR}\n" for text in records), encoding="utf-8")
     elif out.suffix == ".npy":
@@ -104,3 +157,17 @@ def write_records(records: np.ndarray, out: Path, modality: str) -> None:
         save_image_grid(records, out)
     else:
         save_scatter(records, out, title=f"{len(records)} samples")
+
+
+def _json_lines(records: np.ndarray | pd.DataFrame, modality: str, prompt: str | list[str],
+                verify: str | None) -> str:
+    if modality == "tables":
+        return records.to_json(orient="records", lines=True, force_ascii=False, double_precision=15).rstrip("\n") + "\n"
+    if modality == "text":
+        check = VERIFIERS[verify] if verify is not None else None
+        prompts = prompt if isinstance(prompt, list) else [prompt] * len(records)   # a list: one per sample
+        rows = [{"prompt": p, "text": str(text), "valid": None if check is None else bool(check(str(text)))}
+                for p, text in zip(prompts, records)]
+    else:
+        rows = [np.asarray(record).tolist() for record in records]
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
