@@ -12,6 +12,7 @@ import torch
 
 import genlab
 from genlab.cli.app import main
+from genlab.rules import enforcement
 from genlab.rules import (Dependency, FixedCombinations, Inequality, Predicate, Range, RuleError, Unique, combine,
                           count_violations, infer_rules, parse_rules, rule_from_state)
 
@@ -79,6 +80,17 @@ def test_a_condition_still_holds_under_rules_and_a_contradicting_one_is_refused(
     assert "husband" not in set(rows["role"])
     with pytest.raises(RuleError, match="contradicts rule 'role -> sex"):
         draw(copula, 10, condition={"role": "husband", "sex": "F"}, rules=inferred)
+
+
+def test_conditioning_on_assignments_alone_also_returns_every_row_unbroken(copula, inferred, monkeypatch):
+    # method 2 of genlab.rules.enforcement, which rejection otherwise leaves little to do on this table
+    monkeypatch.setattr(enforcement, "REJECTION_ROUNDS", 0)
+    combos = FixedCombinations(("role", "city"), (("husband", "a"), ("wife", "b"), ("child", "c"), ("single", "a")))
+    rules = inferred + copula.bind_rules([combos])
+    rows = draw(copula, 400, condition={"city": "a"}, rules=rules)
+    assert len(rows) == 400 and (rows["city"] == "a").all()
+    assert sum(count_violations(rows, rules).values()) == 0
+    assert set(rows["role"]) == {"husband", "single"}
 
 
 def test_rules_in_the_model_are_saved_with_the_run_and_applied_on_load(copula, inferred, tmp_path):
