@@ -78,3 +78,25 @@ def test_bad_input(points_model):
     text = Dataset("t", "text", np.array(["abc"], dtype=object), np.array(["abd"], dtype=object))
     with pytest.raises(DataError, match="makes points"):
         attribute(points_model, np.array(["abc"], dtype=object), data=text)
+
+
+def test_cli_attribute_writes_attr_json(tmp_path, capsys):
+    import json
+    from genlab.cli.app import main
+
+    data = genlab.datasets.load("ring8")
+    model = genlab.fit(data, family="gaussian", n_components=8)
+    run = tmp_path / "run"
+    model.save_pretrained(run)
+    np.save(tmp_path / "copies.npy", data.x_train[:20])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["attribute", str(run), str(tmp_path / "copies.npy"), "--real", "ring8", "--k", "2",
+              "--out", str(tmp_path / "attr.json")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 0 and "100.0% of 20 samples" in err
+    report = json.loads((tmp_path / "attr.json").read_text())
+    assert [item["neighbours"][0]["index"] for item in report["items"]] == list(range(20))
+    assert report["flag_rate"] == 1.0 and report["space"] == "raw values"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["attribute", str(run), str(tmp_path / "missing.npy"), "--real", "ring8"])
+    assert exit_info.value.code == 1 and "no such file" in capsys.readouterr().err

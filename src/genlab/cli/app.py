@@ -17,7 +17,7 @@ from genlab.cli import datasets_command, demo_command, eval_command, fit_command
 from genlab.cli import compare_command, interpolate_command
 from genlab.cli import compress_command, export_command
 from genlab.cli import serve_command
-from genlab.cli import detect_command
+from genlab.cli import attribute_command, detect_command
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ app.command("compress")(compress_command.compress)
 app.command("export")(export_command.export)
 app.command("serve")(serve_command.serve)
 app.command("detect")(detect_command.detect)
+app.command("attribute")(attribute_command.attribute)
 
 #: Exit status of a user error (bad data, bad options, missing files); typer uses 2 for usage errors.
 USER_ERROR = 1
