@@ -126,6 +126,9 @@ def test_stream_prints_what_the_non_streamed_sample_writes(text_run, tmp_path, c
     written = sample_txt(capsys, text_run, tmp_path, "one.txt", "-n", "1", *flags)
     status, out, err = run_cli(capsys, "sample", str(text_run), "-n", "1", *flags, "--stream")
     assert status == 0 and out == written[0] + "\n", err
+    stopped = sample_txt(capsys, text_run, tmp_path, "stop.txt", "-n", "1", *flags, "--stop", "\n")
+    status, out, err = run_cli(capsys, "sample", str(text_run), "-n", "1", *flags, "--stop", "\n", "--stream")
+    assert status == 0 and out == stopped[0] + "\n" and "\n" not in stopped[0], err
     # n > 1: each sample in turn, separated by the separator line, and --out still written
     greedy = ("--prompt", "def ", "--max-new-tokens", "20", "--temperature", "0")
     batched = sample_txt(capsys, text_run, tmp_path, "batched.txt", "-n", "2", *greedy)
