@@ -85,7 +85,7 @@ def test_cli_attribute_writes_attr_json(tmp_path, capsys):
     from genlab.cli.app import main
 
     data = genlab.datasets.load("ring8")
-    model = genlab.fit(data, family="gaussian", n_components=8)
+    model = genlab.fit(data, family="gaussian", n_components=1, train={"steps": 5})
     run = tmp_path / "run"
     model.save_pretrained(run)
     np.save(tmp_path / "copies.npy", data.x_train[:20])
