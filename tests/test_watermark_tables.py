@@ -79,3 +79,27 @@ def test_bad_input(model):
                         n_components=1)
     with pytest.raises(NotSupportedError, match="tables from every family"):
         points.sample(10, watermark=Watermark(key=1))
+
+
+def test_cli_sample_with_a_key_then_detect_without_the_run(model, tmp_path, capsys):
+    import json
+    from genlab.cli.app import main
+
+    def cli(*argv):
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(argv))
+        return exit_info.value.code, capsys.readouterr().err
+
+    run = tmp_path / "run"
+    model.save_pretrained(run)
+    status, err = cli("sample", str(run), "-n", "200", "--watermark-key", "table key", "--out", str(tmp_path / "rows.csv"))
+    assert status == 0, err
+    status, err = cli("detect", str(tmp_path / "rows.csv"), "--key", "table key", "--out", str(tmp_path / "d.json"))
+    assert status == 0 and "watermarked" in err
+    assert json.loads((tmp_path / "d.json").read_text())["combined"]["watermarked"]
+    points = genlab.fit(np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32), family="gaussian",
+                        n_components=1)
+    points.save_pretrained(tmp_path / "points")
+    status, err = cli("sample", str(tmp_path / "points"), "-n", "5", "--watermark-key", "k", "--out",
+                      str(tmp_path / "p.npy"))
+    assert status == 1 and err.count("genlab: error:") == 1 and "supported: text from the transformer" in err

@@ -156,14 +156,14 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_cli_detect_writes_detect_json_and_refuses_bad_input(text_model, tmp_path, capsys):
     import json
-    from genlab.cli.sample_command import write_records
 
     run = tmp_path / "run"
     text_model.save_pretrained(run)
     assert "secret" not in "".join(p.read_text(errors="ignore") for p in run.rglob("*.json"))
-    marked = text_model.sample(3, watermark=Watermark(key="secret"), max_new_tokens=60,
-                               generator=torch.Generator().manual_seed(0))
-    write_records(marked, tmp_path / "marked.txt", "text")
+    status, _, err = run_cli(capsys, "sample", str(run), "-n", "3", "--max-new-tokens", "60", "--watermark-key",
+                             "secret", "--out", str(tmp_path / "marked.txt"))
+    assert status == 0, err
+    assert "secret" not in "".join(p.read_text(errors="ignore") for p in run.rglob("*") if p.is_file())
     status, _, err = run_cli(capsys, "detect", str(tmp_path / "marked.txt"), "--key", "secret", "--run", str(run),
                              "--out", str(tmp_path / "detect.json"))
     assert status == 0 and "kgw-lefthash at FPR 0.0001" in err and "watermarked" in err

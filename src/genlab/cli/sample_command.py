@@ -37,6 +37,7 @@ from genlab.cli.decoding_options import (DECODING_FLAGS, MaxNewTokens, NumBeams,
 from genlab.cli.options import Overwrite, Seed, parse_assignments, parse_conditions, refuse_existing
 from genlab.errors import ConfigError
 from genlab.io import atomic_path
+from genlab.provenance.embed import watermark_options
 from genlab.models.base import check_count
 from genlab.report.figures import save_image_grid, save_scatter
 from genlab.sampling.decoding import VERIFIERS, sample_verified
@@ -72,6 +73,10 @@ def sample(
     repetition_penalty: RepetitionPenalty = None,
     stop: Stop = None,
     stream: Stream = False,
+    watermark_key: Annotated[str | None, typer.Option(
+        "--watermark-key", help="Watermark the samples with this key (text, tables; see genlab detect).")] = None,
+    watermark_strength: Annotated[float | None, typer.Option(
+        "--watermark-strength", help="Text: the KGW bias delta (2); tables: share of red rows replaced (1).")] = None,
     seed: Seed = 0,
     overwrite: Overwrite = False,
 ) -> None:
@@ -91,6 +96,8 @@ def sample(
     modality = model.data_.modality
     used = {**{flag: FLAG_OPTIONS[flag] for flag in given}, **{f"--set {key}": key for key in extra}}
     check_flags_fit(model.family, modality, model.sample_options, used, FLAG_OPTIONS, stream)
+    if watermark_key is not None or watermark_strength is not None:
+        options.update(watermark_options(model, watermark_key, watermark_strength))
     if out is None and not stream:
         out = Path({"tables": "samples.csv", "text": "samples.txt"}.get(modality, "samples.png"))
     if out is not None:

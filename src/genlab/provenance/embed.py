@@ -46,3 +46,19 @@ def sample_watermarked(model: Any, n: int, watermark: Watermark, *, condition: A
         return sample_table(model, n, watermark, condition=condition, generator=generator, **options)
     processors = tuple(options.pop("logits_processors", ())) + (text_watermark_for(model, watermark),)
     return model.sample(n, condition=condition, generator=generator, logits_processors=processors, **options)
+
+
+def watermark_options(model: Any, key: int | str | None, strength: float | None = None) -> dict[str, Any]:
+    """The sampling options that mark ``model``'s records with ``key`` (``genlab sample --watermark-key``).
+
+    Text gets the KGW processor as a logits processor (so sampling, ``--verify`` and ``--stream`` all
+    carry it); tables get ``watermark=``. Raises :class:`ConfigError` for a strength without a key and
+    :class:`NotSupportedError` for a model whose records cannot carry a mark.
+    """
+    if key is None:
+        raise ConfigError("--watermark-strength needs --watermark-key")
+    watermark = Watermark(key=key, strength=strength)
+    check_carrier(model)
+    if model.data_.modality == "text":
+        return {"logits_processors": (text_watermark_for(model, watermark),)}
+    return {"watermark": watermark}
