@@ -69,6 +69,7 @@ def variations(model: GenerativeModel, record: Any = None, *, n: int = 4, streng
     if modality == "tables":
         return _table_variations(model, _one_row(record), n, strength, generator, condition, locked, options)
     if modality == "text":
+        _no_prompt(options)
         text = _one_text(record)
         kept = prefix if prefix is not None else text[:int(round((1 - strength) * len(text)))]
         return model.sample(n, prompt=kept, generator=generator, **options)
@@ -114,6 +115,7 @@ def refine(model: GenerativeModel, record: Any = None, *, n: int = 4, generator:
             raise DataError("locked columns need the record whose values they keep")
         return model.sample(n, condition={**kept, **(condition or {})} or None, generator=generator, **options)
     if modality == "text":
+        _no_prompt(options)
         kept = prefix if prefix is not None else (_one_text(record) if record is not None else "")
         return model.sample(n, prompt=kept, generator=generator, **options)
     if locked or prefix is not None:
@@ -136,6 +138,11 @@ def _latent_of(model: GenerativeModel, record: Any, latent: Any, condition: Any)
     if model.family == "gan":
         raise NotSupportedError("the gan family has no encoder: give the record's latent instead of the record")
     return model.encode(_one_array(model, record), condition=condition)[0]
+
+
+def _no_prompt(options: dict[str, Any]) -> None:
+    if "prompt" in options:
+        raise ConfigError("here the kept prefix is the prompt: pass prefix=, not the prompt option")
 
 
 def _one_array(model: GenerativeModel, record: Any) -> np.ndarray:

@@ -94,11 +94,11 @@ def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings(
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [describe(entry) for entry in registry]}
+        return {"object": "list", "data": [describe(entry, settings.max_tokens) for entry in registry]}
 
     @app.get("/v1/models/{name}")
     async def one_model(name: str) -> dict[str, Any]:
-        return describe(model(name))
+        return describe(model(name), settings.max_tokens)
 
     @app.post("/v1/models/{name}/samples")
     async def samples(name: str, body: SamplesRequest) -> dict[str, Any]:

@@ -139,8 +139,9 @@ class ModelRegistry:
         return iter(self._models[name] for name in self.names)
 
 
-def describe(entry: LoadedModel) -> dict[str, Any]:
-    """The JSON ``GET /v1/models`` lists for one model (OpenAI's ``object: "model"`` plus genlab's fields)."""
+def describe(entry: LoadedModel, max_tokens: int | None = None) -> dict[str, Any]:
+    """The JSON ``GET /v1/models`` lists for one model (OpenAI's ``object: "model"`` plus genlab's fields);
+    ``max_tokens``, the server's limit, caps ``max_new_tokens`` (its maximum, and its default here)."""
     model = entry.model
     options = []
     for name, spec in entry.options.items():
@@ -150,6 +151,8 @@ def describe(entry: LoadedModel) -> dict[str, Any]:
             option["choices"] = list(spec.choices)
         if spec.minimum is not None:
             option["minimum"], option["maximum"] = spec.minimum, spec.maximum
+        if name == "max_new_tokens" and max_tokens is not None:
+            option["default"], option["maximum"] = min(option["default"], max_tokens), max_tokens
         options.append(option)
     return {"id": entry.name, "object": "model", "owned_by": "genlab", "family": model.family,
             "modality": entry.modality, "shape": list(model.data_.shape), "options": options,
