@@ -41,6 +41,7 @@ from genlab.provenance.embed import watermark_options
 from genlab.models.base import check_count
 from genlab.report.figures import save_image_grid, save_scatter
 from genlab.sampling.decoding import VERIFIERS, sample_verified
+from genlab.sampling.python_syntax import CONSTRAINTS, text_constraint
 
 SUFFIXES = (".npy", ".csv", ".png", ".txt", ".jsonl")
 #: Line written between text samples in a ``.txt`` output.
@@ -64,6 +65,9 @@ def sample(
     truncation: Annotated[float | None, typer.Option("--truncation", help="Latent truncation psi (GAN).")] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", help="Text every sample starts with (text models).")] = None,
     verify: Annotated[str | None, typer.Option("--verify", help=f"Keep only text samples that pass a check: {', '.join(VERIFIERS)}.")] = None,
+    constrain: Annotated[str | None, typer.Option(
+        "--constrain", help=f"Constrain text decoding: {', '.join(CONSTRAINTS)} (drop each token after which the "
+                            "text can no longer become valid Python).")] = None,
     option: Annotated[list[str] | None, typer.Option("--set", "-s", help="Other sampling option key=value.")] = None,
     max_new_tokens: MaxNewTokens = None,
     temperature: Temperature = None,
@@ -98,6 +102,9 @@ def sample(
     check_flags_fit(model.family, modality, model.sample_options, used, FLAG_OPTIONS, stream)
     if watermark_key is not None or watermark_strength is not None:
         options.update(watermark_options(model, watermark_key, watermark_strength))
+    constraint = None if constrain is None else text_constraint(model, constrain)
+    if constraint is not None:
+        options["logits_processors"] = (*options.get("logits_processors", ()), constraint)
     if out is None and not stream:
         out = Path({"tables": "samples.csv", "text": "samples.txt"}.get(modality, "samples.png"))
     if out is not None:
@@ -117,8 +124,12 @@ def sample(
         records = np.array(verified.samples, dtype=object)
         console.print(f"{verified.passed} of {verified.drawn} samples pass {verify} "
                       f"(validity {verified.validity:.1%})")
+        for level, count in verified.levels.items():
+            console.print(f"  {level}: {count} of {verified.drawn} pass ({count / max(verified.drawn, 1):.1%})")
     else:
         records = model.sample(n, condition=condition, generator=generator, **options)
+    if constraint is not None:
+        console.print(constraint.summary())
     if out is not None:
         write_records(records, out, modality, prompt=options.get("prompt", ""), verify=verify)
         console.print(f"wrote {len(records)} samples to [bold]{out}[/bold]")

@@ -21,7 +21,7 @@ continues. With ``cuda_graphs`` each one-token step has static shapes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -31,6 +31,7 @@ from genlab.errors import ConfigError
 from genlab.metrics.text import parses
 from genlab.nn.attention import KVCache, attention_mask
 from genlab.sampling.cuda_graphs import StaticDecodeStep
+from genlab.sampling.python_syntax import names_resolve
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -401,8 +402,11 @@ def beam_search(network: Any, prompts: Sequence[Sequence[int]], config: Generati
 
 
 # ----------------------------------------------------------------------------------- verification
-#: Checks ``genlab sample --verify NAME`` can apply to generated text.
-VERIFIERS: dict[str, Callable[[str], bool]] = {"python": parses}
+#: Checks ``genlab sample --verify NAME`` can apply to generated text: ``python`` parses,
+#: ``python-names`` parses and pyflakes finds no undefined name (:func:`~genlab.sampling.python_syntax.names_resolve`).
+VERIFIERS: dict[str, Callable[[str], bool]] = {"python": parses, "python-names": names_resolve}
+#: The checks each verification passes through, in order; each one's pass rate is reported.
+LEVELS: dict[str, tuple[str, ...]] = {"python": ("python",), "python-names": ("python", "python-names")}
 
 
 @dataclass(frozen=True)
@@ -413,11 +417,13 @@ class Verified:
         samples: the accepted texts (at most the number asked for).
         passed: texts that passed in total (may exceed ``len(samples)`` in the last batch).
         drawn: texts generated in total.
+        levels: for each check of ``LEVELS[verify]``, the drawn texts that passed it.
     """
 
     samples: list[str]
     passed: int
     drawn: int
+    levels: dict[str, int] = field(default_factory=dict)
 
     @property
     def validity(self) -> float:
@@ -435,12 +441,18 @@ def sample_verified(model: Any, n: int, verify: str, *, generator: torch.Generat
     """
     if verify not in VERIFIERS:
         raise ConfigError(f"unknown verification {verify!r}; choose one of: {', '.join(sorted(VERIFIERS))}")
-    check = VERIFIERS[verify]
     limit = max_draws if max_draws is not None else 10 * n
     accepted: list[str] = []
+    levels = dict.fromkeys(LEVELS[verify], 0)
     drawn = 0
     while len(accepted) < n and drawn < limit:
         batch = model.sample(min(n, limit - drawn), generator=generator, **options)
         drawn += len(batch)
-        accepted.extend(str(text) for text in batch if check(str(text)))
-    return Verified(samples=accepted[:n], passed=len(accepted), drawn=drawn)
+        for text in map(str, batch):
+            passing = True
+            for level in levels:   # each level only on the texts that passed the ones before
+                passing = passing and VERIFIERS[level](text)
+                levels[level] += passing
+            if passing:
+                accepted.append(text)
+    return Verified(samples=accepted[:n], passed=len(accepted), drawn=drawn, levels=levels)

@@ -1,0 +1,115 @@
+"""Syntax-constrained Python decoding (genlab.sampling.python_syntax) and the python-names verifier."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+import pytest
+import torch
+
+from gpt_support import random_gpt
+from genlab.data.text import CharCodec
+from genlab.sampling.decoding import LEVELS, VERIFIERS, GenerationConfig, generate, sample_verified
+from genlab.sampling.python_syntax import LineState, PythonSyntax, advance, names_resolve, parses
+
+ALIVE = ["def ", "def f", "def f(x):\n", "def f(x):\n    return x", "x = 'ab", "x = 1 +", "x = 1 i", "def f(x) -",
+         "x = '''ab\ncd", "x = 1e", "if x:\n    # c\n  # d\n    y\n", "def f():\n    return (1,\n  2)\n",
+         "def f(x):\n    return x\n  ", "try:\n    x\nexcept E:\n    pass\nfinally:\n    y\n", "x = 1 \\\n  + 2\n",
+         "class A:\n    def f(self):\n        pass\n\n    def g(self): "]
+DEAD = {"def (": "def without a name", "x = 1)": "unbalanced closing bracket", "x = [1, 2]]": "unbalanced ]",
+        "def f(x):\n    a\n  b": "dedent to a level never opened", "x = 1\n    y = 2": "unexpected indent",
+        "def f(x):\nreturn": "no indented block after :", "x = 'ab\n": "unterminated string at a newline",
+        "x = 1 +\n": "statement cut at a newline", "x == = 1": "invalid mid-line", "x = $": "stray character",
+        "def f(x):\n    return x\n     ": "indent between levels"}
+
+
+@pytest.mark.parametrize("text", ALIVE)
+def test_completable_prefixes_stay_alive(text):
+    assert advance(LineState(), text) is not None
+
+
+@pytest.mark.parametrize("text, why", DEAD.items())
+def test_prefixes_no_text_can_fix_are_dead(text, why):
+    assert advance(LineState(), text) is None, why
+
+
+def test_advancing_piece_by_piece_agrees_with_the_whole_text():
+    text = "def f(x, y=2):\n    if x:\n        return [i for i in y]\n    return {'a': x}\n"
+    state = LineState()
+    for i in range(len(text)):
+        state = advance(state, text[i])
+        assert state is not None and state == advance(LineState(), text[:i + 1])
+
+
+@pytest.fixture(scope="module")
+def codec():
+    corpus = np.array(["def f(x):\n    return [x, 'a', (1 + 2)]\n\nclass A:\n    pass\n" + string.ascii_letters],
+                      dtype=object)
+    return CharCodec(context=64).fit(corpus)
+
+
+def test_dead_candidates_are_removed_and_the_rest_keep_the_models_scores(codec):
+    # coverage 1: every candidate is checked, so the allowed set is exactly the live one
+    processor = PythonSyntax.for_codec(codec, coverage=1.0)
+    prefix = "def f(x):\n    return (x"
+    tokens = torch.tensor([[codec.eos] + codec.tokenize(prefix)])
+    scores = torch.randn(1, codec.vocab_size, generator=torch.Generator().manual_seed(0))
+    out = processor(tokens, scores.clone())
+    allowed = torch.isfinite(out[0])
+    state = advance(LineState(), prefix)
+    for token in range(codec.vocab_size):
+        piece_alive = token != codec.eos and advance(state, codec.detokenize([token])) is not None
+        assert bool(allowed[token]) == piece_alive, repr(codec.detokenize([token]))
+    assert not allowed[codec.tokenize("]")[0]] and allowed[codec.tokenize(")")[0]]
+    # the allowed tokens' distribution is the model's renormalised: scores unchanged where allowed
+    assert torch.equal(out[0, allowed], scores[0, allowed])
+    renormalised = scores[0].softmax(-1)[allowed] / scores[0].softmax(-1)[allowed].sum()
+    torch.testing.assert_close(out[0].softmax(-1)[allowed], renormalised)   # float32 softmax round-off only
+    assert processor.fallbacks == 0 and processor.masked == int((~allowed).sum())
+
+
+def test_a_step_with_no_live_candidate_is_left_alone_and_counted():
+    vocab = [")", "]", "}"]
+    processor = PythonSyntax(lambda ids: "".join(vocab[i - 1] if i else "" for i in ids) if ids else "", eos=0)
+    text_ids = torch.tensor([[0]])   # the empty prefix: a closing bracket can never start Python
+    scores = torch.tensor([[-9.0, 0.5, 0.2, 0.1]])
+    scores[0, 0] = float("-inf")     # the end of text is out too (as if the model never ends here)
+    out = processor(text_ids, scores.clone())
+    assert torch.equal(out, scores) and processor.fallbacks == 1
+
+
+def test_constrained_generation_never_writes_a_dead_prefix_and_ended_rows_parse(codec):
+    network = random_gpt(vocab=codec.vocab_size, block=64)   # an untrained model: most of its tokens are dead ends
+    processor = PythonSyntax.for_codec(codec)
+    prompts = [[codec.eos] + codec.tokenize("def ")] * 6
+    config = GenerationConfig(max_new_tokens=40, logits_processors=(processor,))
+    rows = generate(network, prompts, config, generator=torch.Generator().manual_seed(0), eos=codec.eos)
+    free = generate(network, prompts, GenerationConfig(max_new_tokens=40), generator=torch.Generator().manual_seed(0),
+                    eos=codec.eos)
+    texts = ["def " + codec.detokenize(ids) for ids in rows]
+    assert sum(advance(LineState(), "def " + codec.detokenize(ids)) is None for ids in free) >= 3   # it does bite
+    assert processor.fallbacks == 0 and processor.masked > 0
+    for ids, text in zip(rows, texts):
+        assert advance(LineState(), text) is not None, text
+        if len(ids) < 40:   # the row ended with the end-of-text token, which needs the whole text to parse
+            assert parses(text), text
+
+
+def test_python_names_verifier_levels():
+    assert LEVELS["python-names"] == ("python", "python-names") and set(LEVELS) == set(VERIFIERS)
+    assert names_resolve("import os\ndef f(x):\n    return os.path.join(x, str(len(x)))\n")
+    assert not names_resolve("def f(x):\n    return y + x\n")
+    assert not names_resolve("def f(:\n")
+
+    class Texts:
+        """A model whose samples alternate: unparsable, parsing with an undefined name, clean."""
+        def __init__(self):
+            self.cycle = ["def (", "def f(x):\n    return y\n", "def f(x):\n    return x\n"]
+
+        def sample(self, n, generator=None, **options):
+            return np.array([self.cycle[i % 3] for i in range(n)], dtype=object)
+
+    verified = sample_verified(Texts(), 3, "python-names", max_draws=9)
+    assert verified.levels == {"python": 6, "python-names": 3} and verified.drawn == 9
+    assert verified.samples == ["def f(x):\n    return x\n"] * 3
