@@ -323,8 +323,9 @@ def test_more_than_max_concurrent_is_429(live, registry, monkeypatch):
 
 
 def test_genlab_serve_prints_url_and_stops_cleanly_on_sigterm(runs):
+    stray_file = runs["ring"] / "config.json"   # as a shell glob like runs/demo/* would also name files
     process = subprocess.Popen([sys.executable, "-m", "genlab", "serve", str(runs["code"]), str(runs["ring"]),
-                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                str(stray_file), "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO)
     try:
         url = None
@@ -333,6 +334,7 @@ def test_genlab_serve_prints_url_and_stops_cleanly_on_sigterm(runs):
                 url = line.split("open ")[1].split()[0]
                 break
         assert url is not None, process.stderr.read()
+        assert httpx.get(f"{url}v1/models", timeout=10).json()["data"][0]["id"] == "code"
         assert httpx.get(f"{url}health", timeout=10).json() == {"status": "ok"}
         request = {"model": "code", "prompt": "def ", "max_tokens": 48, "stream": True, "temperature": 0}
         with httpx.stream("POST", f"{url}v1/completions", json=request, timeout=30) as response:

@@ -50,8 +50,14 @@ def serve(
         raise NotSupportedError(f"genlab serve needs the serve extra ({error.name} is missing): "
                                 "pip install 'genlab[serve]'") from None
 
+    if runs:   # a shell glob such as runs/demo/* also names the folder's files (summary.json, report.html)
+        files = [run for run in runs if run.is_file()]
+        runs = [run for run in runs if not run.is_file()]
+        if files:
+            print(f"genlab serve: skipping {len(files)} file(s) that are not run directories: "
+                  f"{', '.join(f.name for f in files)}", flush=True)
     started = time.perf_counter()
-    registry = ModelRegistry.from_runs(list(runs) if runs else ModelRegistry.runs_in(runs_dir))
+    registry = ModelRegistry.from_runs(runs if runs else ModelRegistry.runs_in(runs_dir))
     loaded = time.perf_counter() - started
     settings = ServeSettings(api_key=api_key, max_n=max_n, max_tokens=max_tokens, max_concurrent=max_concurrent,
                              max_body=max_body, timeout_s=timeout, batch_wait_ms=batch_wait_ms, max_batch=max_batch)
