@@ -2,7 +2,9 @@
 
 Records decide the method: a pandas DataFrame is a table (no model needed: the mark is model-agnostic),
 strings are text (the model's tokenizer and vocabulary are needed: pass the run's model), token id
-sequences are text too (``vocab_size`` or a model needed). Every record gets a
+sequences are text too (``vocab_size`` or a model needed), float ``(n, C, H, W)`` arrays are images
+(Tree-Ring: the diffusion model is needed to invert them; per-image p-values are pooled by Fisher's
+method). Every record gets a
 :class:`~genlab.provenance.stats.Detection`; the ``combined`` test pools the green and scored counts of
 all records (one binomial test over the whole file). A table is one record: a single row is far too
 short to test.
@@ -15,9 +17,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import combine_pvalues, norm
 
 from genlab.errors import ConfigError, DataError, NotSupportedError
 from genlab.provenance.embed import SUPPORTED
+from genlab.provenance.image_watermark import INVERSION_STEPS, detect_images
 from genlab.provenance.keys import Watermark
 from genlab.provenance.stats import Detection, proportion_test
 from genlab.provenance.table_watermark import detect_table
@@ -83,19 +87,26 @@ def detect(records: Any, *, key: int | str, model: Any = None, fpr: float | None
 
     Raises:
         DataError / ConfigError / NotSupportedError: records of another modality than the model, an
-            empty key, images (not supported yet), a text without its model.
+            empty key, points, images not from a diffusion model, text or images without their model.
     """
     watermark = Watermark(key=key, gamma=gamma, seeding_scheme=seeding_scheme, context_width=context_width)
     modality = _modality(records)
-    if model is not None:
-        made = model.data_.modality
-        if (made == "text") != (modality in ("text", "tokens")) or (made == "tables") != (modality == "tables"):
-            raise DataError(f"these records are {modality}; the model makes {made}")
-    if modality in ("images", "points"):
-        raise NotSupportedError(f"{modality} carry no watermark yet; supported: {SUPPORTED}")
-    fpr = DEFAULT_FPR["tables" if modality == "tables" else "text"] if fpr is None else float(fpr)
+    if model is not None and model.data_.modality != ("text" if modality == "tokens" else modality):
+        raise DataError(f"these records are {modality}; the model makes {model.data_.modality}")
+    if modality == "points":
+        raise NotSupportedError(f"points carry no watermark; supported: {SUPPORTED}")
+    fpr = DEFAULT_FPR[modality if modality in DEFAULT_FPR else "text"] if fpr is None else float(fpr)
     if not 0 < fpr < 1:
         raise ConfigError(f"fpr must be in (0, 1), got {fpr}")
+    if modality == "images":
+        if model is None:
+            raise ConfigError("Tree-Ring detection inverts the diffusion model that made the images: pass model= "
+                              "(--run RUN)")
+        items = detect_images(records, watermark, model, fpr=fpr)
+        _, p = combine_pvalues([d.p_value for d in items], method="fisher")
+        p = float(max(p, 1e-300))
+        combined = Detection(float(norm.isf(p)), p, p <= fpr, 0, sum(d.scored for d in items), "Fisher's method")
+        return DetectionReport(items, combined, fpr, "tree-ring", {"inversion_steps": INVERSION_STEPS})
     if modality == "tables":
         result = detect_table(records, watermark, fpr=fpr)
         return DetectionReport([result], result, fpr, "table-row-hash", {"gamma": gamma})

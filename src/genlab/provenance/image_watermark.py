@@ -1,0 +1,144 @@
+"""Tree-Ring watermarks for diffusion images (Wen et al. 2023, "Tree-Ring Watermarks: Fingerprints for
+Diffusion Images that are Invisible and Robust").
+
+Sampling writes a keyed pattern into the centred 2-D Fourier transform of channel 0 of the initial
+noise ``x_T``: inside the disc of radius ``R`` (10 of 64 in the paper, scaled to the image side), every
+ring ``r <= |f| < r + 1`` gets one real value drawn from ``N(0, H W / 2)`` by the key (the "rings"
+pattern: invariant to rotation, Hermitian-symmetric, so the noise stays real). The rest of the
+noise is untouched, so a marked sample looks like any other.
+
+Detection inverts a record back to ``x_T`` with DDIM (:mod:`genlab.sampling.ddim_inversion`) and tests
+the disc against the key. Under the null, the ``m`` unique Fourier coefficients ``y_i`` in the disc
+(one of each Hermitian pair) are complex Gaussian with ``E|y_i|^2 = sigma^2``, estimated as their mean
+``|y_i|^2`` (the DC term is real); the paper's statistic ``eta = sum_i |k_i - y_i|^2 / (sigma^2 / 2)``
+(``/ sigma^2`` for the DC term) is then non-central chi-square with ``2 m - 1`` degrees of freedom and
+non-centrality ``sum_i |k_i|^2 / (sigma^2 / 2)`` (likewise), and the p-value is its lower tail (small ``eta``: the inverted noise sits on the key). The score is the
+normal quantile ``z = Phi^{-1}(1 - p)``. Because inversion is approximate, the rate of false alarms is
+*measured* on unmarked samples (benchmarks/watermark.py), not taken from this null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import ncx2, norm
+
+from genlab.errors import DataError, NotSupportedError
+from genlab.provenance.keys import Watermark
+from genlab.provenance.stats import Detection
+from genlab.sampling.ddim_inversion import invert
+from genlab.sampling.ddim import DDIMSampler
+
+#: Radius of the keyed disc as a share of the image side (the paper's 10 of 64).
+RADIUS_SHARE = 10 / 64
+#: DDIM inversion steps (the paper's 50), whatever sampler made the image.
+INVERSION_STEPS = 50
+
+
+def _radius(height: int, width: int) -> np.ndarray:
+    """``|f|`` of every position of the centred spectrum ``(H, W)``."""
+    i = np.arange(height)[:, None] - height // 2
+    j = np.arange(width)[None, :] - width // 2
+    return np.sqrt(i ** 2 + j ** 2)
+
+
+def ring_pattern(key: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mask, values)``: bool ``(H, W)`` disc and float ``(H, W)`` ring values of the centred spectrum."""
+    radius = _radius(height, width)
+    R = max(2.0, RADIUS_SHARE * min(height, width))
+    mask = radius < R
+    seed = int.from_bytes(hashlib.sha256(b"tree-ring" + key.to_bytes(8, "big")).digest()[:8], "big")
+    draws = np.random.default_rng(seed).normal(0.0, math.sqrt(height * width / 2), int(math.ceil(R)))
+    values = np.where(mask, draws[np.minimum(radius.astype(int), len(draws) - 1)], 0.0)
+    return mask, values
+
+
+def _unique(mask: np.ndarray) -> np.ndarray:
+    """One position of each Hermitian pair ``f, -f`` inside ``mask`` (the centre once)."""
+    height, width = mask.shape
+    i = np.arange(height)[:, None] - height // 2
+    j = np.arange(width)[None, :] - width // 2
+    return mask & ((i > 0) | ((i == 0) & (j >= 0)))
+
+
+def mark_noise(x_T: torch.Tensor, key: int) -> torch.Tensor:
+    """``x_T (B, C, H, W)`` with the ring pattern in the spectrum of channel 0 (module doc)."""
+    height, width = x_T.shape[-2:]
+    mask, values = ring_pattern(key, height, width)
+    spectrum = torch.fft.fftshift(torch.fft.fft2(x_T[:, 0].double()), dim=(-2, -1))
+    m = torch.as_tensor(mask, device=x_T.device)
+    spectrum[:, m] = torch.as_tensor(values[mask], dtype=spectrum.dtype, device=x_T.device)
+    out = x_T.clone()
+    out[:, 0] = torch.fft.ifft2(torch.fft.ifftshift(spectrum, dim=(-2, -1))).real.to(x_T.dtype)
+    return out
+
+
+def ring_test(x_T: torch.Tensor, key: int, fpr: float) -> list[Detection]:
+    """Tree-Ring's test of every inverted noise ``x_T (B, C, H, W)`` against ``key`` (module doc)."""
+    height, width = x_T.shape[-2:]
+    mask, values = ring_pattern(key, height, width)
+    unique = _unique(mask)
+    spectrum = torch.fft.fftshift(torch.fft.fft2(x_T[:, 0].double().cpu()), dim=(-2, -1)).numpy()
+    y, k = spectrum[:, unique], values[unique]                               # (B, m), (m,)
+    centre = (np.flatnonzero(unique) == (height // 2) * width + width // 2)[None]   # the real DC term
+    sigma2 = np.mean(np.abs(y) ** 2, axis=1, keepdims=True)                  # (B, 1): E|y|^2
+    # each complex term has variance sigma^2 / 2 per part (2 degrees of freedom); the DC term is real (1)
+    scale = np.where(centre, sigma2, sigma2 / 2)                             # (B, m)
+    eta = np.sum(np.abs(k[None] - y) ** 2 / scale, axis=1)
+    lam = np.sum(np.abs(k[None]) ** 2 / scale, axis=1)
+    p = ncx2.cdf(eta, 2 * unique.sum() - int(centre.any()), lam)
+    out = []
+    for p_i, eta_i in zip(p, eta):
+        p_i = float(max(p_i, 1e-300))
+        out.append(Detection(float(norm.isf(p_i)), p_i, p_i <= fpr, 0, int(unique.sum()),
+                             f"eta = {eta_i:.1f}"))
+    return out
+
+
+def check_diffusion_images(model: Any) -> None:
+    """Raise :class:`NotSupportedError` unless ``model`` is a diffusion model of images."""
+    if model.family != "diffusion" or model.data_.modality != "images":
+        raise NotSupportedError(f"Tree-Ring marks images of the diffusion family (their sampler can be inverted); "
+                                f"this is the {model.family} family's {model.data_.modality}")
+
+
+def sample_images(model: Any, n: int, watermark: Watermark, *, condition: Any = None,
+                  generator: torch.Generator | None = None, **options: Any) -> np.ndarray:
+    """``n`` images whose initial noise carries the ring pattern of ``watermark``'s key."""
+    check_diffusion_images(model)
+    device = generator.device if generator is not None else torch.device("cpu")
+    x_T = torch.randn((n, *model.data_.shape), generator=generator, device=device).cpu()
+    return model.sample(n, condition=condition, generator=generator, initial_noise=mark_noise(x_T, watermark.seed),
+                        **options)
+
+
+def invert_images(model: Any, images: np.ndarray, *, steps: int | None = None, batch: int = 256) -> torch.Tensor:
+    """DDIM-invert raw images ``(n, C, H, W)`` in [0, 1] to the model's initial noise (unconditional)."""
+    check_diffusion_images(model)
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1:] != tuple(model.data_.shape):
+        raise DataError(f"images of shape {x.shape[1:]} do not match the model's {tuple(model.data_.shape)}")
+    sampler = DDIMSampler(model.schedule, prediction=model.config.prediction)
+    sampler.set_timesteps(steps or INVERSION_STEPS)
+    network, device = model.network_, model.device
+    null = network.classes.null_class if model._conditional() else None
+
+    def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        y = None if null is None else torch.full((len(x_t),), null, dtype=torch.long, device=device)
+        return network(x_t, t, y)
+
+    parts = []
+    for start in range(0, len(x), batch):
+        z = torch.as_tensor(model.codec_.encode(x[start:start + batch])).to(device)
+        parts.append(invert(denoise, z, sampler).cpu())
+    return torch.cat(parts)
+
+
+def detect_images(images: np.ndarray, watermark: Watermark, model: Any, *, fpr: float,
+                  steps: int | None = None) -> list[Detection]:
+    """Tree-Ring detection of raw images (module doc)."""
+    return ring_test(invert_images(model, images, steps=steps), watermark.seed, fpr)
