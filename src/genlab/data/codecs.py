@@ -270,11 +270,12 @@ def codec_for(modality: str, shape: tuple[int, ...]) -> Codec:
 def codec_classes() -> dict[str, type[Codec]]:
     """Every codec class by its :attr:`Codec.name` (text and table tokenizers imported here, as they import
     this)."""
+    from genlab.data.captions import CaptionedImageCodec
     from genlab.data.table_tokens import TableTokenCodec
     from genlab.data.text import CharCodec, BPECodec
 
     return {codec.name: codec for codec in (PointCodec, ImageCodec, PointTokenCodec, ImageTokenCodec,
-                                            CharCodec, BPECodec, TableTokenCodec)}
+                                            CaptionedImageCodec, CharCodec, BPECodec, TableTokenCodec)}
 
 
 def codec_from_state(state: dict[str, Any]) -> Codec:

@@ -8,7 +8,8 @@ A dataset is raw records in a modality's canonical layout, already split:
 - ``tables``: pandas DataFrames with the same columns in both splits, any dtypes, missing values
   allowed (record shape ``(n_columns,)``); ``target`` names the label column, which stays in the table.
 
-Labels, where present, are int64 ``(n,)`` class indices into ``class_names``.
+Labels, where present, are int64 ``(n,)`` class indices into ``class_names``. Captions, where present,
+are object ``(n,)`` arrays of ``str``, one description per record (``shapes``), carried like labels.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Dataset:
         mode_std: the per-coordinate standard deviation of each mixture component.
         target: for tables, the label column (kept in the table; ``y_*`` index its categories when it
             is categorical), or ``None``.
+        captions_train: object ``(n_train,)`` of ``str``, one caption per training record, or ``None``.
+        captions_test: object ``(n_test,)`` of ``str``, or ``None``.
     """
 
     name: str
@@ -60,6 +63,8 @@ class Dataset:
     modes: np.ndarray | None = field(default=None, repr=False)
     mode_std: float | None = None
     target: str | None = None
+    captions_train: np.ndarray | None = field(default=None, repr=False)
+    captions_test: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -96,6 +101,12 @@ class Dataset:
         if self.y_train is not None:
             if len(self.y_train) != len(self.x_train) or len(self.y_test) != len(self.x_test):
                 raise DataError(f"{self.name}: labels and records differ in count")
+        if (self.captions_train is None) != (self.captions_test is None):
+            raise DataError(f"{self.name}: captions must be given for both splits")
+        for captions, records in ((self.captions_train, self.x_train), (self.captions_test, self.x_test)):
+            if captions is not None and (captions.dtype != object or captions.shape != (len(records),)
+                                         or not all(isinstance(c, str) for c in captions)):
+                raise DataError(f"{self.name}: captions must be 1-D object arrays of str, one per record")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -111,6 +122,8 @@ class Dataset:
     def describe(self) -> str:
         """One line: name, modality, record shape, split sizes, classes."""
         labels = f", {self.n_classes} classes" if self.n_classes else ""
+        if self.captions_train is not None:
+            labels += ", captioned"
         if self.target is not None:
             labels += f" (target {self.target!r})"
         return (f"{self.name}: {self.modality} {self.shape}, "

@@ -1,7 +1,7 @@
 """The dataset registry: built-in names, and paths to user files and image folders.
 
 :func:`load` takes a built-in name (``ring8``, ``grid25``, ``moons``, ``swissroll``, ``digits``, ``mnist``,
-``tinyshakespeare``, ``pystdlib``, ``adult``) or a path: a ``.npy``/``.npz``/``.csv`` file of points, a
+``tinyshakespeare``, ``pystdlib``, ``adult``, ``shapes``) or a path: a ``.npy``/``.npz``/``.csv`` file of points, a
 ``.csv`` table, a text file (``.txt``, ``.py``, ...), a folder of images, or a folder of text files.
 A ``.csv`` file is a table (modality ``tables``) when asked (``modality="tables"`` or a ``target``) or
 when it is not purely numeric (:func:`genlab.data.table_files.is_table_file`); a purely numeric one stays
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from genlab.data import files, images, points, table_datasets, table_files, text
+from genlab.data import files, images, points, shapes, table_datasets, table_files, text
 from genlab.data.dataset import MODALITIES, Dataset, Modality
 from genlab.errors import DataError, unknown_choice
 
@@ -64,6 +64,12 @@ BUILTINS: dict[str, Builtin] = {
         lambda data_dir, seed: images.mnist(data_dir),
         f"(1, 28, 28), 60,000 train / 10,000 test, 10 classes: handwritten digits; needs {images.MNIST_FILE} "
         f"in --data-dir DIR or {images.DATA_ENV}=DIR",
+        "images"),
+    "shapes": Builtin(
+        lambda data_dir, seed: shapes.shapes(seed),
+        f"(3, 32, 32), {shapes.N_TRAIN:,} train / {shapes.N_TEST:,} test, captioned: one or two coloured "
+        f"shapes on a 3x3 grid with a caption each; held-out colour-shape pairs appear only in test; "
+        f"procedural (PIL), seeded",
         "images"),
     "tinyshakespeare": Builtin(
         lambda data_dir, seed: text.tinyshakespeare(data_dir),
