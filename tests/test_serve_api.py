@@ -348,3 +348,23 @@ def test_genlab_serve_prints_url_and_stops_cleanly_on_sigterm(runs):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_genlab_variations_cli_names_its_subject_by_seed_and_index(runs, tmp_path, capsys):
+    out = tmp_path / "v.npy"
+    with pytest.raises(SystemExit) as done:
+        main(["variations", str(runs["digits_vae"]), "--condition", "3", "--index", "2", "-n", "4",
+              "--strength", "0", "--out", str(out)])
+    assert done.value.code == 0
+    varied = np.load(out)
+    assert varied.shape == (4, 1, 8, 8) and np.array_equal(varied[0], varied[3])   # strength 0: one record
+    with pytest.raises(SystemExit) as done:
+        main(["variations", str(runs["table"]), "--seed", "4", "--lock", "colour", "-n", "5",
+              "--out", str(tmp_path / "v.csv")])
+    subject = pd.read_csv(tmp_path / "v.csv")
+    with pytest.raises(SystemExit):
+        main(["sample", str(runs["table"]), "-n", "1", "--seed", "4", "--out", str(tmp_path / "s.csv")])
+    assert done.value.code == 0 and set(subject["colour"]) == set(pd.read_csv(tmp_path / "s.csv")["colour"])
+    with pytest.raises(SystemExit) as done:
+        main(["variations", str(runs["ring"]), "--out", str(tmp_path / "r.npy")])
+    assert done.value.code == 1 and "no variations" in capsys.readouterr().err

@@ -113,7 +113,8 @@ def refine(model: GenerativeModel, record: Any = None, *, n: int = 4, generator:
         kept = _kept_values(model, _one_row(record), locked) if record is not None else {}
         if locked and record is None:
             raise DataError("locked columns need the record whose values they keep")
-        return model.sample(n, condition={**kept, **(condition or {})} or None, generator=generator, **options)
+        return model.sample(n, condition={**kept, **(model.table_condition(condition) or {})} or None,
+                            generator=generator, **options)
     if modality == "text":
         _no_prompt(options)
         kept = prefix if prefix is not None else (_one_text(record) if record is not None else "")
@@ -181,7 +182,7 @@ def _kept_values(model: GenerativeModel, row: pd.DataFrame, columns: Sequence[st
 def _table_variations(model: GenerativeModel, row: pd.DataFrame, n: int, strength: float,
                       generator: torch.Generator | None, condition: Any, locked: Sequence[str],
                       options: dict[str, Any]) -> pd.DataFrame:
-    extra = condition or {}
+    extra = model.table_condition(condition) or {}
     if locked:
         return model.sample(n, condition={**_kept_values(model, row, locked), **extra}, generator=generator,
                             **options)

@@ -16,7 +16,7 @@ import typer
 from genlab.cli import datasets_command, demo_command, eval_command, fit_command, sample_command
 from genlab.cli import compare_command, interpolate_command
 from genlab.cli import compress_command, export_command
-from genlab.cli import serve_command
+from genlab.cli import serve_command, variations_command
 from genlab.cli import attribute_command, detect_command
 from genlab.errors import GenlabError
 
@@ -37,6 +37,7 @@ app.command("interpolate")(interpolate_command.interpolate)
 app.command("compress")(compress_command.compress)
 app.command("export")(export_command.export)
 app.command("serve")(serve_command.serve)
+app.command("variations")(variations_command.variations)
 app.command("detect")(detect_command.detect)
 app.command("attribute")(attribute_command.attribute)
 
