@@ -16,7 +16,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $@
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,onnx]'
+	$(BIN)/pip install --quiet -e '.[test,onnx,science]'
+	$(BIN)/pip install --quiet --no-deps molsets==0.3.1
 	touch $@
 
 install: $(STAMP)

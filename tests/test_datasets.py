@@ -353,10 +353,10 @@ def test_unknown_extension_lists_supported(tmp_path):
 
 def test_registry_names_and_descriptions():
     assert datasets.names() == ["ring8", "grid25", "moons", "swissroll", "digits", "mnist", "shapes",
-                                "tinyshakespeare", "pystdlib", "adult"]
+                                "tinyshakespeare", "pystdlib", "adult", "moses", "chorales"]
     for name in datasets.names():
         description = datasets.describe(name)
-        assert description.startswith(("points (2,)", "images (1,", "images (3,", "text ()", "tables (15,")) and "\n" not in description
+        assert description.startswith(("points (2,)", "images (1,", "images (3,", "text ()", "tables (15,", "smiles ()", "music ()")) and "\n" not in description
     with pytest.raises(DataError, match="unknown dataset 'ring9'"):
         datasets.describe("ring9")
 

@@ -272,10 +272,13 @@ def codec_classes() -> dict[str, type[Codec]]:
     this)."""
     from genlab.data.captions import CaptionedImageCodec
     from genlab.data.table_tokens import TableTokenCodec
+    from genlab.data.music import ChoraleCodec
+    from genlab.data.smiles import SmilesCodec
     from genlab.data.text import CharCodec, BPECodec
 
     return {codec.name: codec for codec in (PointCodec, ImageCodec, PointTokenCodec, ImageTokenCodec,
-                                            CaptionedImageCodec, CharCodec, BPECodec, TableTokenCodec)}
+                                            CaptionedImageCodec, CharCodec, BPECodec, TableTokenCodec, SmilesCodec,
+                                            ChoraleCodec)}
 
 
 def codec_from_state(state: dict[str, Any]) -> Codec:

@@ -5,6 +5,8 @@ A dataset is raw records in a modality's canonical layout, already split:
 - ``points``: float32 ``(n, d)`` coordinates in the data's own units;
 - ``images``: float32 ``(n, C, H, W)`` intensities in ``[0, 1]``;
 - ``text``: object ``(n,)`` arrays of ``str``, one document each (record shape ``()``);
+- ``smiles`` and ``music``: object ``(n,)`` arrays of ``str`` like text, one molecule's SMILES or one
+  chorale's time-grid string each (:mod:`genlab.data.smiles`, :mod:`genlab.data.music`);
 - ``tables``: pandas DataFrames with the same columns in both splits, any dtypes, missing values
   allowed (record shape ``(n_columns,)``); ``target`` names the label column, which stays in the table.
 
@@ -22,8 +24,10 @@ import pandas as pd
 
 from genlab.errors import DataError
 
-Modality = Literal["points", "images", "text", "tables"]
-MODALITIES: tuple[str, ...] = ("points", "images", "text", "tables")
+Modality = Literal["points", "images", "text", "tables", "smiles", "music"]
+MODALITIES: tuple[str, ...] = ("points", "images", "text", "tables", "smiles", "music")
+#: Modalities whose records are strings (object arrays of ``str``, record shape ``()``).
+STRING_MODALITIES: tuple[str, ...] = ("text", "smiles", "music")
 
 #: Share of records held out as the test split for data that does not come pre-split.
 TEST_FRACTION = 0.2
@@ -79,7 +83,7 @@ class Dataset:
                 continue
             if isinstance(array, pd.DataFrame):
                 raise DataError(f"{self.name}: a DataFrame holds tables; use modality 'tables'")
-            if self.modality == "text":
+            if self.modality in STRING_MODALITIES:
                 if array.dtype != object or array.ndim != 1 or not all(isinstance(d, str) for d in array):
                     raise DataError(f"{self.name}: {part} must be a 1-D object array of str documents")
                 continue

@@ -1,7 +1,7 @@
 """The dataset registry: built-in names, and paths to user files and image folders.
 
 :func:`load` takes a built-in name (``ring8``, ``grid25``, ``moons``, ``swissroll``, ``digits``, ``mnist``,
-``tinyshakespeare``, ``pystdlib``, ``adult``, ``shapes``) or a path: a ``.npy``/``.npz``/``.csv`` file of points, a
+``tinyshakespeare``, ``pystdlib``, ``adult``, ``shapes``, ``moses``, ``chorales``) or a path: a ``.npy``/``.npz``/``.csv`` file of points, a
 ``.csv`` table, a text file (``.txt``, ``.py``, ...), a folder of images, or a folder of text files.
 A ``.csv`` file is a table (modality ``tables``) when asked (``modality="tables"`` or a ``target``) or
 when it is not purely numeric (:func:`genlab.data.table_files.is_table_file`); a purely numeric one stays
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from genlab.data import files, images, points, shapes, table_datasets, table_files, text
+from genlab.data import files, images, music, points, shapes, smiles, table_datasets, table_files, text
 from genlab.data.dataset import MODALITIES, Dataset, Modality
 from genlab.errors import DataError, unknown_choice
 
@@ -87,6 +87,17 @@ BUILTINS: dict[str, Builtin] = {
         f"9 categorical columns with missing values; needs {' and '.join(table_datasets.ADULT_FILES)} in --data-dir DIR "
         f"or {images.DATA_ENV}=DIR",
         "tables"),
+    "moses": Builtin(
+        lambda data_dir, seed: smiles.moses(),
+        "(), 1,584,663 train / 176,074 test SMILES: the MOSES benchmark's molecules; needs the molsets "
+        "wheel's data files (pip install --no-deps molsets==0.3.1; genlab.data.smiles.moses(n_train=...) "
+        "for a subset)",
+        "smiles"),
+    "chorales": Builtin(
+        lambda data_dir, seed: music.chorales(),
+        "(), the four-part Bach chorales of music21's bundled corpus as eighth-note time-grid strings, "
+        "split 80/20 by piece; needs music21 (pip install 'genlab[science]')",
+        "music"),
 }
 
 
@@ -147,9 +158,13 @@ def _load(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None, s
     if isinstance(name_or_path, str) and name_or_path in BUILTINS:
         return BUILTINS[name_or_path].loader(data_dir, seed)
     path = Path(name_or_path)
+    if path.is_file() and path.suffix.lower() == ".csv" and modality == "smiles":
+        return smiles.smiles_file(path)
     if path.is_file() and path.suffix.lower() == ".csv" and (
             modality == "tables" or target is not None or (modality is None and table_files.is_table_file(path))):
         return table_datasets.table_dataset(path, target=target)
+    if path.is_dir() and modality == "music":
+        return music.music_folder(path)
     if path.is_dir():
         if _is_text_folder(path):
             return text.text_folder(path)

@@ -45,6 +45,8 @@ from torch import nn
 from genlab.config import from_dict
 from genlab.data.codecs import ImageTokenCodec, PointTokenCodec, TokenCodec
 from genlab.data.table_tokens import TableTokenCodec
+from genlab.data.music import ChoraleCodec
+from genlab.data.smiles import SmilesCodec
 from genlab.data.text import BPECodec, CharCodec, TextCodec
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError, NotSupportedError
@@ -65,7 +67,9 @@ class TransformerConfig:
         n_embd: model width ``C`` (divisible by ``n_head``).
         block_size: the longest context in tokens.
         dropout: dropout on embeddings, attention weights and residual branches.
-        tokenizer: text only: ``"char"`` (one token per character) or ``"bpe"`` (byte-level BPE).
+        tokenizer: text: ``"char"`` (one token per character) or ``"bpe"`` (byte-level BPE); smiles:
+            ``"char"`` or ``"smiles"`` (atom-level SMILES tokens) or ``"selfies"`` (atom-level SELFIES).
+        augment: smiles: random SMILES written per training molecule (1: as given).
         vocab_size: text with ``"bpe"``: the BPE vocabulary size to train.
         levels: images and points: intensity levels / bins per coordinate (17 is lossless for digits).
         bins: tables: the most tokens of a numeric column (its atoms and quantile bins together).
@@ -80,7 +84,8 @@ class TransformerConfig:
     n_embd: int = 128
     block_size: int = 64
     dropout: float = 0.0
-    tokenizer: Literal["char", "bpe"] = "char"
+    tokenizer: Literal["char", "bpe", "smiles", "selfies"] = "char"
+    augment: int = 1
     vocab_size: int = 512
     levels: int = 17
     bins: int = 32
@@ -244,6 +249,11 @@ class TransformerModel(GenerativeModel):
         config = self.config
         if data.modality == "tables":
             return super()._make_codec(data)
+        if data.modality == "smiles":
+            return SmilesCodec(context=config.block_size + 1, selfies=config.tokenizer == "selfies",
+                               augment=config.augment)
+        if data.modality == "music":
+            return ChoraleCodec(context=config.block_size + 1)
         if data.modality == "text":
             context = config.block_size + 1
             return CharCodec(context=context) if config.tokenizer == "char" else \
@@ -262,7 +272,7 @@ class TransformerModel(GenerativeModel):
     def _n_classes(data: DataInfo) -> int:
         """Class tokens after the codec's ids: one per label (text is unlabelled; a table's target is one
         of its columns, conditioned like any other)."""
-        return 0 if data.modality in ("text", "tables") else data.n_classes
+        return 0 if data.modality in ("text", "tables", "smiles", "music") else data.n_classes
 
     def _build_network(self, data: DataInfo) -> GPT:
         config = self.config

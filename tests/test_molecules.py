@@ -1,0 +1,118 @@
+"""The smiles modality: atom-level tokens, SELFIES, randomised SMILES, CSV loading with invalid rows,
+MOSES's metrics against RDKit's own functions, and a transformer that fits and samples SMILES."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("rdkit")
+
+from rdkit import Chem, DataStructs  # noqa: E402
+from rdkit.Chem import rdFingerprintGenerator  # noqa: E402
+
+from genlab.data import registry  # noqa: E402
+from genlab.data.smiles import SmilesCodec, randomised_smiles, smiles_file, tokenize_smiles  # noqa: E402
+from genlab.errors import DataError  # noqa: E402
+from genlab.metrics import molecules  # noqa: E402
+
+MOLECULES = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "Clc1ccc(Br)cc1", "C[C@@H](N)C(=O)O", "c1cc[nH]c1",
+             "O=C1CCCN1", "CCN(CC)CC", "C1CC2CCC1C2", "COc1ccc2[nH]ccc2c1", "FC(F)(F)c1ccccc1", "CC#N"]
+
+
+def _array(items):
+    out = np.empty(len(items), dtype=object)
+    out[:] = list(items)
+    return out
+
+
+def test_atom_level_tokens_keep_two_letter_atoms_brackets_and_ring_labels_whole():
+    assert tokenize_smiles("Clc1ccc(Br)c[nH]1") == ["Cl", "c", "1", "c", "c", "c", "(", "Br", ")", "c", "[nH]", "1"]
+    assert tokenize_smiles("C%12CC%12[C@@H]=O") == ["C", "%12", "C", "C", "%12", "[C@@H]", "=", "O"]
+    with pytest.raises(DataError, match="not tokenizable"):
+        tokenize_smiles("C C")
+
+
+def test_codec_round_trips_and_survives_its_saved_state():
+    codec = SmilesCodec(context=16).fit(_array(MOLECULES))
+    again = SmilesCodec.from_state(codec.state())
+    for m in MOLECULES:
+        assert again.detokenize(codec.tokenize(m)) == m
+    rows = codec.encode(_array(MOLECULES[:3]))
+    assert rows.shape[1] == 16 and int(rows[0, 0]) == codec.eos
+    with pytest.raises(DataError, match="not in this model's vocabulary"):
+        codec.tokenize("I")   # iodine never occurs in the training molecules
+
+
+def test_selfies_codec_decodes_back_to_the_same_molecules():
+    pytest.importorskip("selfies")
+    codec = SmilesCodec(context=16, selfies=True).fit(_array(MOLECULES))
+    for m in MOLECULES:
+        assert molecules.canonical(codec.detokenize(codec.tokenize(m))) == molecules.canonical(m)
+
+
+def test_randomised_smiles_are_other_strings_of_the_same_molecule():
+    out = randomised_smiles(MOLECULES, 3)
+    assert len(out) == 3 * len(MOLECULES)
+    for i, m in enumerate(MOLECULES):
+        assert {molecules.canonical(s) for s in out[3 * i:3 * i + 3]} == {molecules.canonical(m)}
+    assert sum(s != m for s, m in zip(out, np.repeat(MOLECULES, 3))) > len(MOLECULES)   # most are rewritten
+
+
+def test_a_csv_skips_invalid_smiles_with_a_warning_and_refuses_a_mostly_invalid_file(tmp_path, caplog):
+    good = tmp_path / "mols.csv"
+    good.write_text("name,SMILES\n" + "".join(f"m{i},{s}\n" for i, s in enumerate(MOLECULES + ["C1CC", "xyz"])))
+    with caplog.at_level(logging.WARNING, logger="genlab.data.smiles"):
+        data = registry.load(good, modality="smiles")
+    assert data.modality == "smiles" and len(data.x_train) + len(data.x_test) == len(MOLECULES)
+    assert "skipped 2 of 14" in caplog.text
+    bad = tmp_path / "bad.csv"
+    bad.write_text("smiles\nCCO\nC1CC\nxyz\n(((\n")
+    with pytest.raises(DataError, match="3 of 4 SMILES"):
+        smiles_file(bad)
+    with pytest.raises(DataError, match="no column 'mol'"):
+        smiles_file(good, column="mol")
+
+
+def test_metrics_follow_mosess_definitions():
+    samples = ["CCO", "OCC", "c1ccccc1", "C1CC", ""]
+    result = molecules.evaluate_molecules(samples, train=["C(O)C"])
+    assert result.validity == pytest.approx(3 / 5)
+    assert result.novelty == pytest.approx(1 / 2)       # ethanol is in train (written otherwise), benzene is not
+    assert molecules.passes_filters("CCO") and not molecules.passes_filters("C[N+](C)(C)C")   # charged
+    # IntDiv against RDKit's own Tanimoto: 1 - mean over all ordered pairs (self pairs included)
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=1024)
+    fps = [generator.GetFingerprint(Chem.MolFromSmiles(m)) for m in MOLECULES]
+    sims = np.array([DataStructs.BulkTanimotoSimilarity(f, fps) for f in fps])
+    ours = molecules.internal_diversity(molecules.fingerprints(MOLECULES), p=1, batch=5)
+    assert ours == pytest.approx(1 - sims.mean(), abs=1e-6)   # float32 counts of <= 1,024 bits are exact
+    assert molecules.internal_diversity(molecules.fingerprints(["CCO"] * 4)) == pytest.approx(0.0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("moses") is None, reason="the molsets wheel's data files")
+def test_moses_subset_is_seeded_and_valid():
+    from genlab.data.smiles import moses
+
+    data = moses(n_train=50, n_test=20)
+    assert (len(data.x_train), len(data.x_test)) == (50, 20)
+    assert list(moses(n_train=50, n_test=20).x_train) == list(data.x_train)
+    assert all(molecules.canonical(s) is not None for s in data.x_train)
+
+
+def test_the_transformer_fits_and_samples_smiles_strings(tmp_path, single_thread):
+    from genlab.data.dataset import Dataset
+    from genlab.models.transformer import TransformerModel
+    from genlab.train import TrainConfig
+
+    data = Dataset(name="toy", modality="smiles", x_train=_array(MOLECULES * 4), x_test=_array(MOLECULES[:3]))
+    model = TransformerModel(n_layer=1, n_head=2, n_embd=16, block_size=24)
+    model.fit(data, train=TrainConfig(steps=3, batch_size=8, device="cpu"))
+    samples = model.sample(4, generator=torch.Generator().manual_seed(0), max_new_tokens=20)
+    assert samples.shape == (4,) and all(isinstance(s, str) for s in samples)
+    model.save_pretrained(tmp_path / "run")
+    again = TransformerModel.from_pretrained(tmp_path / "run")
+    assert list(again.sample(4, generator=torch.Generator().manual_seed(0), max_new_tokens=20)) == list(samples)
