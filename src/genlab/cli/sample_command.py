@@ -63,7 +63,9 @@ def sample(
     sampler: Annotated[str | None, typer.Option("--sampler", help="Sampler name, e.g. ddpm, ddim (diffusion).")] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", help="Classifier-free guidance scale.")] = None,
     truncation: Annotated[float | None, typer.Option("--truncation", help="Latent truncation psi (GAN).")] = None,
-    prompt: Annotated[str | None, typer.Option("--prompt", help="Text every sample starts with (text models).")] = None,
+    prompt: Annotated[str | None, typer.Option(
+        "--prompt", help="Text every sample starts with (text models); the caption to draw (image models "
+                         "trained on captions, e.g. shapes).")] = None,
     verify: Annotated[str | None, typer.Option("--verify", help=f"Keep only text samples that pass a check: {', '.join(VERIFIERS)}.")] = None,
     constrain: Annotated[str | None, typer.Option(
         "--constrain", help=f"Constrain text decoding: {', '.join(CONSTRAINTS)} (drop each token after which the "
@@ -99,7 +101,10 @@ def sample(
     model = load(run)
     modality = model.data_.modality
     used = {**{flag: FLAG_OPTIONS[flag] for flag in given}, **{f"--set {key}": key for key in extra}}
-    check_flags_fit(model.family, modality, model.sample_options, used, FLAG_OPTIONS, stream)
+    captioned = modality == "images" and "prompt" in model.sample_options   # --prompt is a caption there
+    check_flags_fit(model.family, modality, model.sample_options,
+                    {flag: key for flag, key in used.items() if not (captioned and flag == "--prompt")},
+                    FLAG_OPTIONS, stream)
     if watermark_key is not None or watermark_strength is not None:
         options.update(watermark_options(model, watermark_key, watermark_strength))
     constraint = None if constrain is None else text_constraint(model, constrain)

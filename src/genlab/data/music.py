@@ -142,6 +142,16 @@ def format_chorale(grid: Grid) -> str:
     return " ".join(tokens)
 
 
+def whole_steps(text: str) -> str:
+    """``text`` without a last step of fewer than four voices (an excerpt cut at a token budget ends
+    mid-step) and without a bar line after its last step; the grammar of what is kept is not touched."""
+    tokens = text.split()
+    voices = [i for i, t in enumerate(tokens) if t != BAR]
+    keep = len(voices) - len(voices) % len(VOICES)
+    end = voices[keep - 1] + 1 if keep else 0
+    return " ".join(tokens[:end])
+
+
 def transpose_chorale(text: str, semitones: int) -> str:
     """``text`` with every pitch shifted by ``semitones``.
 

@@ -18,6 +18,13 @@ sampling mixes the two with classifier-free guidance (Ho & Salimans 2022, eq. 6)
 
     f~ = f(x_t, t, null) + s (f(x_t, t, c) - f(x_t, t, null)),     s = ``guidance`` (1 = plain conditional).
 
+Captions: with ``captions`` and a Dataset that carries them (``shapes``), images take the same loss and
+sampling, but the network is :class:`~genlab.nn.cross_attention_unet.CrossAttentionUNet`, which reads
+the caption's word ids (codec :class:`~genlab.data.captions.CaptionedImageCodec`, whose vocabulary is the
+training captions' words); a caption becomes the empty caption with probability ``cond_dropout``, and
+``sample(n, prompt="a small red circle at the top left", guidance=3)`` guides towards the prompt with the
+empty caption as the null condition. Without captions nothing of this runs.
+
 Sampling is swappable at call time: ``sampler="ddpm"`` (ancestral, the configured variance),
 ``"ddim"`` (Song et al. 2021, with ``eta``) or ``"dpm++"`` (DPM-Solver++(2M), Lu et al. 2022), over
 ``steps`` of the ``T`` training steps. The network is a time-conditioned MLP for points and a small
@@ -45,18 +52,22 @@ worse at equal training: see docs/architecture.md.)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
 
+from genlab.data.captions import CaptionedImageCodec
+from genlab.data.codecs import Codec
+from genlab.data.dataset import Dataset
 from genlab.data.tables import TableCodec
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError, DataError, unknown_choice
-from genlab.models.base import DataInfo, GenerativeModel
+from genlab.models.base import DataInfo, FitContext, GenerativeModel
 from genlab.nn.embeddings import ClassEmbedding, FourierFeatures, TimeEmbedding
 from genlab.nn.mlp import MLP
+from genlab.nn.cross_attention_unet import CrossAttentionUNet
 from genlab.nn.unet import UNet
 from genlab.sampling.ddim import DDIMSampler
 from genlab.sampling.ddpm import DDPMSampler
@@ -110,6 +121,10 @@ class DiffusionConfig:
         sample_steps: sampler steps ``sample`` uses when it is given no ``steps``.
         guidance: classifier-free guidance scale ``sample`` uses when it is given none (1 = plain
             conditional sampling).
+        captions: condition images on their captions when the data has them (then ``cond_dropout`` is
+            the share of training captions replaced by the empty caption).
+        caption_width: width of the caption encoder and of the cross-attention keys and values.
+        caption_layers: transformer layers of the caption encoder.
     """
 
     schedule: Literal["linear", "cosine"] = "cosine"
@@ -130,6 +145,9 @@ class DiffusionConfig:
     sampler: Literal["ddpm", "ddim", "dpm++"] = "ddim"
     sample_steps: int = 50
     guidance: float = 1.0
+    captions: bool = True
+    caption_width: int = 64
+    caption_layers: int = 2
 
     def __post_init__(self) -> None:
         if self.sample_steps < 1 or self.guidance < 0:
@@ -150,6 +168,9 @@ class DiffusionConfig:
             raise ValueError(f"mask_rate must be in [0, 1], got {self.mask_rate}")
         if self.vlb_weight < 0:
             raise ValueError(f"vlb_weight must be non-negative, got {self.vlb_weight}")
+        if self.caption_width < 4 or self.caption_width % 4 or self.caption_layers < 1:
+            raise ValueError(f"caption_width must be a positive multiple of 4 (four heads) and caption_layers at "
+                             f"least 1, got {self.caption_width} and {self.caption_layers}")
 
 
 class PointDenoiser(nn.Module):
@@ -266,7 +287,8 @@ class DiffusionModel(GenerativeModel):
 
     family = "diffusion"
     config_class = DiffusionConfig
-    sample_options = frozenset({"steps", "sampler", "eta", "guidance", "batch_size", "initial_noise", *DENOISER_OPTIONS})
+    sample_options = frozenset({"steps", "sampler", "eta", "guidance", "batch_size", "initial_noise", "prompt",
+                                *DENOISER_OPTIONS})
     supports_tables = True
 
     def default_train_config(self) -> TrainConfig:
@@ -298,6 +320,33 @@ class DiffusionModel(GenerativeModel):
 
     def _learned_variance(self) -> bool:
         return self.config.variance == "learned"
+
+    def fit(self, data: Dataset | Any, **kwargs: Any) -> "DiffusionModel":
+        """:meth:`GenerativeModel.fit`; with ``captions`` and a captioned Dataset of images, the model
+        conditions on the captions (module doc) and ignores labels."""
+        self._train_captions = (data.captions_train if self.config.captions and isinstance(data, Dataset)
+                                and data.modality == "images" else None)
+        try:
+            return super().fit(data, **kwargs)
+        finally:
+            self._train_captions = self._train_tokens = None
+
+    def _make_codec(self, data: DataInfo) -> Codec:
+        """The image codec with the training captions' vocabulary when fitting on captions, else the base's."""
+        if self._train_captions is not None:
+            return CaptionedImageCodec.from_captions(data.shape, self._train_captions)
+        return super()._make_codec(data)
+
+    def _captioned(self) -> bool:
+        return isinstance(self.codec_, CaptionedImageCodec)
+
+    def _fit_network(self, x: torch.Tensor, y: torch.Tensor | None, context: FitContext) -> None:
+        """Captioned data: each record's label is its index, whose caption tokens the loss looks up; the
+        periodic validation (which has no captions) is off. Otherwise the base's fit."""
+        if not self._captioned():
+            return super()._fit_network(x, y, context)
+        self._train_tokens = self.codec_.tokens(list(self._train_captions))   # (n, L)
+        super()._fit_network(x, torch.arange(len(x)), replace(context, validation=None))
 
     def _make_table_codec(self, data: DataInfo) -> TableCodec:
         """TabDDPM's encoding: numbers through their empirical CDF to normal scores (quantile
@@ -336,6 +385,12 @@ class DiffusionModel(GenerativeModel):
                 raise ConfigError(f"images of {data.shape[1]}x{data.shape[2]} cannot be cut into {patch}x{patch} "
                                   f"patches and then halved {levels} times; give channels fewer levels than "
                                   f"{list(self.config.channels)} or a smaller patch")
+            if self._captioned():
+                return CrossAttentionUNet(channels, factor * channels, vocab_size=self.codec_.vocab_size,
+                                          length=self.codec_.length, channels=self.config.channels,
+                                          blocks=self.config.blocks, patch=patch,
+                                          caption_width=self.config.caption_width,
+                                          caption_layers=self.config.caption_layers)
             return UNet(channels, factor * channels, channels=self.config.channels, blocks=self.config.blocks,
                         n_classes=n_classes, patch=patch)
         return PointDenoiser(data.dim, factor * data.dim, hidden=self.config.hidden, depth=self.config.depth,
@@ -353,6 +408,7 @@ class DiffusionModel(GenerativeModel):
         config = self.config
         conditional = self._conditional()
         null_class = self.network_.classes.null_class if conditional else 0
+        tokens = self._train_tokens if self._captioned() else None   # (n, L) caption of each record
 
         def denoising_loss(module: nn.Module, batch: Batch, generator: torch.Generator) -> Losses:
             # x0: (B, *shape) encoded records; t: (B,) steps; eps: (B, *shape)
@@ -365,6 +421,10 @@ class DiffusionModel(GenerativeModel):
             if conditional:
                 y = batch.y if batch.y is not None else torch.full_like(t, null_class)
                 y = self.network_.classes.drop(y, config.cond_dropout, generator)
+            if tokens is not None:   # batch.y is the record index; drop captions to the empty one
+                y = tokens[batch.y.cpu()].to(device)
+                drop = torch.rand(len(y), generator=generator, device=generator.device) < config.cond_dropout
+                y = torch.where(drop.to(device)[:, None], self.codec_.null_tokens(len(y)).to(device), y)
             output = module(x_t, t, y)
             if self._learned_variance():
                 output, v = output.chunk(2, dim=1)
@@ -449,6 +509,8 @@ class DiffusionModel(GenerativeModel):
             raise ConfigError(f"guidance must be a number >= 0 (1 = plain conditional sampling), got {guidance!r}")
         sampler, eta = options.get("sampler", self.config.sampler), options.get("eta", 0.0)
         self._solver(sampler, eta)   # check the options before any work
+        if options.get("prompt") is not None and not self._captioned():
+            raise ConfigError("a prompt conditions a model trained on captions (e.g. shapes); this one was not")
         device = self.device
         values = (self._table_layout().width if self.data_.modality == "tables" else math.prod(self.data_.shape))
         chunk = options.get("batch_size")
@@ -469,29 +531,46 @@ class DiffusionModel(GenerativeModel):
             x_T = torch.as_tensor(options["initial_noise"], dtype=torch.float32).to(device)
             if x_T.shape != (n, *self.data_.shape):
                 raise ConfigError(f"initial_noise must have shape {(n, *self.data_.shape)}, got {tuple(x_T.shape)}")
-        y = None
-        if self._conditional():
-            label = self.network_.classes.null_class if condition is None else condition
-            y = torch.full((n,), label, dtype=torch.long, device=device)
-        guidance = guidance if self._conditional() and condition is not None else 1.0
+        y = null = None
+        if self._captioned():
+            y, null = self._caption_tokens(n, options.get("prompt"))
+            y, null = y.to(device), null.to(device)
+            guidance = guidance if options.get("prompt") is not None else 1.0
+        else:
+            if self._conditional():
+                label = self.network_.classes.null_class if condition is None else condition
+                y = torch.full((n,), label, dtype=torch.long, device=device)
+            guidance = guidance if self._conditional() and condition is not None else 1.0
         denoise = denoiser(self.network_, **options)   # the network itself unless a speed option is set
         parts = []
         for start in range(0, n, chunk):   # each chunk runs the whole reverse process with a fresh solver
             solver = self._solver(sampler, eta)
             solver.set_timesteps(steps)
             parts.append(self._reverse(x_T[start:start + chunk], None if y is None else y[start:start + chunk],
-                                       solver, guidance, generator, denoise))
+                                       solver, guidance, generator, denoise,
+                                       None if null is None else null[start:start + chunk]))
         return torch.cat(parts)
 
+    def _caption_tokens(self, n: int, prompt: str | list[str] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens ``(n, L)`` of ``prompt`` (one string for all, or one per sample; ``None`` = the empty
+        caption) and of the empty caption, checked against the vocabulary."""
+        prompts = prompt if isinstance(prompt, list) else [prompt] * n
+        if len(prompts) != n or None in prompts and prompt is not None:
+            raise ConfigError(f"give one prompt string, or a list of {n} strings (one per sample)")
+        return self.codec_.tokens(prompts), self.codec_.null_tokens(n)
+
     def _reverse(self, x: torch.Tensor, y: torch.Tensor | None, solver: Sampler, guidance: float,
-                 generator: torch.Generator | None, denoise: Callable[..., torch.Tensor]) -> torch.Tensor:
-        """Run ``solver`` from ``x = x_T (B, *shape)`` down to ``x_0``; ``y (B,)`` labels or ``None``;
+                 generator: torch.Generator | None, denoise: Callable[..., torch.Tensor],
+                 null: torch.Tensor | None = None) -> torch.Tensor:
+        """Run ``solver`` from ``x = x_T (B, *shape)`` down to ``x_0``; ``y (B,)`` labels, ``(B, L)`` caption
+        tokens or ``None``; ``null`` the null condition of guidance (default: the null class);
         ``denoise`` calls the network (see :func:`genlab.sampling.cuda_graphs.denoiser`)."""
         for t in solver.timesteps.tolist():
             t_batch = torch.full((len(x),), t, dtype=torch.long, device=x.device)
             if guidance != 1:
                 both = denoise(torch.cat([x, x]), torch.cat([t_batch, t_batch]),
-                               torch.cat([y, torch.full_like(y, self.network_.classes.null_class)]))
+                               torch.cat([y, torch.full_like(y, self.network_.classes.null_class)
+                                          if null is None else null]))
                 cond, uncond = both.chunk(2)
                 output = uncond + guidance * (cond - uncond)
                 if self._learned_variance():   # guide the mean; keep the conditional variance

@@ -1,0 +1,101 @@
+"""Caption-conditioned diffusion on ``shapes`` with tiny configs: the cross-attention UNet, training with
+caption dropout, guided sampling from a prompt, save/load, the CLI, and every bad prompt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import genlab
+from genlab.train import TrainConfig
+from genlab.cli.app import main
+from genlab.data import shapes
+from genlab.data.captions import CaptionedImageCodec
+from genlab.errors import ConfigError
+from genlab.models.diffusion import DiffusionModel
+from genlab.nn.cross_attention_unet import CrossAttentionUNet
+
+TINY = {"channels": (8, 16), "patch": 2, "caption_width": 16, "caption_layers": 1, "timesteps": 50,
+        "sampler": "dpm++", "sample_steps": 3}
+PROMPT = "a large blue square at the bottom right"
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    data = shapes.shapes(0, n_train=48, n_test=8)
+    torch.set_num_threads(1)
+    model = DiffusionModel(**TINY).fit(data, train=TrainConfig(steps=3, batch_size=8, ema_decay=None))
+    run = tmp_path_factory.mktemp("shapes-run")
+    model.save_pretrained(run)
+    return model, run
+
+
+def test_captioned_data_builds_the_cross_attention_unet_and_its_codec(fitted):
+    model, _ = fitted
+    assert isinstance(model.network_, CrossAttentionUNet) and isinstance(model.codec_, CaptionedImageCodec)
+    assert "triangle" in model.codec_.vocabulary
+    # the same data without captions takes the plain UNet, exactly as before
+    data = shapes.shapes(0, n_train=48, n_test=8)
+    plain = DiffusionModel(**TINY, captions=False).fit(data, train=TrainConfig(steps=1, batch_size=8))
+    assert type(plain.network_).__name__ == "UNet" and type(plain.codec_).__name__ == "ImageCodec"
+    with pytest.raises(ConfigError, match="trained on captions"):
+        plain.sample(1, prompt=PROMPT)
+
+
+def test_the_caption_reaches_the_output_and_gradients_reach_every_parameter(fitted):
+    model, _ = fitted
+    network = model.network_
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([10, 10])
+    tokens = model.codec_.tokens([PROMPT, "a small red circle at the top left"])
+    out = network(x[:1].expand(2, -1, -1, -1), t, tokens)
+    # fit has moved the zero-initialised cross-attention away from the identity, so two captions differ
+    assert out.shape == (2, 3, 32, 32) and not torch.allclose(out[0], out[1])
+    network.train()
+    network(x, t, tokens).pow(2).mean().backward()
+    network.eval()
+    assert all(p.grad is not None for p in network.parameters())
+    network.zero_grad(set_to_none=True)
+
+
+def test_prompted_guided_sampling_is_seeded_and_survives_save_and_load(fitted):
+    model, run = fitted
+
+    def draw(m):
+        return m.sample(2, prompt=PROMPT, guidance=3.0, generator=torch.Generator().manual_seed(0))
+
+    first = draw(model)
+    assert first.shape == (2, 3, 32, 32) and 0 <= first.min() and first.max() <= 1
+    np.testing.assert_array_equal(first, draw(model))
+    np.testing.assert_array_equal(first, draw(genlab.load(run)))
+    unguided = model.sample(2, prompt=PROMPT, guidance=1.0, generator=torch.Generator().manual_seed(0))
+    assert not np.array_equal(first, unguided)
+    per_sample = model.sample(2, prompt=[PROMPT, PROMPT], guidance=3.0, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(first, per_sample)
+    assert model.sample(1, generator=torch.Generator().manual_seed(0)).shape == (1, 3, 32, 32)   # empty caption
+
+
+@pytest.mark.parametrize("prompt, match", [
+    ("", "empty"), ("a small purple blob", "blob, purple"), ("red " * 40, "at most"),
+])
+def test_bad_prompts_are_one_error_naming_the_problem(fitted, prompt, match):
+    model, _ = fitted
+    with pytest.raises(ConfigError, match=match):
+        model.sample(1, prompt=prompt)
+    with pytest.raises(ConfigError, match="one prompt string"):
+        model.sample(2, prompt=[PROMPT])
+
+
+def test_cli_samples_a_prompt_grid_and_reports_bad_prompts_in_one_line(fitted, tmp_path, capsys):
+    _, run = fitted
+    out = tmp_path / "grid.png"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(run), "--prompt", PROMPT, "--guidance", "3", "-n", "4", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 0, err
+    assert out.is_file() and out.stat().st_size > 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(run), "--prompt", "a small purple circle", "-n", "1", "--out", str(tmp_path / "b.png")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code != 0 and lines[-1].startswith("genlab: error:") and "purple" in lines[-1]
+    assert not (tmp_path / "b.png").exists()
