@@ -1,0 +1,171 @@
+"""An attribute classifier for ``shapes`` scenes, independent of any generator: the judge of text-to-image.
+
+A small CNN reads an image ``(B, 3, 32, 32)`` in ``[0, 1]`` and, for each of the 9 grid cells, predicts
+whether an object is there and, if so, its shape, colour and size: ``9 x (1 + 4 + 6 + 2)`` outputs. It is
+trained on real renders of **every** (colour, shape) pair (:func:`genlab.data.shapes.scenes` with
+``split="test"``, its own seed), with a binary cross-entropy on occupancy plus cross-entropies on the
+attributes of the occupied cells. A scene is judged right when the cells the judge finds occupied
+(probability > 0.5) are exactly as many as the caption's objects and the objects' attributes, their
+cells (one object) or their relation (two objects) match (:func:`scene_correct`). Its penultimate
+features ``(B, 256)`` serve a Fréchet distance between generated and real renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from genlab.data import shapes
+
+N_CELLS = 9
+#: Outputs per cell: occupancy logit, then shape, colour and size logits.
+HEADS = (1, len(shapes.SHAPES), len(shapes.COLOURS), len(shapes.SIZES))
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The judge's reading of ``n`` images.
+
+    Attributes:
+        occupied: bool ``(n, 9)``: an object in the cell (probability > 0.5).
+        attributes: int64 ``(n, 9, 3)``: the most likely shape, colour and size in each cell.
+    """
+
+    occupied: np.ndarray
+    attributes: np.ndarray
+
+
+class ShapesJudge(nn.Module):
+    """``(B, 3, H, W)`` images in ``[0, 1]`` -> per-cell logits ``(B, 9, 13)``; :meth:`features` ``(B, 256)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.GroupNorm(8, c_out),
+                                 nn.SiLU())
+
+        self.body = nn.Sequential(block(3, 32, 1), block(32, 64, 2), block(64, 64, 1), block(64, 128, 2),
+                                  block(128, 128, 2), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                                  nn.Linear(128 * 16, 256), nn.SiLU())
+        self.head = nn.Linear(256, N_CELLS * sum(HEADS))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(B, 256)`` of images ``(B, 3, H, W)`` in ``[0, 1]``."""
+        return self.body(images * 2 - 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # images: (B, 3, H, W) -> (B, 9, 13)
+        return self.head(self.features(images)).view(len(images), N_CELLS, sum(HEADS))
+
+    def loss(self, images: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
+        """Occupancy BCE plus attribute cross-entropies at occupied cells; ``objects (B, 2, 4)`` as in
+        :class:`~genlab.data.shapes.Scenes`."""
+        logits = self(images)                                                 # (B, 9, 13)
+        occupancy, shape, colour, size = logits.split(HEADS, dim=2)
+        present = objects[:, :, 3] >= 0                                       # (B, 2)
+        rows = torch.arange(len(images), device=images.device)[:, None].expand(-1, 2)[present]
+        cells = objects[:, :, 3][present]
+        truth = torch.zeros(len(images), N_CELLS, device=images.device)
+        truth[rows, cells] = 1.0
+        total = F.binary_cross_entropy_with_logits(occupancy.squeeze(2), truth)
+        for k, part in enumerate((shape, colour, size)):
+            total = total + F.cross_entropy(part[rows, cells], objects[:, :, k][present])
+        return total
+
+    @torch.no_grad()
+    def predict(self, images: np.ndarray, batch_size: int = 512) -> Predictions:
+        """The judge's reading of float32 images ``(n, 3, H, W)`` in ``[0, 1]``."""
+        was = self.training
+        self.eval()
+        occupied, attributes = [], []
+        for start in range(0, len(images), batch_size):
+            logits = self(torch.as_tensor(images[start:start + batch_size]))
+            occupancy, *parts = logits.split(HEADS, dim=2)
+            occupied.append((occupancy.squeeze(2) > 0).numpy())
+            attributes.append(torch.stack([p.argmax(2) for p in parts], dim=2).numpy())
+        self.train(was)
+        return Predictions(np.concatenate(occupied), np.concatenate(attributes))
+
+    @torch.no_grad()
+    def embed(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Float64 features ``(n, 256)`` of images ``(n, 3, H, W)`` (for a Fréchet distance)."""
+        was = self.training
+        self.eval()
+        out = [self.features(torch.as_tensor(images[s:s + batch_size])).double().numpy()
+               for s in range(0, len(images), batch_size)]
+        self.train(was)
+        return np.concatenate(out)
+
+
+def train_judge(n_images: int = 20_000, *, steps: int = 3000, batch_size: int = 128, lr: float = 2e-3,
+                seed: int = 1234) -> ShapesJudge:
+    """A judge trained on ``n_images`` fresh renders of every pair (seed ``seed``) for ``steps`` AdamW steps
+    with a cosine learning-rate decay."""
+    data = shapes.scenes(n_images, seed=seed, split="test")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        judge = ShapesJudge()
+    optimiser = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+    images, objects = torch.as_tensor(data.images), torch.as_tensor(data.objects)
+    judge.train()
+    for _ in range(steps):
+        index = torch.randint(n_images, (batch_size,), generator=generator)
+        loss = judge.loss(images[index], objects[index])
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+    return judge.eval()
+
+
+def scene_correct(predictions: Predictions, objects: np.ndarray, relation: np.ndarray) -> np.ndarray:
+    """Bool ``(n,)``: the judged scene matches its truth.
+
+    One object: exactly one occupied cell, the object's cell, with its shape, colour and size. Two
+    objects: exactly two occupied cells, assignable to the caption's two objects so that each has its
+    shape, colour and size and the relation holds between their cells (positions themselves are not in
+    a two-object caption).
+
+    Args:
+        predictions: the judge's reading of ``n`` images.
+        objects: int64 ``(n, 2, 4)`` truth (:class:`~genlab.data.shapes.Scenes`).
+        relation: int64 ``(n,)`` relation index, ``-1`` for one object.
+    """
+    out = np.zeros(len(objects), dtype=bool)
+    for i, (occupied, attributes) in enumerate(zip(predictions.occupied, predictions.attributes)):
+        cells = np.flatnonzero(occupied)
+        if relation[i] < 0:
+            obj = objects[i, 0]
+            out[i] = len(cells) == 1 and cells[0] == obj[3] and tuple(attributes[cells[0]]) == tuple(obj[:3])
+        elif len(cells) == 2:
+            a, b = (tuple(objects[i, k, :3]) for k in range(2))
+            out[i] = any(tuple(attributes[p]) == a and tuple(attributes[q]) == b
+                         and shapes.relation_holds(int(relation[i]), int(p), int(q))
+                         for p, q in ((cells[0], cells[1]), (cells[1], cells[0])))
+    return out
+
+
+def attribute_accuracy(predictions: Predictions, objects: np.ndarray) -> dict[str, float]:
+    """Per-attribute accuracy over every true object, and occupancy accuracy over every cell.
+
+    ``position`` counts an object whose cell the judge finds occupied; ``shape``/``colour``/``size`` read
+    the judge's attributes at the object's true cell.
+    """
+    present = objects[:, :, 3] >= 0
+    rows = np.nonzero(present)[0]
+    cells = objects[:, :, 3][present]
+    truth = np.zeros_like(predictions.occupied)
+    truth[rows, cells] = True
+    found = predictions.attributes[rows, cells]                               # (m, 3)
+    result = {name: float((found[:, k] == objects[:, :, k][present]).mean())
+              for k, name in enumerate(("shape", "colour", "size"))}
+    result["position"] = float(predictions.occupied[rows, cells].mean())
+    result["occupancy"] = float((predictions.occupied == truth).mean())
+    return result
