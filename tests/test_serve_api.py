@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import os
 import signal
 import subprocess
@@ -142,17 +143,28 @@ def test_completions_shape_usage_stop_and_finish_reasons(client):
     error_of(client.post("/v1/completions", json={"model": "code", "prompt": "x", "n": 65}), 400)
 
 
-def test_stream_sends_chunks_then_done_and_errors_as_events(client):
+def test_stream_sends_chunks_then_done_and_errors_as_events(client, registry):
     request = {"model": "code", "prompt": "def ", "max_tokens": 10, "seed": 2, "stream": True}
     with client.stream("POST", "/v1/completions", json=request) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [line for line in response.iter_lines() if line]
     assert events[-1] == "data: [DONE]" and all(e.startswith("data: ") for e in events)
-    chunks = [__import__("json").loads(e[6:]) for e in events[:-1]]
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
     streamed = "".join(c["choices"][0]["text"] for c in chunks)
     assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length") and len(chunks) >= 2
-    whole = client.post("/v1/completions", json={**request, "stream": False}).json()["choices"][0]["text"]
-    assert streamed and whole   # same seed, same decoding, but one row vs a batch of one: both non-empty
+    alone = registry.get("code").model.stream("def ", generator=torch.Generator().manual_seed(2), max_new_tokens=10)
+    assert streamed == "".join(alone)   # the seed's own stream, piece for piece
+    def failing(prompt, **options):
+        yield "def"
+        raise RuntimeError("cache exploded")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(registry.get("code").model, "stream", failing)
+        with client.stream("POST", "/v1/completions", json=request) as response:
+            events = [line for line in response.iter_lines() if line]
+    assert response.status_code == 200 and events[-1] == "data: [DONE]"   # the status line was already sent
+    error = json.loads(events[-2][6:])["error"]
+    assert error["code"] == 500 and "cache exploded" in error["message"]
     request["num_beams"] = 2    # ignored extra field (OpenAI's route): still streams
     with client.stream("POST", "/v1/completions", json={**request, "repetition_penalty": 1.0}) as response:
         assert response.status_code == 200
@@ -212,6 +224,11 @@ def test_error_codes_for_bad_requests(client):
     error_of(client.post("/v1/models/digits_vae/samples", json={"condition": "eleven"}), 400)
     error_of(client.post("/v1/models/table/samples", json={"condition": {"colour": "purple"}}), 400)
     error_of(client.post("/v1/models/ring/samples", content=b"x" * 1_000_001), 413)
+    chunked = (b"x" * 100_000 for _ in range(11))   # no Content-Length: counted as it arrives
+    error_of(client.post("/v1/models/ring/samples", content=chunked), 413)
+    small = (part for part in (b'{"n": ', b"2}"))
+    assert len(client.post("/v1/models/ring/samples", content=small,
+                           headers={"content-type": "application/json"}).json()["records"]) == 2
     error_of(client.get("/v1/nothing"), 404)
 
 

@@ -6,8 +6,6 @@ Each view is screenshotted into the test's temporary folder. Skips, saying why, 
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import shutil
 from pathlib import Path

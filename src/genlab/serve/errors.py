@@ -105,8 +105,8 @@ class Guard:
     """ASGI middleware in front of the app: API key, body size and in-flight limit.
 
     ``max_concurrent`` counts API requests from their start to the last byte of their answer (streams
-    included); one more is answered 429 at once rather than queued. Bodies are counted as they arrive,
-    so a chunked upload without ``Content-Length`` is cut off at ``max_body`` too.
+    included); one more is answered 429 at once rather than queued. The body is read here, up to
+    ``max_body`` bytes, so a chunked upload without ``Content-Length`` is refused at the limit too.
     """
 
     def __init__(self, app: Callable[..., Awaitable[None]], *, api_key: str | None, max_body: int,
@@ -134,32 +134,43 @@ class Guard:
             await _send(send, 429, f"{self.in_flight} requests are in flight, the most this server takes "
                                    f"(--max-concurrent {self.max_concurrent}); retry shortly")
             return
+        body = await _read_body(receive, self.max_body)
+        if body is None:
+            await _send(send, 413, f"the request body is over the limit of {self.max_body} bytes")
+            return
         self.in_flight += 1
         try:
-            await self.app(scope, _limited(receive, self.max_body), send)
-        except BodyTooLarge:
-            await _send(send, 413, f"the request body is over the limit of {self.max_body} bytes")
+            await self.app(scope, _replay(body, receive), send)
         finally:
             self.in_flight -= 1
 
 
-class BodyTooLarge(Exception):
-    """A body grew past the limit while it was read."""
-
-
-def _limited(receive: Callable, limit: int) -> Callable:
-    seen = 0
-
-    async def receive_limited() -> dict:
-        nonlocal seen
+async def _read_body(receive: Callable, limit: int) -> bytes | None:
+    """The whole request body, or ``None`` once it grows past ``limit`` (chunked uploads included)."""
+    body = b""
+    while True:
         message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BodyTooLarge
-        return message
+        if message["type"] != "http.request":
+            return body                # the client left; the app will see the disconnect
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body", False):
+            return body
 
-    return receive_limited
+
+def _replay(body: bytes, receive: Callable) -> Callable:
+    """A ``receive`` that hands the app the body read already, then passes on (e.g. a disconnect)."""
+    sent = False
+
+    async def receive_again() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return receive_again
 
 
 async def _send(send: Callable, status: int, message: str) -> None:
