@@ -339,6 +339,20 @@ def test_more_than_max_concurrent_is_429(live, registry, monkeypatch):
     assert httpx.get(f"{live.url}/v1/models", headers=headers, timeout=10).status_code == 200
 
 
+def test_a_burst_is_held_to_max_concurrent(live, registry, monkeypatch):
+    model = registry.get("table").model
+    draw = model.sample
+    monkeypatch.setattr(model, "sample", lambda *a, **k: (time.sleep(0.3), draw(*a, **k))[1])
+
+    async def burst():
+        async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {KEY}"}) as client:
+            return await asyncio.gather(*(client.post(f"{live.url}/v1/models/table/samples", json={"n": 2, "seed": i})
+                                          for i in range(10)))
+
+    statuses = sorted(response.status_code for response in asyncio.run(burst()))
+    assert statuses == [200, 200] + [429] * 8   # max_concurrent=2, all ten at once
+
+
 def test_genlab_serve_prints_url_and_stops_cleanly_on_sigterm(runs):
     stray_file = runs["ring"] / "config.json"   # as a shell glob like runs/demo/* would also name files
     process = subprocess.Popen([sys.executable, "-m", "genlab", "serve", str(runs["code"]), str(runs["ring"]),

@@ -99,3 +99,52 @@ def test_cli_samples_a_prompt_grid_and_reports_bad_prompts_in_one_line(fitted, t
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code != 0 and lines[-1].startswith("genlab: error:") and "purple" in lines[-1]
     assert not (tmp_path / "b.png").exists()
+
+
+def test_sdedit_runs_the_last_strength_share_of_the_steps_from_the_noised_picture(fitted):
+    model, _ = fitted
+    picture = shapes.scenes(2, seed=9, split="test").images
+    calls = []
+    hook = model.network_.register_forward_pre_hook(lambda module, args: calls.append(len(args[0])))
+    try:
+        def edit(init, strength, seed=0):
+            return model.sample(2, init=init, strength=strength, prompt=PROMPT, steps=3, guidance=1.0,
+                                generator=torch.Generator().manual_seed(seed))
+
+        first = edit(picture, 0.67)
+        assert len(calls) == 2   # int(3 * 0.67) = 2 of the 3 steps (diffusers' strength)
+        calls.clear()
+        edit(picture[:1], 1.0)
+        assert len(calls) == 3
+    finally:
+        hook.remove()
+    np.testing.assert_array_equal(first, edit(picture, 0.67))
+    assert not np.array_equal(first, edit(picture[::-1].copy(), 0.67))   # the output follows the picture
+    for strength, match in ((0.0, r"\(0, 1\]"), (1.5, r"\(0, 1\]"), (0.2, "leaves no step")):
+        with pytest.raises(ConfigError, match=match):
+            edit(picture, strength)
+    with pytest.raises(ConfigError, match="shape"):
+        edit(picture[:, :1], 0.5)
+    with pytest.raises(ConfigError, match="both init"):
+        model.sample(1, strength=0.5)
+
+
+def test_cli_init_edits_a_picture_and_refuses_the_wrong_size_or_mode(fitted, tmp_path, capsys):
+    from PIL import Image
+
+    _, run = fitted
+    picture = (shapes.scenes(1, seed=9).images[0].transpose(1, 2, 0) * 255).astype(np.uint8)
+    Image.fromarray(picture).save(tmp_path / "in.png")
+    Image.fromarray(picture).convert("RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(picture).resize((16, 16)).save(tmp_path / "small.png")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(run), "--init", str(tmp_path / "in.png"), "--strength", "0.6", "--prompt", PROMPT,
+              "-n", "2", "--out", str(tmp_path / "edit.png")])
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    assert (tmp_path / "edit.png").is_file()
+    for name, match in (("rgba.png", "mode RGBA"), ("small.png", "16x16")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["sample", str(run), "--init", str(tmp_path / name), "--strength", "0.6", "-n", "1",
+                  "--out", str(tmp_path / f"x{name}")])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code != 0 and lines[-1].startswith("genlab: error:") and match in lines[-1]

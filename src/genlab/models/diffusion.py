@@ -25,6 +25,10 @@ training captions' words); a caption becomes the empty caption with probability 
 ``sample(n, prompt="a small red circle at the top left", guidance=3)`` guides towards the prompt with the
 empty caption as the null condition. Without captions nothing of this runs.
 
+Image-to-image (SDEdit, Meng et al. 2022): ``sample(n, init=images, strength=s)`` noises the encoded
+``init`` images to the visited step from which ``int(steps * s)`` steps remain (diffusers' ``strength``)
+with ``q(x_t | x_0)`` and runs only those steps, under the prompt when one is given.
+
 Sampling is swappable at call time: ``sampler="ddpm"`` (ancestral, the configured variance),
 ``"ddim"`` (Song et al. 2021, with ``eta``) or ``"dpm++"`` (DPM-Solver++(2M), Lu et al. 2022), over
 ``steps`` of the ``T`` training steps. The network is a time-conditioned MLP for points and a small
@@ -55,6 +59,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -288,7 +293,7 @@ class DiffusionModel(GenerativeModel):
     family = "diffusion"
     config_class = DiffusionConfig
     sample_options = frozenset({"steps", "sampler", "eta", "guidance", "batch_size", "initial_noise", "prompt",
-                                *DENOISER_OPTIONS})
+                                "init", "strength", *DENOISER_OPTIONS})
     supports_tables = True
 
     def default_train_config(self) -> TrainConfig:
@@ -542,13 +547,16 @@ class DiffusionModel(GenerativeModel):
                 y = torch.full((n,), label, dtype=torch.long, device=device)
             guidance = guidance if self._conditional() and condition is not None else 1.0
         denoise = denoiser(self.network_, **options)   # the network itself unless a speed option is set
+        first = 0
+        if options.get("init") is not None or options.get("strength") is not None:
+            x_T, first = self._edit_start(options.get("init"), options.get("strength"), x_T, sampler, eta, steps)
         parts = []
         for start in range(0, n, chunk):   # each chunk runs the whole reverse process with a fresh solver
             solver = self._solver(sampler, eta)
             solver.set_timesteps(steps)
             parts.append(self._reverse(x_T[start:start + chunk], None if y is None else y[start:start + chunk],
                                        solver, guidance, generator, denoise,
-                                       None if null is None else null[start:start + chunk]))
+                                       None if null is None else null[start:start + chunk], first))
         return torch.cat(parts)
 
     def _caption_tokens(self, n: int, prompt: str | list[str] | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -559,13 +567,45 @@ class DiffusionModel(GenerativeModel):
             raise ConfigError(f"give one prompt string, or a list of {n} strings (one per sample)")
         return self.codec_.tokens(prompts), self.codec_.null_tokens(n)
 
+    def _edit_start(self, init: Any, strength: Any, eps: torch.Tensor, sampler: str, eta: float,
+                    steps: int) -> tuple[torch.Tensor, int]:
+        """SDEdit's start (module doc): ``x_t (n, *shape)`` of the ``init`` images (float ``(1 or n, *shape)``
+        in ``[0, 1]``) noised with ``eps (n, *shape)``, and the index of the first visited step to run.
+
+        Raises:
+            ConfigError: not images, ``init`` or ``strength`` missing, ``strength`` outside ``(0, 1]`` or too
+                small to leave a step, or ``init`` of another shape.
+        """
+        if self.data_.modality != "images":
+            raise ConfigError(f"init and strength edit images; this model makes {self.data_.modality}")
+        if init is None or strength is None:
+            raise ConfigError("an image edit needs both init (the images) and strength (how much to change)")
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+            raise ConfigError(f"strength must be in (0, 1] (1 = start from pure noise), got {strength!r}")
+        init = np.asarray(init, dtype=np.float32)
+        n = len(eps)
+        if init.ndim != 4 or init.shape[1:] != self.data_.shape or len(init) not in (1, n):
+            raise ConfigError(f"init must hold 1 or {n} images of shape {self.data_.shape}, got {init.shape}")
+        if not (np.isfinite(init).all() and 0 <= init.min() and init.max() <= 1):
+            raise ConfigError("init images must hold intensities in [0, 1]")
+        remaining = int(steps * strength)
+        if remaining < 1:
+            raise ConfigError(f"strength {strength} of {steps} steps leaves no step to run; raise strength or steps")
+        solver = self._solver(sampler, eta)
+        solver.set_timesteps(steps)
+        first = steps - remaining
+        t = torch.full((n,), int(solver.timesteps[first]), dtype=torch.long, device=eps.device)
+        x0 = self.codec_.encode(init).to(eps.device).expand(n, -1, -1, -1)
+        return self.schedule.add_noise(x0, eps, t), first
+
     def _reverse(self, x: torch.Tensor, y: torch.Tensor | None, solver: Sampler, guidance: float,
                  generator: torch.Generator | None, denoise: Callable[..., torch.Tensor],
-                 null: torch.Tensor | None = None) -> torch.Tensor:
+                 null: torch.Tensor | None = None, first: int = 0) -> torch.Tensor:
         """Run ``solver`` from ``x = x_T (B, *shape)`` down to ``x_0``; ``y (B,)`` labels, ``(B, L)`` caption
-        tokens or ``None``; ``null`` the null condition of guidance (default: the null class);
+        tokens or ``None``; ``null`` the null condition of guidance (default: the null class); ``first``
+        the index of the first visited step to run (an image edit starts part-way);
         ``denoise`` calls the network (see :func:`genlab.sampling.cuda_graphs.denoiser`)."""
-        for t in solver.timesteps.tolist():
+        for t in solver.timesteps.tolist()[first:]:
             t_batch = torch.full((len(x),), t, dtype=torch.long, device=x.device)
             if guidance != 1:
                 both = denoise(torch.cat([x, x]), torch.cat([t_batch, t_batch]),

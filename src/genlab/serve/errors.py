@@ -134,12 +134,12 @@ class Guard:
             await _send(send, 429, f"{self.in_flight} requests are in flight, the most this server takes "
                                    f"(--max-concurrent {self.max_concurrent}); retry shortly")
             return
-        body = await _read_body(receive, self.max_body)
-        if body is None:
-            await _send(send, 413, f"the request body is over the limit of {self.max_body} bytes")
-            return
-        self.in_flight += 1
+        self.in_flight += 1   # before any await: the check and the count are one step of the event loop
         try:
+            body = await _read_body(receive, self.max_body)
+            if body is None:
+                await _send(send, 413, f"the request body is over the limit of {self.max_body} bytes")
+                return
             await self.app(scope, _replay(body, receive), send)
         finally:
             self.in_flight -= 1

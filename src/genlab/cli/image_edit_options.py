@@ -1,0 +1,45 @@
+"""``genlab sample``'s image-to-image flags: ``--init PICTURE --strength S`` (SDEdit; see
+:mod:`genlab.models.diffusion`), and reading the picture into the model's image layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from genlab.errors import ConfigError
+
+Init = Annotated[Path | None, typer.Option(
+    "--init", help="Picture to edit (PNG/JPEG of the model's size and mode; diffusion image models).")]
+Strength = Annotated[float | None, typer.Option(
+    "--strength", help="How much of the schedule an --init edit reruns, in (0, 1] (1 = from pure noise).")]
+
+
+def read_init(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """The picture at ``path`` as float32 ``(1, C, H, W)`` in ``[0, 1]`` for a model of image ``shape``.
+
+    Raises:
+        ConfigError: the file is missing or not a picture, or its size or mode (``RGB`` for 3 channels,
+            ``L`` for 1) is not the model's.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if len(shape) != 3:
+        raise ConfigError(f"--init edits images; this model makes records of shape {shape}")
+    if not path.is_file():
+        raise ConfigError(f"--init {path} does not exist")
+    channels, height, width = shape
+    mode = {1: "L", 3: "RGB"}[channels]
+    try:
+        with Image.open(path) as picture:
+            picture.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise ConfigError(f"--init {path} is not a picture PIL can read ({error})") from None
+    if picture.size != (width, height):
+        raise ConfigError(f"--init {path} is {picture.size[0]}x{picture.size[1]}; the model makes {width}x{height}")
+    if picture.mode != mode:
+        raise ConfigError(f"--init {path} has mode {picture.mode}; the model makes {mode} images")
+    array = np.asarray(picture, dtype=np.float32) / 255.0
+    return (array[None, None] if channels == 1 else array.transpose(2, 0, 1)[None]).copy()
