@@ -18,6 +18,7 @@ from genlab.cli import compare_command, interpolate_command
 from genlab.cli import compress_command, export_command
 from genlab.cli import serve_command, variations_command
 from genlab.cli import attribute_command, detect_command
+from genlab.cli import audit_command
 from genlab.errors import GenlabError
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.command("serve")(serve_command.serve)
 app.command("variations")(variations_command.variations)
 app.command("detect")(detect_command.detect)
 app.command("attribute")(attribute_command.attribute)
+app.command("audit")(audit_command.audit_run)
 
 #: Exit status of a user error (bad data, bad options, missing files); typer uses 2 for usage errors.
 USER_ERROR = 1

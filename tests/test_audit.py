@@ -1,0 +1,123 @@
+"""Bias audit (genlab.audit): shares, rate gaps and downstream fairness through fairlearn, the
+balance / parity / fair remedies through exact conditional sampling, the HTML page, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import genlab
+from genlab.audit import audit, render_html
+from genlab.audit.remedies import balanced, fair_target, parity, proxies
+from genlab.cli.app import main
+from genlab.errors import ConfigError, DataError, NotSupportedError
+
+
+def biased(n: int, seed: int) -> pd.DataFrame:
+    """Group B is rarer; role carries the group (a proxy) and the income depends on role and hours."""
+    rng = np.random.default_rng(seed)
+    group = rng.choice(["A", "B"], size=n, p=[0.7, 0.3])
+    role = np.where(rng.random(n) < 0.85, np.where(group == "A", "lead", "aide"), rng.choice(["lead", "aide"], size=n))
+    hours = np.round(rng.normal(40, 8, size=n)).astype(int)
+    logit = -1.5 + 2.0 * (role == "lead") + 0.08 * (hours - 40)
+    income = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "high", "low")
+    return pd.DataFrame({"group": group, "role": role, "hours": hours, "city": rng.choice(["x", "y"], size=n),
+                         "income": income})
+
+
+@pytest.fixture(scope="module")
+def model():
+    return genlab.fit(biased(1500, 0), family="gaussian")
+
+
+@pytest.fixture(scope="module")
+def real():
+    return biased(1200, 1)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_audit_measures_shares_rates_and_downstream_fairness(model, real):
+    result = audit(model, real, sensitive="group", target="income", n=1500, test_rows=600, generator=gen())
+    assert result.groups == ["A", "B"] and result.positive == "high"   # the rarer income value
+    samples = result.representation["samples"]
+    assert abs(sum(s.share for s in samples.values()) - 1) < 1e-12
+    assert all(s.low <= s.share <= s.high for s in samples.values())
+    # the rates against an independent pandas computation on the real rows
+    expected = real.assign(hit=real["income"] == "high").groupby("group")["hit"].mean()
+    assert result.rates["test"] == pytest.approx(expected.to_dict(), abs=1e-12)
+    assert result.gaps["test"] == pytest.approx(abs(expected["A"] - expected["B"]), abs=1e-12)
+    real_scores = result.downstream["real"]["boosting"]
+    assert real_scores["auroc"][0] > 0.6                    # the income is learnable from role and hours
+    assert real_scores["demographic_parity"][0] > 0.1       # and role carries the group
+    assert 0 <= real_scores["ftu"][0] <= 1
+    page = render_html(result)
+    assert page.count("<img") == 2 and "genlab-audit" in page
+
+
+def test_balance_gives_equal_group_shares(model):
+    rows = balanced(model, 301, "group", ["A", "B"], generator=gen())
+    assert len(rows) == 301 and rows["group"].value_counts().to_dict() == {"A": 151, "B": 150}
+
+
+def test_parity_gives_equal_target_rates_and_keeps_group_shares(model):
+    rows = parity(model, 2000, "group", "income", "high", ["low"], generator=gen())
+    rates = rows.assign(hit=rows["income"] == "high").groupby("group")["hit"].mean()
+    counts = rows["group"].value_counts()
+    # each group's count of positives is round(rate * n_g): equal rates up to one row of rounding
+    assert abs(rates["A"] - rates["B"]) <= 1 / counts.min() + 1e-12
+    assert abs(len(rows) - 2000) <= 4
+
+
+def test_fair_target_leaves_out_the_proxy_and_equalises_rates(model):
+    free = model.sample(2000, generator=gen())
+    assert "role" in proxies(free, "group", "income", model.codec_.column_kinds)
+    rows, blind = fair_target(model, 2000, "group", "income", "high", ["low"], model.codec_.column_kinds,
+                              generator=gen())
+    assert "role" in blind and "city" not in blind
+    rates = rows.assign(hit=rows["income"] == "high").groupby("group")["hit"].mean()
+    # equal expected rates; the realised ones differ by Bernoulli noise (sd about 0.02 for these counts)
+    assert abs(rates["A"] - rates["B"]) < 0.08
+
+
+def test_bad_audits_name_the_problem(model, real):
+    with pytest.raises(ConfigError, match="'hours' is integer, not categorical.*categorical columns: group, role"):
+        audit(model, real, sensitive="hours")
+    with pytest.raises(DataError, match="unknown sensitive column 'sex'"):
+        audit(model, real, sensitive="sex")
+    with pytest.raises(ConfigError, match="unknown remedy 'erase'"):
+        audit(model, real, sensitive="group", remedy="erase")
+    with pytest.raises(ConfigError, match="give a target"):
+        audit(model, real, sensitive="group", remedy="parity")
+    points = genlab.fit(np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32), family="gaussian")
+    with pytest.raises(NotSupportedError, match="makes points"):
+        audit(points, real, sensitive="group")
+
+
+def run_cli(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_cli_writes_the_report_and_refuses_bad_input(capsys, tmp_path, model, real):
+    run = tmp_path / "run"
+    model.save_pretrained(run)
+    real.to_csv(tmp_path / "real.csv", index=False)
+    out = tmp_path / "audit.html"
+    code, err = run_cli(capsys, "audit", str(run), "--real", str(tmp_path / "real.csv"), "--sensitive", "group",
+                        "--target", "income", "-n", "800", "--parity", "income:group", "--out", str(out))
+    assert code == 0, err
+    assert "downstream boosting trained on synthetic" in err and "<img" in out.read_text()
+    bad = tmp_path / "bad.html"
+    for argv, match in ((["--sensitive", "hours"], "not categorical"),
+                        (["--sensitive", "group", "--parity", "income:role"], "TARGET:COL"),
+                        (["--sensitive", "group", "--balance", "group", "--parity", "income:group"], "one remedy")):
+        code, err = run_cli(capsys, "audit", str(run), "--real", str(tmp_path / "real.csv"), "--out", str(bad), *argv)
+        lines = err.strip().splitlines()
+        assert code == 1 and lines[-1].startswith("genlab: error:") and match in lines[-1], err
+        assert not bad.exists()
