@@ -130,3 +130,26 @@ def test_unsupported_family_and_bad_checksum(tmp_path, capsys):
     with pytest.raises(genlab.GenlabError, match="checksum"):
         compress(gan, tmp_path / "out", quantize="int8")
     assert not (tmp_path / "out").exists()
+
+
+def test_distilled_student_is_an_ordinary_smaller_run(gpt_run, tmp_path, capsys):
+    """Half the layers, copied from the teacher's first and last block; KD loss is zero at equal logits."""
+    from genlab.compress.distill import kd_loss, student_layers
+
+    logits = torch.randn(6, 5)
+    total, soft, hard = kd_loss(logits, logits, torch.zeros(6, dtype=torch.long), temperature=2.0, alpha=1.0)
+    assert abs(float(soft)) < 1e-6 and float(total) == pytest.approx(float(soft))
+    assert student_layers(4, 2) == [0, 3] and student_layers(12, 6) == [0, 2, 4, 7, 9, 11]
+    with pytest.raises(SystemExit) as status:
+        main(["compress", str(gpt_run), "--out", str(tmp_path / "student"), "--distill", "--set", "n_layer=1",
+              "--steps", "2", "--data", "digits"])
+    assert status.value.code == 0, capsys.readouterr().err
+    student = genlab.load(tmp_path / "student")
+    assert student.config.n_layer == 1 and student.compression_["transforms"][0]["copied_layers"] == [1]
+    assert student.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
+    with pytest.raises(SystemExit) as status:
+        main(["compress", str(gpt_run), "--out", str(tmp_path / "big"), "--distill", "--set", "n_layer=3",
+              "--set", "n_embd=64", "--steps", "2", "--data", "digits"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status.value.code == 1 and len(err) == 1 and "must be smaller than its teacher" in err[0]
+    assert not (tmp_path / "big").exists()

@@ -28,7 +28,9 @@ def restore_layout(network: nn.Module, compression: dict[str, Any]) -> None:
                 prune.restore(network, transform.get("shapes", {}))
             elif method == quantize.METHOD:
                 quantize.restore(network, transform)
+            elif method == "distill":   # the student's own config already describes its network
+                continue
             else:
-                raise CheckpointError(f"unknown compression transform {method!r}; known: prune, quantize")
+                raise CheckpointError(f"unknown compression transform {method!r}; known: distill, prune, quantize")
     except (KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(f"the compression record in config.json does not fit the network ({error!s})") from None

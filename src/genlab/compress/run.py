@@ -25,12 +25,13 @@ import torch
 
 from genlab.api import load
 from genlab.compress import prune as pruning
+from genlab.compress.distill import distill as distill_student
 from genlab.compress.quantize import DTYPES, quantize_linear
 from genlab.data.dataset import Dataset
 from genlab.data.registry import load as load_dataset
 from genlab.errors import ConfigError, NotSupportedError, OutputExistsError, unknown_choice
 from genlab.models.base import GenerativeModel, read_run_config
-from genlab.train import TrainConfig, Trainer
+from genlab.train import Trainer
 
 #: Families whose sampling network compress can transform (the Gaussian families have no such network).
 FAMILIES: tuple[str, ...] = ("diffusion", "gan", "transformer", "vae")
@@ -38,7 +39,8 @@ FAMILIES: tuple[str, ...] = ("diffusion", "gan", "transformer", "vae")
 
 def compress(run: str | Path, out: str | Path, *, quantize: str | None = None, prune: float | None = None,
              structured: bool = False, steps: int = 0, data: str | Path | Dataset | None = None,
-             data_dir: str | Path | None = None, lr: float | None = None, overwrite: bool = False) -> Path:
+             data_dir: str | Path | None = None, lr: float | None = None, distill: dict[str, Any] | None = None,
+             overwrite: bool = False) -> Path:
     """Write a compressed copy of run ``run`` into ``out`` (module doc) and return ``out``.
 
     Args:
@@ -51,6 +53,9 @@ def compress(run: str | Path, out: str | Path, *, quantize: str | None = None, p
         data: the training data of the fine-tune: a Dataset, built-in name or path.
         data_dir: folder of downloaded data such as ``mnist.npz``.
         lr: fine-tuning learning rate (default: the parent's, divided by 10).
+        distill: train a smaller GPT student for ``steps`` on ``data`` instead of pruning:
+            ``{"student": {"n_layer": 2}, "temperature": 2.0, "alpha": 0.5, "init": "teacher"}``
+            (:func:`genlab.compress.distill.distill`); quantisation may follow.
         overwrite: replace an existing ``out``.
 
     Raises:
@@ -61,8 +66,12 @@ def compress(run: str | Path, out: str | Path, *, quantize: str | None = None, p
         CheckpointError: ``run`` is not a valid run (e.g. its weights fail their checksum).
     """
     run, out = Path(run), Path(out)
-    if quantize is None and prune is None:
-        raise ConfigError("nothing to do: pass quantize='int8' and/or prune=AMOUNT")
+    if quantize is None and prune is None and distill is None:
+        raise ConfigError("nothing to do: pass quantize='int8', prune=AMOUNT and/or distill")
+    if distill is not None and prune is not None:
+        raise ConfigError("distill and prune are alternatives: compress the student in a second run")
+    if distill is not None and (not steps or data is None):
+        raise ConfigError("distillation trains the student: give steps > 0 and the training data")
     if quantize is not None and quantize not in DTYPES:
         raise unknown_choice("quantisation dtype", quantize, DTYPES)
     amount = None if prune is None else pruning.check_amount(prune)
@@ -70,7 +79,7 @@ def compress(run: str | Path, out: str | Path, *, quantize: str | None = None, p
         raise ConfigError("structured applies to pruning: give a pruning amount too")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ConfigError(f"steps must be a non-negative integer, got {steps!r}")
-    if steps and (amount is None or data is None):
+    if steps and distill is None and (amount is None or data is None):
         raise ConfigError("fine-tuning (steps > 0) follows pruning and needs the training data")
     if out.resolve() == run.resolve():
         raise ConfigError(f"the compressed run must go to a new directory, not its parent {run}")
@@ -82,6 +91,13 @@ def compress(run: str | Path, out: str | Path, *, quantize: str | None = None, p
     model = load(run)
     parent = {"run": str(run), "family": family, "weights_sha256": read_run_config(run)["weights_sha256"]}
     transforms: list[dict[str, Any]] = list((model.compression_ or {}).get("transforms", []))  # a parent's own
+    if distill is not None:
+        dataset = data if isinstance(data, Dataset) else load_dataset(data, data_dir=data_dir)
+        options = {k: v for k, v in distill.items() if k != "student"}
+        train = None if lr is None else {"lr": lr}
+        model, record = distill_student(model, dataset, student=distill.get("student", {}), steps=steps,
+                                        train=train, **options)
+        transforms = [*transforms, record]
     if amount is not None:
         transforms.append(_prune(model, amount, structured, steps, data, data_dir, lr))
     if quantize is not None:
@@ -103,16 +119,17 @@ def _prune(model: GenerativeModel, amount: float, structured: bool, steps: int, 
                               "fine_tune_steps": steps}
     if structured:
         record["shapes"] = pruning.structured(network, amount)
-        _fine_tune(model, steps, data, data_dir, lr)
+        fine_tune(model, steps, data, data_dir, lr)
         record["parameters"] = [before, sum(p.numel() for p in network.parameters())]
     else:
         masked = pruning.global_magnitude(network, amount)
-        _fine_tune(model, steps, data, data_dir, lr)
+        fine_tune(model, steps, data, data_dir, lr)
         record["sparsity"] = pruning.make_permanent(masked)
     return record
 
 
-def _fine_tune(model: GenerativeModel, steps: int, data: Any, data_dir: str | Path | None, lr: float | None) -> None:
+def fine_tune(model: GenerativeModel, steps: int, data: Any, data_dir: str | Path | None = None,
+              lr: float | None = None) -> None:
     """``steps`` Trainer steps of the family's own objective on ``data``'s training split (no EMA)."""
     if not steps:
         return
