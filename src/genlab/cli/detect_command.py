@@ -1,9 +1,10 @@
 """``genlab detect FILE --key KEY [--run RUN] [--out detect.json]``: test a sample file for a watermark.
 
 FILE is any file ``genlab sample`` writes: ``.txt`` (text, ``<|endoftext|>``-separated), ``.jsonl``
-(text objects, table rows, or record lists), ``.csv`` (a table, or points), ``.npy`` or ``.png``
-(points or images, which carry no watermark yet: a clear error). Text needs ``--run`` (its tokenizer and
-vocabulary); tables do not. Prints one summary line on stderr and writes ``detect.json`` (``--out``; to
+(text objects, table rows, or record lists), ``.csv`` (a table, or points), ``.npy`` (images; points
+carry no mark). A ``.png`` grid is refused: its pixels are rounded and tiled, so sample images to
+``.npy``. Text needs ``--run`` (its tokenizer and vocabulary), images too (Tree-Ring inverts the
+diffusion model); tables do not. Prints one summary line on stderr and writes ``detect.json`` (``--out``; to
 stdout without it): ``{"items": [{"score", "p_value", "watermarked", ...}], "combined": {...}, "fpr",
 "method", "options"}``. The key is read from the command line only and written nowhere.
 """
@@ -55,8 +56,8 @@ def read_records(path: Path) -> Any:
         except ValueError as error:
             raise DataError(f"{path.name} is not a plain numeric .npy file: {error}") from error
     if suffix == ".png":
-        raise NotSupportedError("images carry no watermark yet (Tree-Ring for diffusion is not built); "
-                                "supported: text (.txt, .jsonl) and tables (.csv, .jsonl)")
+        raise NotSupportedError("a .png grid cannot be split back into exact records: sample images to .npy "
+                                "(genlab sample RUN --out samples.npy) to test them")
     raise DataError(f"cannot read records from {path.name!r}; use one of: {', '.join(READABLE)}")
 
 
@@ -65,7 +66,8 @@ def detect(
     key: Annotated[str, typer.Option("--key", help="The watermark key (an integer or a string).")],
     run: Annotated[Path | None, typer.Option("--run", help="Run directory of the model (needed for text).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write detect.json here (default: stdout).")] = None,
-    fpr: Annotated[float | None, typer.Option("--fpr", help="False-positive rate (default 1e-4).")] = None,
+    fpr: Annotated[float | None, typer.Option(
+        "--fpr", help="False-positive rate (default 1e-4 for text and tables, 1e-2 for images).")] = None,
     gamma: Annotated[float, typer.Option("--gamma", help="Green share the records were marked with.")] = 0.25,
     seeding_scheme: Annotated[str, typer.Option("--seeding-scheme", help="Text: lefthash or selfhash.")] = "lefthash",
     context_width: Annotated[int, typer.Option("--context-width", help="Text: tokens in the seeding window.")] = 1,
