@@ -56,6 +56,7 @@ from genlab.config import to_dict
 from genlab.errors import DataError
 from genlab.metrics.text import parses
 from genlab.sampling.decoding import sample_verified
+from genlab.sampling.python_syntax import PythonSyntax, names_resolve
 from genlab.evaluation.text import CODE_PROMPT, CODE_STOP, NLL_TOKENS, evaluate_text, real_snippets
 from genlab.train import Callback, TrainConfig
 
@@ -91,10 +92,12 @@ class SetupTimer(Callback):
 
 
 def completions(model, n: int, *, temperature: float, top_p: float | None, max_new_tokens: int,
-                seed: int) -> list[str]:
-    """``n`` function completions (module docstring) from a seeded generator."""
+                seed: int, constraint: PythonSyntax | None = None) -> list[str]:
+    """``n`` function completions (module docstring) from a seeded generator, through ``constraint``
+    (``--constrain python``) when given."""
+    extra = {} if constraint is None else {"logits_processors": (constraint,)}
     texts = model.sample(n, generator=torch.Generator().manual_seed(seed), prompt=CODE_PROMPT, stop=CODE_STOP,
-                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, **extra)
     return [str(text) for text in texts]
 
 
@@ -156,6 +159,11 @@ def main() -> None:
                         "CPU-second)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--save", type=Path, help="also save the trained model here (save_pretrained)")
+    parser.add_argument("--load", type=Path, help="score this saved model instead of training one")
+    parser.add_argument("--constrain", action="store_true",
+                        help="also score every setting with --constrain python, and --verify python and "
+                             "python-names with and without it")
+    parser.add_argument("--no-text-eval", action="store_true", help="skip the full text evaluation")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = [(1.0, None)] + [s for s in (args.sampling or SAMPLING) if s != (1.0, None)]
@@ -164,7 +172,10 @@ def main() -> None:
     train = train_config(args.minutes, args.seed, batch_size=args.batch_size, lr=args.lr)
 
     timer = SetupTimer()
-    model = genlab.fit(data, family="transformer", train=train, callbacks=[timer], **options)
+    if args.load is not None:
+        model = genlab.load(args.load)
+    else:
+        model = genlab.fit(data, family="transformer", train=train, callbacks=[timer], **options)
     if args.save is not None:
         model.save_pretrained(args.save)
     steps = model.history_[-1]["step"] if model.history_ else 0
@@ -177,44 +188,73 @@ def main() -> None:
     floor_snippets = real_snippets(data.x_test, args.samples, codec=model.codec_, language="python",
                                    rng=np.random.default_rng(args.seed), max_tokens=args.max_new_tokens)
     floor = float(np.mean([parses(t) for t in floor_snippets]))
-    for temperature, top_p in settings:
-        start = time.perf_counter()
+    for (temperature, top_p), constrain in [(s, c) for s in settings for c in ((False, True) if args.constrain
+                                                                              else (False,))]:
+        constraint = PythonSyntax.for_codec(model.codec_) if constrain else None
+        start, cpu = time.perf_counter(), time.process_time()
         texts = completions(model, args.samples, temperature=temperature, top_p=top_p,
-                            max_new_tokens=args.max_new_tokens, seed=args.seed)
+                            max_new_tokens=args.max_new_tokens, seed=args.seed, constraint=constraint)
+        cpu = time.process_time() - cpu
+        tokens = sum(len(model.codec_.tokenize(t[len(CODE_PROMPT):])) for t in texts)
         valid = [parses(t) for t in texts]
-        rows.append({"temperature": temperature, "top_p": top_p, "validity": float(np.mean(valid)),
+        rows.append({"temperature": temperature, "top_p": top_p, "constrain": "python" if constrain else None,
+                     "validity": float(np.mean(valid)),
+                     "names_resolve": float(np.mean([names_resolve(t) for t in texts])),
                      "failures": failures(texts, model.codec_, args.max_new_tokens),
-                     "samples": len(texts),
+                     "samples": len(texts), "tokens": tokens, "cpu_ms_per_token": 1000 * cpu / max(tokens, 1),
+                     "constraint": None if constraint is None else {
+                         "steps": constraint.steps, "checks": constraint.checks, "masked": constraint.masked,
+                         "fallbacks": constraint.fallbacks},
                      "seconds": time.perf_counter() - start,
                      "examples": {"valid": [t for t, v in zip(texts, valid) if v][:3],
                                   "invalid": [t for t, v in zip(texts, valid) if not v][:3]}})
 
-    best = max(rows, key=lambda row: row["validity"])
-    start = time.perf_counter()
-    verified = sample_verified(model, args.samples, "python", generator=torch.Generator().manual_seed(args.seed),
-                               max_draws=3 * args.samples, prompt=CODE_PROMPT, stop=CODE_STOP,
-                               max_new_tokens=args.max_new_tokens, temperature=best["temperature"],
-                               top_p=best["top_p"])
+    best = max((row for row in rows if row["constrain"] is None), key=lambda row: row["validity"])
+    verifications = []
+    for level, constrain in [(v, c) for v in ("python", "python-names") for c in ((False, True) if args.constrain
+                                                                                 else (False,))]:
+        extra = {"logits_processors": (PythonSyntax.for_codec(model.codec_),)} if constrain else {}
+        start = time.perf_counter()
+        checked = sample_verified(model, args.samples, level, generator=torch.Generator().manual_seed(args.seed),
+                                  max_draws=3 * args.samples, prompt=CODE_PROMPT, stop=CODE_STOP,
+                                  max_new_tokens=args.max_new_tokens, temperature=best["temperature"],
+                                  top_p=best["top_p"], **extra)
+        verifications.append({"verify": level, "constrain": "python" if constrain else None,
+                              "returned": len(checked.samples), "passed": checked.passed, "drawn": checked.drawn,
+                              "levels": checked.levels,
+                              "draws_per_kept": checked.drawn / checked.passed if checked.passed else None,
+                              "seconds": time.perf_counter() - start})
+        if level == "python" and not constrain:
+            verified = checked
     returned_parse = float(np.mean([parses(t) for t in verified.samples])) if verified.samples else float("nan")
     verify = {"temperature": best["temperature"], "top_p": best["top_p"], "returned": len(verified.samples), "passed": verified.passed,
               "drawn": verified.drawn, "returned_parse_share": returned_parse,
               "seconds": time.perf_counter() - start}
 
-    report = evaluate_text(model, data, n=args.samples, seed=args.seed)
+    report = None if args.no_text_eval else evaluate_text(model, data, n=args.samples, seed=args.seed)
     per_char = chars_per_token(model.codec_, data.x_test)
-    nats_per_char = report.metrics["nll_per_token"] / per_char
+    nats_per_char = None if report is None else report.metrics["nll_per_token"] / per_char
 
-    print(f"\n{'temperature':>11} {'top_p':>6} {'validity':>9} {'samples':>8}   (real floor, same cut: {floor:.1%})")
+    print(f"\n{'temperature':>11} {'top_p':>6} {'constrain':>9} {'validity':>9} {'names':>6} {'ms/token':>8} "
+          f"{'samples':>8}   (real floor, same cut: {floor:.1%})")
     for row in rows:
         top_p = f"{row['top_p']:.2f}" if row["top_p"] else "-"
         causes = ", ".join(f"{kind} {share:.0%}" for kind, share in row["failures"].items())
-        print(f"{row['temperature']:>11.2f} {top_p:>6} {row['validity']:>9.1%} {row['samples']:>8}   invalid: {causes}")
+        print(f"{row['temperature']:>11.2f} {top_p:>6} {row['constrain'] or '-':>9} {row['validity']:>9.1%} "
+              f"{row['names_resolve']:>6.1%} {row['cpu_ms_per_token']:>8.2f} {row['samples']:>8}   invalid: {causes}")
+    print(f"\nverification at T={best['temperature']}, top_p={best['top_p']}:")
+    for row in verifications:
+        levels = ", ".join(f"{name} {count / max(row['drawn'], 1):.1%}" for name, count in row["levels"].items())
+        per = f"{row['draws_per_kept']:.2f}" if row["draws_per_kept"] else "-"
+        print(f"  --verify {row['verify']:<12} constrain {row['constrain'] or '-':<6}: {row['returned']} returned of "
+              f"{row['drawn']} drawn, {per} draws per kept sample; pass rates {levels}")
     print(f"--verify python at T={verify['temperature']}, top_p={verify['top_p']}: {verify['returned']} returned of "
           f"{verify['drawn']} drawn, "
           f"{returned_parse:.1%} of returned parse")
-    print("text evaluation (T=1): " + ", ".join(f"{k} {v:.4g}" for k, v in report.metrics.items()))
-    print(f"held-out nats per character {nats_per_char:.4f} ({per_char:.2f} characters per token), "
-          "comparable between tokenizers")
+    if report is not None:
+        print("text evaluation (T=1): " + ", ".join(f"{k} {v:.4g}" for k, v in report.metrics.items()))
+        print(f"held-out nats per character {nats_per_char:.4f} ({per_char:.2f} characters per token), "
+              "comparable between tokenizers")
     # None when verification returned nothing (no sample parsed within the draws): nothing to check
     bar = {"validity_at_least_0.5": best["validity"] >= 0.5,
            "verified_all_parse": returned_parse == 1.0 if verified.samples else None,
@@ -230,7 +270,8 @@ def main() -> None:
         "completion": "prompt + continuation cut before the first column-0 line (letter, _, @, #) or at the "
                       "token budget; valid = ast.parse accepts it",
         "validity": rows, "real_floor_validity": floor, "real_floor_snippets": len(floor_snippets),
-        "verify": verify, "text_evaluation": report.to_dict(), "chars_per_token": per_char,
+        "verify": verify, "verifications": verifications,
+        "text_evaluation": None if report is None else report.to_dict(), "chars_per_token": per_char,
         "nats_per_char": nats_per_char, "bar": bar,
         "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "threads": args.threads,
                     "platform": platform.platform()},

@@ -113,3 +113,29 @@ def test_python_names_verifier_levels():
     verified = sample_verified(Texts(), 3, "python-names", max_draws=9)
     assert verified.levels == {"python": 6, "python-names": 3} and verified.drawn == 9
     assert verified.samples == ["def f(x):\n    return x\n"] * 3
+
+
+def test_cli_constrain_and_verify_levels(capsys, tmp_path):
+    from genlab.cli.app import main
+
+    def run(*argv):
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(argv))
+        return exit_info.value.code, capsys.readouterr().err
+
+    corpus = tmp_path / "code.txt"
+    corpus.write_text("\n\n".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(30)))
+    code, err = run("fit", str(corpus), "--family", "transformer", "--steps", "5", "--set", "tokenizer=char",
+                    "--set", "n_layer=1", "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=32",
+                    "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    code, err = run("sample", str(tmp_path / "run"), "-n", "3", "--prompt", "def ", "--constrain", "python",
+                    "--max-new-tokens", "20", "--out", str(tmp_path / "s.txt"))
+    assert code == 0 and "python constraint: " in err and "0 steps without a live candidate" in " ".join(err.split()), err
+    for text in (tmp_path / "s.txt").read_text().split("\n<|endoftext|>\n")[:-1]:
+        assert advance(LineState(), text) is not None, text
+    code, err = run("sample", str(tmp_path / "run"), "-n", "2", "--prompt", "def ", "--verify", "python-names",
+                    "--max-new-tokens", "20", "--out", str(tmp_path / "v.txt"))
+    assert code == 0 and "python: " in err and "python-names: " in err, err
+    code, err = run("sample", str(tmp_path / "run"), "--constrain", "rust", "--out", str(tmp_path / "r.txt"))
+    assert code == 1 and "unknown constraint 'rust'; choose one of: python" in err, err
