@@ -29,7 +29,7 @@ KEY = "page-key"
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     runs = build_runs(tmp_path_factory.mktemp("browser-runs"))
-    return ModelRegistry.from_runs([runs[name] for name in ("digits_vae", "table", "code")])
+    return ModelRegistry.from_runs([runs[name] for name in ("digits_vae", "table", "code", "ring")])
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +79,15 @@ def test_images_generate_pick_variations_interpolate_download(page, tmp_path):
     generate(page, "digits_vae", 4, choose={"#class": "3"})
     assert decoded_images(page, "#results img") == [[True, 8, 8]] * 4
     page.screenshot(path=tmp_path / "images.png", full_page=True)
+    shown = page.eval_on_selector_all("#results img", "imgs => imgs.map(i => i.src)")
     page.click("#results figure >> nth=0")
     assert "seed 0" in page.text_content("#subject-info") and "condition \"3\"" in page.text_content("#subject-info")
+    page.fill("#seed", "5")
+    page.select_option("#class", "")
+    page.click("#again")     # the subject's own request: seed 0, class 3, whatever the controls say now
+    page.wait_for_function("() => !document.querySelector('#again').disabled")
+    assert page.eval_on_selector_all("#results img", "imgs => imgs.map(i => i.src)") == shown
+    page.click("#results figure >> nth=0")
     page.click("#results figure >> nth=2", modifiers=["Shift"])
     page.click("#interpolate")
     page.wait_for_selector("#path-view img")
@@ -145,6 +152,19 @@ def test_text_streams_into_cards_and_jsonl_keeps_seeds(page, tmp_path):
     page.click("#refine")
     page.wait_for_function("() => !document.querySelector('#refine').disabled")
     assert all(t.startswith("def f3") for t in page.eval_on_selector_all("#results pre", "p => p.map(x => x.textContent)"))
+
+
+def test_points_scatter_and_csv(page, tmp_path):
+    generate(page, "ring", 30)
+    assert page.locator("#results svg circle").count() == 30
+    page.click("#results svg circle >> nth=-1")   # the last drawn lies on top of any it overlaps
+    assert len(json.loads(page.text_content("#subject-view code"))) == 2   # one point: two coordinates
+    page.screenshot(path=tmp_path / "points.png", full_page=True)
+    with page.expect_download() as download:
+        page.click("#download-csv")
+    saved = tmp_path / "points.csv"
+    download.value.save_as(saved)
+    assert saved.read_text().splitlines()[0] == "x0,x1" and len(saved.read_text().splitlines()) == 31
 
 
 def test_errors_are_readable_on_the_page(page, tmp_path):
