@@ -116,10 +116,10 @@ def recommend_family(modality: str, *, max_time: float | None = None) -> Recomme
     - images: diffusion (MNIST: Fréchet 9.3 against the GAN's 24.8 and the VAE's 45.5).
     - tables: the Gaussian copula, fitted in seconds (Adult quality 0.966); given at least 10 minutes,
       diffusion (TabDDPM, quality 0.979 and efficacy F1 0.786 in 10 CPU minutes).
-    - text: the transformer, the only family that models token sequences.
+    - text, smiles, music: the transformer, the only family that models token sequences.
     """
-    if modality == "text":
-        return Recommendation("transformer", "text is modelled as token sequences, by the transformer")
+    if modality in ("text", "smiles", "music"):
+        return Recommendation("transformer", f"{modality} is modelled as token sequences, by the transformer")
     if modality == "tables":
         if max_time is not None and max_time >= 600:
             return Recommendation("diffusion", "TabDDPM led on Adult in 10 CPU minutes (quality 0.979, "

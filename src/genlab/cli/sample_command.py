@@ -116,7 +116,8 @@ def sample(
     if constraint is not None:
         options["logits_processors"] = (*options.get("logits_processors", ()), constraint)
     if out is None and not stream:
-        out = Path({"tables": "samples.csv", "text": "samples.txt"}.get(modality, "samples.png"))
+        out = Path({"tables": "samples.csv", "text": "samples.txt", "smiles": "samples.txt",
+                    "music": "samples.txt"}.get(modality, "samples.png"))
     if out is not None:
         refuse_existing(out, overwrite)
         _check_output(out, modality, condition)
@@ -154,7 +155,7 @@ def _check_output(out: Path, modality: str, condition: dict[str, str] | str | No
         raise ConfigError(f"this model makes tables: write them to a .csv or .jsonl file, not {out.name!r}")
     if out.suffix == ".csv" and modality not in ("points", "tables"):
         raise ConfigError(f"CSV output holds points; this model makes {modality}: use .npy or .png")
-    if out.suffix != ".jsonl" and (out.suffix == ".txt") != (modality == "text"):
+    if out.suffix != ".jsonl" and (out.suffix == ".txt") != (modality in ("text", "smiles", "music")):
         raise ConfigError(f"this model makes {modality}: write text to .txt or .jsonl and other records to "
                           f".npy, .csv, .png or .jsonl")
 
