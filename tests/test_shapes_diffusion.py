@@ -148,3 +148,45 @@ def test_cli_init_edits_a_picture_and_refuses_the_wrong_size_or_mode(fitted, tmp
                   "--out", str(tmp_path / f"x{name}")])
         lines = capsys.readouterr().err.strip().splitlines()
         assert exit_info.value.code != 0 and lines[-1].startswith("genlab: error:") and match in lines[-1]
+
+
+def test_inpainting_keeps_the_unmasked_pixels_and_redraws_the_rest(fitted):
+    model, _ = fitted
+    picture = shapes.scenes(1, seed=9, split="test").images
+    mask = np.zeros((1, 1, 32, 32), dtype=np.float32)
+    mask[..., :, 16:] = 1.0   # redraw the right half
+    out = model.sample(2, init=picture, mask=mask, prompt=PROMPT, steps=3, generator=torch.Generator().manual_seed(0))
+    # the last step lands on alpha_bar = 1, where the kept pixels are the picture itself; 1e-6 covers the
+    # float32 rounding of encoding (2x - 1) and decoding ((z + 1) / 2) values in [0, 1]
+    np.testing.assert_allclose(out[..., :16], np.repeat(picture, 2, 0)[..., :16], atol=1e-6)
+    assert np.abs(out[..., 16:] - picture[..., 16:]).max() > 0.1
+    with pytest.raises(ConfigError, match="0 \\(keep\\) or 1"):
+        model.sample(1, init=picture, mask=mask * 0.5)
+    with pytest.raises(ConfigError, match="masks of shape"):
+        model.sample(1, init=picture, mask=mask[:, :, :16])
+    with pytest.raises(ConfigError, match="both init"):
+        model.sample(1, mask=mask)
+
+
+def test_cli_mask_inpaints_and_refuses_a_colour_mask(fitted, tmp_path, capsys):
+    from PIL import Image
+
+    _, run = fitted
+    picture = (shapes.scenes(1, seed=9).images[0].transpose(1, 2, 0) * 255).astype(np.uint8)
+    Image.fromarray(picture).save(tmp_path / "in.png")
+    mask = np.zeros((32, 32), dtype=np.uint8)
+    mask[:, 16:] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    Image.fromarray(mask).convert("RGB").save(tmp_path / "rgb_mask.png")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(run), "--init", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"),
+              "-n", "2", "--out", str(tmp_path / "inpainted.npy")])
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    inpainted = np.load(tmp_path / "inpainted.npy")
+    np.testing.assert_allclose(inpainted[..., :16], np.repeat(picture.transpose(2, 0, 1)[None] / 255, 2, 0)[..., :16],
+                               atol=1e-6)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(run), "--init", str(tmp_path / "in.png"), "--mask", str(tmp_path / "rgb_mask.png"),
+              "-n", "1", "--out", str(tmp_path / "x.png")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code != 0 and lines[-1].startswith("genlab: error:") and "mode RGB" in lines[-1]

@@ -1,5 +1,5 @@
-"""``genlab sample``'s image-to-image flags: ``--init PICTURE --strength S`` (SDEdit; see
-:mod:`genlab.models.diffusion`), and reading the picture into the model's image layout."""
+"""``genlab sample``'s image-to-image flags: ``--init PICTURE --strength S`` (SDEdit) and ``--mask MASK``
+(inpainting; see :mod:`genlab.models.diffusion`), and reading the pictures into the model's layout."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ Init = Annotated[Path | None, typer.Option(
     "--init", help="Picture to edit (PNG/JPEG of the model's size and mode; diffusion image models).")]
 Strength = Annotated[float | None, typer.Option(
     "--strength", help="How much of the schedule an --init edit reruns, in (0, 1] (1 = from pure noise).")]
+
+Mask = Annotated[Path | None, typer.Option(
+    "--mask", help="Grayscale picture of --init's size: white pixels are redrawn, black ones kept (inpainting).")]
 
 
 def read_init(path: Path, shape: tuple[int, ...]) -> np.ndarray:
@@ -43,3 +46,26 @@ def read_init(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         raise ConfigError(f"--init {path} has mode {picture.mode}; the model makes {mode} images")
     array = np.asarray(picture, dtype=np.float32) / 255.0
     return (array[None, None] if channels == 1 else array.transpose(2, 0, 1)[None]).copy()
+
+
+def read_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """The mask at ``path`` as float32 ``(1, 1, H, W)``: 1 where the pixel is light (redraw), 0 where dark.
+
+    Raises:
+        ConfigError: the file is missing or not a picture, not grayscale (mode ``L`` or ``1``), or of
+            another size than the model's images.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if len(shape) != 3 or not path.is_file():
+        raise ConfigError(f"--mask {path} does not exist or the model makes no images")
+    try:
+        with Image.open(path) as picture:
+            picture.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise ConfigError(f"--mask {path} is not a picture PIL can read ({error})") from None
+    if picture.size != (shape[2], shape[1]):
+        raise ConfigError(f"--mask {path} is {picture.size[0]}x{picture.size[1]}; the model makes {shape[2]}x{shape[1]}")
+    if picture.mode not in ("L", "1"):
+        raise ConfigError(f"--mask {path} has mode {picture.mode}; give a grayscale (L) picture")
+    return (np.asarray(picture.convert("L")) > 127).astype(np.float32)[None, None]

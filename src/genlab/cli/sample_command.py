@@ -34,7 +34,7 @@ from genlab.api import load
 from genlab.cli.decoding_options import (DECODING_FLAGS, MaxNewTokens, NumBeams, RepetitionPenalty, Stop, Stream,
                                          Temperature, TopK, TopP, check_combinations, check_flags_fit, decoding_flags,
                                          stream_samples)
-from genlab.cli.image_edit_options import Init, Strength, read_init
+from genlab.cli.image_edit_options import Init, Mask, Strength, read_init, read_mask
 from genlab.cli.options import Overwrite, Seed, parse_assignments, parse_conditions, refuse_existing
 from genlab.errors import ConfigError
 from genlab.io import atomic_path
@@ -49,7 +49,8 @@ SUFFIXES = (".npy", ".csv", ".png", ".txt", ".jsonl")
 TEXT_SEPARATOR = "<|endoftext|>"
 #: Every flag that sets a sampling option, and the option it sets.
 FLAG_OPTIONS = {"--steps": "steps", "--sampler": "sampler", "--guidance": "guidance", "--truncation": "truncation",
-                "--prompt": "prompt", "--init": "init", "--strength": "strength", **DECODING_FLAGS}
+                "--prompt": "prompt", "--init": "init", "--strength": "strength",
+                "--mask": "mask", **DECODING_FLAGS}
 
 
 def sample(
@@ -74,6 +75,7 @@ def sample(
     option: Annotated[list[str] | None, typer.Option("--set", "-s", help="Other sampling option key=value.")] = None,
     init: Init = None,
     strength: Strength = None,
+    mask: Mask = None,
     max_new_tokens: MaxNewTokens = None,
     temperature: Temperature = None,
     top_k: TopK = None,
@@ -91,7 +93,8 @@ def sample(
 ) -> None:
     """Draw N new records from the model in RUN and write them to OUT."""
     flags = {"--steps": steps, "--sampler": sampler, "--guidance": guidance, "--truncation": truncation,
-             "--prompt": prompt, "--init": init, "--strength": strength}
+             "--prompt": prompt, "--init": init, "--strength": strength,
+             "--mask": mask}
     given = {**{flag: value for flag, value in flags.items() if value is not None},
              **decoding_flags(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                               num_beams=num_beams, repetition_penalty=repetition_penalty, stop=stop)}
@@ -110,6 +113,8 @@ def sample(
                     FLAG_OPTIONS, stream)
     if init is not None:
         options["init"] = read_init(init, model.data_.shape)
+    if mask is not None:
+        options["mask"] = read_mask(mask, model.data_.shape)
     if watermark_key is not None or watermark_strength is not None:
         options.update(watermark_options(model, watermark_key, watermark_strength))
     constraint = None if constrain is None else text_constraint(model, constrain)

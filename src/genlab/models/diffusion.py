@@ -27,7 +27,10 @@ empty caption as the null condition. Without captions nothing of this runs.
 
 Image-to-image (SDEdit, Meng et al. 2022): ``sample(n, init=images, strength=s)`` noises the encoded
 ``init`` images to the visited step from which ``int(steps * s)`` steps remain (diffusers' ``strength``)
-with ``q(x_t | x_0)`` and runs only those steps, under the prompt when one is given.
+with ``q(x_t | x_0)`` and runs only those steps, under the prompt when one is given. Inpainting:
+``mask`` (``(1 or n, 1, H, W)``, 1 = redraw) with ``init`` (``strength`` 1 unless given) replaces, after
+every step, the kept pixels by a fresh draw of ``q(x_{t-1} | x_0)`` of the picture (the replacement of
+RePaint, Lugmayr et al. 2022, without its resampling jumps).
 
 Sampling is swappable at call time: ``sampler="ddpm"`` (ancestral, the configured variance),
 ``"ddim"`` (Song et al. 2021, with ``eta``) or ``"dpm++"`` (DPM-Solver++(2M), Lu et al. 2022), over
@@ -293,7 +296,7 @@ class DiffusionModel(GenerativeModel):
     family = "diffusion"
     config_class = DiffusionConfig
     sample_options = frozenset({"steps", "sampler", "eta", "guidance", "batch_size", "initial_noise", "prompt",
-                                "init", "strength", *DENOISER_OPTIONS})
+                                "init", "strength", "mask", *DENOISER_OPTIONS})
     supports_tables = True
 
     def default_train_config(self) -> TrainConfig:
@@ -547,17 +550,40 @@ class DiffusionModel(GenerativeModel):
                 y = torch.full((n,), label, dtype=torch.long, device=device)
             guidance = guidance if self._conditional() and condition is not None else 1.0
         denoise = denoiser(self.network_, **options)   # the network itself unless a speed option is set
-        first = 0
-        if options.get("init") is not None or options.get("strength") is not None:
-            x_T, first = self._edit_start(options.get("init"), options.get("strength"), x_T, sampler, eta, steps)
+        first, known = 0, None
+        mask, strength = options.get("mask"), options.get("strength")
+        if mask is not None and strength is None:
+            strength = 1.0   # inpainting redraws the masked pixels from pure noise unless told otherwise
+        if options.get("init") is not None or strength is not None:
+            x_T, first = self._edit_start(options.get("init"), strength, x_T, sampler, eta, steps)
+        if mask is not None:
+            known = self._known_pixels(options["init"], mask, n)
         parts = []
         for start in range(0, n, chunk):   # each chunk runs the whole reverse process with a fresh solver
             solver = self._solver(sampler, eta)
             solver.set_timesteps(steps)
             parts.append(self._reverse(x_T[start:start + chunk], None if y is None else y[start:start + chunk],
                                        solver, guidance, generator, denoise,
-                                       None if null is None else null[start:start + chunk], first))
+                                       None if null is None else null[start:start + chunk], first,
+                                       None if known is None else tuple(k[start:start + chunk] for k in known)))
         return torch.cat(parts)
+
+    def _known_pixels(self, init: Any, mask: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inpainting's kept picture: encoded ``x0 (n, *shape)`` and bool ``keep (n, 1, H, W)`` from ``mask``
+        (float ``(1 or n, 1, H, W)``, 1 = redraw, 0 = keep); ``init`` is already checked by :meth:`_edit_start`.
+
+        Raises:
+            ConfigError: a mask of another shape or with values outside ``{0, 1}``.
+        """
+        mask = np.asarray(mask, dtype=np.float32)
+        shape = (1, *self.data_.shape[1:])
+        if mask.ndim != 4 or mask.shape[1:] != shape or len(mask) not in (1, n):
+            raise ConfigError(f"mask must hold 1 or {n} masks of shape {shape}, got {mask.shape}")
+        if not np.isin(mask, (0.0, 1.0)).all():
+            raise ConfigError("mask values must be 0 (keep) or 1 (redraw)")
+        x0 = self.codec_.encode(np.asarray(init, dtype=np.float32)).to(self.device)
+        keep = torch.from_numpy(mask == 0).to(self.device)
+        return x0.expand(n, -1, -1, -1), keep.expand(n, -1, -1, -1)
 
     def _caption_tokens(self, n: int, prompt: str | list[str] | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens ``(n, L)`` of ``prompt`` (one string for all, or one per sample; ``None`` = the empty
@@ -600,10 +626,12 @@ class DiffusionModel(GenerativeModel):
 
     def _reverse(self, x: torch.Tensor, y: torch.Tensor | None, solver: Sampler, guidance: float,
                  generator: torch.Generator | None, denoise: Callable[..., torch.Tensor],
-                 null: torch.Tensor | None = None, first: int = 0) -> torch.Tensor:
+                 null: torch.Tensor | None = None, first: int = 0,
+                 known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Run ``solver`` from ``x = x_T (B, *shape)`` down to ``x_0``; ``y (B,)`` labels, ``(B, L)`` caption
         tokens or ``None``; ``null`` the null condition of guidance (default: the null class); ``first``
-        the index of the first visited step to run (an image edit starts part-way);
+        the index of the first visited step to run (an image edit starts part-way); ``known`` the kept
+        picture and its mask when inpainting;
         ``denoise`` calls the network (see :func:`genlab.sampling.cuda_graphs.denoiser`)."""
         for t in solver.timesteps.tolist()[first:]:
             t_batch = torch.full((len(x),), t, dtype=torch.long, device=x.device)
@@ -618,6 +646,12 @@ class DiffusionModel(GenerativeModel):
             else:
                 output = denoise(x, t_batch, y)
             x = solver.step(output, t, x, generator=generator)
+            if known is not None:   # RePaint's replacement: kept pixels follow q(x_{t-1} | x_0) of the picture
+                x0, keep = known
+                abar_prev = solver.alpha_bars(t)[1]
+                rng_device = generator.device if generator is not None else torch.device("cpu")
+                eps = torch.randn(x.shape, generator=generator, device=rng_device).to(x.device)
+                x = torch.where(keep, abar_prev ** 0.5 * x0 + (1 - abar_prev) ** 0.5 * eps, x)
         return x
 
     # ------------------------------------------------------------------ tables
