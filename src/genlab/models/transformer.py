@@ -232,7 +232,15 @@ class TransformerModel(GenerativeModel):
         """Text and tables keep nanoGPT's small CPU settings (above). Points and images are short
         sequences of many records: a 2-layer, 64-wide GPT at batch 64 and lr 3e-3, with a context of one
         whole record, and points binned into 64 levels so that a bin centre lies inside a mode of ring8
-        (tests/test_learning.py: 97.7 % high-quality samples)."""
+        (tests/test_learning.py: 97.7 % high-quality samples). SMILES and chorales take the settings of
+        benchmarks/molecules.py (block 64, a MOSES molecule is at most 57 characters) and
+        benchmarks/music.py (block 128: 32 eighth-note steps of four voices)."""
+        if info.modality == "smiles":
+            return DataDefaults(model={"block_size": 64}, train={"batch_size": 64},
+                                why="benchmarks/molecules.py: MOSES molecules fit a 64-token context")
+        if info.modality == "music":
+            return DataDefaults(model={"block_size": 128}, train={"batch_size": 32},
+                                why="benchmarks/music.py: 16 beats of four voices per context")
         if info.modality not in ("points", "images"):
             return DataDefaults()
         model: dict[str, Any] = {"n_layer": 2, "n_head": 4, "n_embd": 64}
