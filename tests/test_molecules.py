@@ -17,7 +17,7 @@ from rdkit.Chem import rdFingerprintGenerator  # noqa: E402
 
 from genlab.data import registry  # noqa: E402
 from genlab.data.smiles import SmilesCodec, randomised_smiles, smiles_file, tokenize_smiles  # noqa: E402
-from genlab.errors import DataError  # noqa: E402
+from genlab.errors import ConfigError, DataError  # noqa: E402
 from genlab.metrics import molecules  # noqa: E402
 
 MOLECULES = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "Clc1ccc(Br)cc1", "C[C@@H](N)C(=O)O", "c1cc[nH]c1",
@@ -115,4 +115,6 @@ def test_the_transformer_fits_and_samples_smiles_strings(tmp_path, single_thread
     assert samples.shape == (4,) and all(isinstance(s, str) for s in samples)
     model.save_pretrained(tmp_path / "run")
     again = TransformerModel.from_pretrained(tmp_path / "run")
+    with pytest.raises(ConfigError, match="not 'bpe'"):
+        TransformerModel(tokenizer="bpe").fit(data, train=TrainConfig(steps=1))
     assert list(again.sample(4, generator=torch.Generator().manual_seed(0), max_new_tokens=20)) == list(samples)

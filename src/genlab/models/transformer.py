@@ -258,6 +258,9 @@ class TransformerModel(GenerativeModel):
         if data.modality == "tables":
             return super()._make_codec(data)
         if data.modality == "smiles":
+            if config.tokenizer == "bpe":
+                raise ConfigError("smiles takes tokenizer 'smiles' (or 'char', the same atom-level tokens) "
+                                  "or 'selfies', not 'bpe'")
             return SmilesCodec(context=config.block_size + 1, selfies=config.tokenizer == "selfies",
                                augment=config.augment)
         if data.modality == "music":
