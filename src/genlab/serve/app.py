@@ -107,7 +107,7 @@ def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings(
         options = check_options(entry, body.options, settings)
         records = await within(batcher.submit(entry, n, body.seed, body.condition, options), settings.timeout_s)
         return {"model": name, "seed": body.seed, "condition": body.condition, "options": options,
-                "records": records_to_json(records, entry.modality)}
+                "records": await run_in_threadpool(records_to_json, records, entry.modality)}
 
     @app.post("/v1/models/{name}/variations")
     async def variations(name: str, body: VariationsRequest) -> dict[str, Any]:
@@ -173,8 +173,8 @@ def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings(
             condition = body.prompt
         seed = body.seed if body.seed is not None else secrets.randbits(63)
         records = await within(batcher.submit(entry, n, seed, condition, options), settings.timeout_s)
-        return {"created": int(time.time()), "data": [{"b64_json": image, "seed": seed}
-                                                      for image in records_to_json(records, "images")]}
+        images = await run_in_threadpool(records_to_json, records, "images")   # PNG encoding off the event loop
+        return {"created": int(time.time()), "data": [{"b64_json": image, "seed": seed} for image in images]}
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest) -> Any:
