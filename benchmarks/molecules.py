@@ -11,7 +11,8 @@ Sampling: ``--samples`` molecules at temperature 1 (the model's own distribution
 the next ``eos`` (at most 100 tokens). Metrics: :func:`genlab.metrics.molecules.evaluate_molecules`
 (IntDiv, filters, properties and the Fréchet distance on the first ``--max-pairs`` valid samples).
 
-MOSES's published rows (Polykovskiy et al. 2020, Table 2, 30,000 samples) are printed beside it.
+MOSES's published rows (Polykovskiy et al. 2020, Table 2, 30,000 samples) are printed beside it, and
+the first 16 valid samples are drawn with RDKit's ``MolsToGridImage`` beside the JSON.
 
     OMP_NUM_THREADS=1 python benchmarks/molecules.py [--minutes 5] [--samples 10000] [--tokenizer smiles]
 """
@@ -41,6 +42,16 @@ MOSES_ROWS = {
 }
 COLUMNS = ("validity", "unique_1k", "unique_10k", "novelty", "intdiv1", "intdiv2", "filters", "qed", "sa",
            "frechet_descriptors")
+
+
+def draw_grid(samples: list[str], path: Path, n: int = 16) -> None:
+    """RDKit's ``MolsToGridImage`` of the first ``n`` valid samples, as a PNG."""
+    from rdkit import Chem
+    from rdkit.Chem import Draw
+
+    mols = [m for m in map(Chem.MolFromSmiles, samples) if m is not None and m.GetNumAtoms()][:n]
+    if mols:
+        Draw.MolsToGridImage(mols, molsPerRow=4, subImgSize=(200, 200)).save(str(path))
 
 
 def main() -> None:
@@ -94,6 +105,7 @@ def main() -> None:
         "data": data.describe(), "steps": steps, "fit_wall_s": fit_wall, "sample_cpu_s": sample_cpu,
         "eval_cpu_s": eval_cpu, "floor_cpu_s": floor_cpu, "rows": rows, "examples": samples[:40],
         "machine": platform.platform(), "torch": torch.__version__})
+    draw_grid(samples, args.out.with_name("molecules_grid.png"))
 
 
 if __name__ == "__main__":
