@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genlab.errors import DataError
+from genlab.errors import ConfigError, DataError
 from genlab.provenance.keys import Watermark
 from genlab.provenance.stats import Detection, proportion_test
 
@@ -82,7 +82,7 @@ def keep_probability(watermark: Watermark) -> float:
     """``q``, the probability a red row is kept (module doc)."""
     s = DEFAULT_STRENGTH if watermark.strength is None else float(watermark.strength)
     if s > 1:
-        raise DataError(f"a table watermark's strength is a share in [0, 1], got {s}")
+        raise ConfigError(f"a table watermark's strength is a share in [0, 1], got {s}")
     gamma = watermark.gamma
     p = gamma + (1 - gamma) * s
     return gamma * (1 - p) / (p * (1 - gamma))
