@@ -21,6 +21,26 @@ trained for ``--minutes`` of process CPU (default 3) with the TabDDPM-like setti
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rules_adult.py [--families gaussian diffusion] [--minutes 3]
 
 Everything is printed and written to ``benchmarks/results/rules_adult.json``.
+
+Measured (``--families gaussian diffusion --minutes 3``, seed 0, 10,000 rows, 15 inferred rules: 9
+dependencies such as ``relationship -> sex (Husband->Male, Wife->Female)`` and ``education <->
+education-num``, 6 ranges):
+
+=================  =======================  ==========  ============  =====================  =============
+table, family      rows breaking a rule     after       rows back     quality without/with   sampling CPU
+=================  =======================  ==========  ============  =====================  =============
+Adult, copula      4,851 (978 Husband/Wife  0           10,000        0.9707 / 0.9559        0.04 / 0.11 s
+                   with the other sex)
+Adult, diffusion   894 (26 Husband/Wife)    0           10,000        0.9680 / 0.9685        11.6 / 11.1 s
+iris, copula       278 (3 orders)           0           10,000        0.9236 / 0.9197        0.01 / 0.02 s
+=================  =======================  ==========  ============  =====================  =============
+
+The quality bar (not lower by more than 0.005) holds for diffusion, not for the copula (-0.015): the
+copula's pairwise Gaussian dependence pairs ``Husband`` with ``Never-married`` in 19 % of rows, and any
+repair moves a marginal (deriving the dependent: -0.015; rejection, i.e. the copula restricted to the
+allowed rows: -0.032; conditioning on kept determinants: -0.039; resampling the pair from allowed rows:
+-0.019). Deriving ``education-num`` from ``education`` alone raises it (+0.001); modelling each
+dependency's columns as one joint categorical column would be the fix by construction (not built).
 """
 
 from __future__ import annotations
