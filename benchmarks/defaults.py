@@ -61,7 +61,7 @@ def fit(data: Any, family: str | None, seconds: float) -> tuple[Any, dict[str, A
     settings = configure(data, family=family, train=budget(seconds), max_time=seconds)   # what fit will choose
     wall, cpu = time.perf_counter(), time.process_time()
     model = genlab.fit(data, family=family, train=budget(seconds))
-    steps = model.history_[-1]["step"] if model.history_ else None
+    steps = model.history_[-1].get("step") if model.history_ else None   # EM fits log no steps
     return model, {"family": model.family, "family_why": settings.family_why, "chosen": settings.resolved.describe(),
                    "budget_s": seconds, "steps": steps, "fit_wall_s": time.perf_counter() - wall,
                    "fit_cpu_s": time.process_time() - cpu, "model": to_dict(model.config)}
@@ -149,6 +149,53 @@ ROWS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
+#: One representative record description per modality, for the settings table.
+MODALITIES = {"points": ("points", (2,), None), "images": ("images", (1, 28, 28), tuple("0123456789")),
+              "tables": ("tables", (15,), None), "text": ("text", (), None)}
+
+
+def settings_table() -> str:
+    """Markdown: what every family chooses on every modality it models (``data_defaults``)."""
+    from genlab.models import FAMILIES
+    from genlab.models.base import DataInfo
+
+    lines = ["| family | modality | model settings chosen | training settings chosen | why |",
+             "| --- | --- | --- | --- | --- |"]
+    ring8 = genlab.datasets.load("ring8", seed=0).x_train
+    for name, family in FAMILIES.items():
+        for modality, (kind, shape, classes) in MODALITIES.items():
+            if modality == "text" and name != "transformer":   # only the transformer models text
+                continue
+            chosen = family.data_defaults(DataInfo(kind, shape, classes), ring8 if kind == "points" else None)
+            model = ", ".join(f"{k}={v}" for k, v in chosen.model.items()) or "the family's own"
+            train = ", ".join(f"{k}={v}" for k, v in chosen.train.items()) or "the family's own"
+            lines.append(f"| {name} | {modality} | {model} | {train} | {chosen.why} |")
+    return "\n".join(lines)
+
+
+def write_doc(path: Path) -> None:
+    """``docs/defaults.md``: the settings per family and modality, and the figures of the finished rows."""
+    path.write_text("\n".join([
+        "# What the defaults give",
+        "",
+        "Written by `python benchmarks/defaults.py --write-doc` from the rows' JSON files; do not edit by hand.",
+        "Each figure is one fresh fit with no option but a time budget, seed 0 (see the script's docstring",
+        "for the protocol: CPU-clock budgets and one torch thread, the only non-default settings).",
+        "",
+        "## Settings chosen from the data",
+        "",
+        "`genlab fit` prints these (`settings for points: ...`) and saves them in `config.json`; any option",
+        "passed wins. Points shown for ring8 (the Gaussian's component count comes from BIC on the data).",
+        "",
+        settings_table(),
+        "",
+        "## Figures",
+        "",
+        table(),
+        "",
+    ]), encoding="utf-8")
+
+
 def table() -> str:
     """The markdown table of every finished row."""
     lines = ["| row | family | budget (CPU s) | steps | settings chosen from the data | figures | bar | met |",
@@ -170,6 +217,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=list(ROWS), help="rows to run (default: all)")
     parser.add_argument("--table", action="store_true", help="print the table of the finished rows")
+    parser.add_argument("--write-doc", action="store_true", help="also write docs/defaults.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -179,6 +227,8 @@ def main() -> None:
             (OUT / f"{name}.json").write_text(json.dumps(row, indent=2, default=str))
             print(name, json.dumps(row["metrics"], default=str), "met" if row["met"] else "NOT met", flush=True)
     print(table())
+    if args.write_doc:
+        write_doc(HERE.parent / "docs" / "defaults.md")
 
 
 if __name__ == "__main__":
