@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -174,7 +175,12 @@ def settings_table() -> str:
 
 
 def write_doc(path: Path) -> None:
-    """``docs/defaults.md``: the settings per family and modality, and the figures of the finished rows."""
+    """``docs/defaults.md``: the settings per family and modality, and the figures of the finished rows,
+    with the image-folder row's grid copied beside it for a person to look at."""
+    grid = OUT / "digit_folder_grid.png"
+    if grid.is_file():
+        (path.parent / "images").mkdir(exist_ok=True)
+        shutil.copyfile(grid, path.parent / "images" / "defaults_digit_folder_grid.png")
     path.write_text("\n".join([
         "# What the defaults give",
         "",
@@ -192,6 +198,10 @@ def write_doc(path: Path) -> None:
         "## Figures",
         "",
         table(),
+        "",
+        "The image-folder row (3,000 MNIST training digits as PNGs in class folders, no `--family`):",
+        "",
+        "![8 samples of each class](images/defaults_digit_folder_grid.png)",
         "",
     ]), encoding="utf-8")
 
