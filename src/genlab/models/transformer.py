@@ -382,7 +382,7 @@ class TransformerModel(GenerativeModel):
         (their token, and ``u`` that decodes to the exact value); the rest are drawn in the table's order,
         each from its own id range."""
         codec: TableTokenCodec = self.codec_
-        device, C = self.device, codec.sequence_length
+        C = codec.sequence_length
         known = codec.encode_values(condition or {})                  # {position 1..C: token + u}
         free = [j for j in range(1, C + 1) if j not in known]
         prompt = [codec.bos] + [int(math.floor(known[j])) for j in sorted(known)]
