@@ -13,7 +13,7 @@ import torch
 import uvicorn
 
 import genlab
-from genlab.data.text import _documents
+from genlab.data.text import string_array
 from genlab.serve import ModelRegistry, ServeSettings, create_app
 from tables_support import split_table
 
@@ -46,8 +46,8 @@ def build_runs(folder: Path) -> dict[str, Path]:
             "digits_diffusion": genlab.fit(digits.x_train[:64], family="diffusion", channels=(8, 16),
                                            timesteps=50, train={"steps": 2, "batch_size": 8}),
             "table": genlab.fit(split_table(tiny_table(), "label"), family="gaussian"),
-            "code": genlab.fit(genlab.data.dataset.Dataset("code", "text", _documents(CODE[:40]),
-                                                           _documents(CODE[40:])),
+            "code": genlab.fit(genlab.data.dataset.Dataset("code", "text", string_array(CODE[:40]),
+                                                           string_array(CODE[40:])),
                                family="transformer", n_layer=1, n_head=2, n_embd=16, block_size=32,
                                train={"steps": 30, "batch_size": 8, "lr": 3e-3, "seed": 0}),
         }

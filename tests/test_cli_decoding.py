@@ -14,7 +14,7 @@ import genlab
 from genlab.cli.app import main
 from genlab.cli.sample_command import TEXT_SEPARATOR
 from genlab.data.dataset import Dataset
-from genlab.data.text import _documents
+from genlab.data.text import string_array
 from genlab.metrics.text import parses
 
 from tables_support import split_table
@@ -42,7 +42,7 @@ def usage_error(capsys, *argv: str, match: str) -> str:
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory):
     """A tiny character-level code model: 200 steps (about 3 s on one core) learn to write parsing functions."""
-    data = Dataset("code", "text", _documents(CODE[:64]), _documents(CODE[64:]))
+    data = Dataset("code", "text", string_array(CODE[:64]), string_array(CODE[64:]))
     torch.manual_seed(0)
     model = genlab.fit(data, family="transformer", n_layer=1, n_head=2, n_embd=32, block_size=32,
                        train={"steps": 200, "batch_size": 32, "lr": 3e-3, "device": "cpu", "seed": 0})

@@ -12,7 +12,6 @@ import torch
 import genlab
 from genlab.cli.app import main
 from genlab.export.onnx import export_onnx
-from genlab.nn.attention import KVCache
 from genlab.onnx_sampling import OnnxSampler
 
 #: fp32 graphs run by other kernels than eager PyTorch: sums of ~100 products of O(1) terms differ by a few

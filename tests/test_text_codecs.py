@@ -3,14 +3,14 @@ continues it is, and every text round-trips."""
 
 from __future__ import annotations
 
-from genlab.data.text import BPECodec, _documents
+from genlab.data.text import BPECodec, string_array
 
 CODE = [f"def f{i}(x, y=2):\n    \"\"\"Return x.\"\"\"\n    return x * {i} + y  # ok\n\n\nclass C{i}:\n"
         f"\tdef g(self):\r\n        pass\n" for i in range(40)]
 
 
 def fitted() -> BPECodec:
-    return BPECodec(context=8, vocab_size=400).fit(_documents(CODE))
+    return BPECodec(context=8, vocab_size=400).fit(string_array(CODE))
 
 
 def test_a_word_keeps_the_space_after_it():

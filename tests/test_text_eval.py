@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import genlab
 from genlab.data.dataset import Dataset
-from genlab.data.text import _documents
+from genlab.data.text import string_array
 from genlab.errors import NotSupportedError
 from genlab.metrics.text import CopyIndex, copying, copying_scores, distinct_n, perplexity, validity, words
 from genlab.report.html import TEXT_SAMPLES_SHOWN, RunResult, render_html
@@ -24,7 +24,7 @@ PROSE = ["the cat sat on the mat. ", "a dog ran far away! ", "it was a dark nigh
 
 
 def code_data() -> Dataset:
-    return Dataset("code", "text", _documents(CODE[:64]), _documents(CODE[64:]))
+    return Dataset("code", "text", string_array(CODE[:64]), string_array(CODE[64:]))
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_token_models_of_points_have_no_log_prob():
 def test_text_evaluation_is_seeded_and_complete(code_model):
     data = code_data()
     assert code_language(data) == "python"
-    assert code_language(Dataset("prose", "text", _documents(PROSE[:20]), _documents(PROSE[20:]))) is None
+    assert code_language(Dataset("prose", "text", string_array(PROSE[:20]), string_array(PROSE[20:]))) is None
     first = genlab.evaluate(code_model, data, n=12, seed=3, n_bootstrap=5)   # dispatched to evaluate_text
     again = evaluate_text(code_model, data, n=12, seed=3, n_bootstrap=5)
     assert first.to_dict() == again.to_dict()

@@ -9,7 +9,7 @@ import torch
 
 import genlab
 from genlab.data.dataset import Dataset
-from genlab.data.text import BPECodec, CharCodec, _documents
+from genlab.data.text import BPECodec, CharCodec, string_array
 from genlab.errors import ConfigError, DataError
 from genlab.models.transformer import GPT, gpt_from_hf, gpt_to_hf
 from genlab.nn.attention import CausalSelfAttention
@@ -24,7 +24,7 @@ CODE = [f"def f{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(80)]
 
 
 def code_data() -> Dataset:
-    return Dataset("code", "text", _documents(CODE[:64]), _documents(CODE[64:]))
+    return Dataset("code", "text", string_array(CODE[:64]), string_array(CODE[64:]))
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_logit_processing_matches_hugging_face_processors():
 
 
 def test_char_and_bpe_tokenizers_round_trip_and_save():
-    documents = _documents(["héllo wörld\n", "def f(x): return x  # ✓\n", "tabs\tand\nlines"])
+    documents = string_array(["héllo wörld\n", "def f(x): return x  # ✓\n", "tabs\tand\nlines"])
     for codec in (CharCodec(context=4).fit(documents), BPECodec(context=4, vocab_size=300).fit(documents)):
         for text in documents:
             assert codec.detokenize(codec.tokenize(text)) == text

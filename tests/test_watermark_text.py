@@ -12,7 +12,7 @@ import torch
 
 import genlab
 from genlab.data.dataset import Dataset
-from genlab.data.text import _documents
+from genlab.data.text import string_array
 from genlab.errors import ConfigError
 from genlab.models.transformer import gpt_to_hf
 from genlab.provenance import Watermark
@@ -105,7 +105,7 @@ CODE = [f"def f{i}(x):\n    return x * {i} + {i % 7}\n\n" for i in range(40)]
 
 @pytest.fixture(scope="module")
 def text_model():
-    data = Dataset("code", "text", _documents(CODE[:32]), _documents(CODE[32:]))
+    data = Dataset("code", "text", string_array(CODE[:32]), string_array(CODE[32:]))
     return genlab.fit(data, family="transformer", n_layer=1, n_head=2, n_embd=16, block_size=32,
                       train={"steps": 30, "batch_size": 16, "lr": 3e-3, "device": "cpu"})
 

@@ -38,7 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from genlab.data.dataset import Dataset, fixed_split
-from genlab.data.text import TextCodec
+from genlab.data.text import VocabularyCodec, string_array
 from genlab.errors import DataError, NotSupportedError
 from genlab.io import atomic_path
 
@@ -207,12 +207,6 @@ def _bar_starts(part: Any, n_steps: int) -> np.ndarray:
     return np.arange(0, n_steps, DEFAULT_BAR_STEPS, dtype=np.int64)
 
 
-def _documents(texts: Sequence[str]) -> np.ndarray:
-    array = np.empty(len(texts), dtype=object)
-    array[:] = list(texts)
-    return array
-
-
 def _split_pieces(name: str, pieces: list[str], *, transpose: bool) -> Dataset:
     if len(pieces) < 2:
         raise DataError(f"{name}: need at least 2 usable four-part pieces to split, found {len(pieces)}")
@@ -220,8 +214,8 @@ def _split_pieces(name: str, pieces: list[str], *, transpose: bool) -> Dataset:
     x_train = [pieces[i] for i in train]
     if transpose:
         x_train = [shifted for piece in x_train for shifted in _all_keys(piece)]
-    return Dataset(name=name, modality="music", x_train=_documents(x_train),
-                   x_test=_documents([pieces[i] for i in test]))
+    return Dataset(name=name, modality="music", x_train=string_array(x_train),
+                   x_test=string_array([pieces[i] for i in test]))
 
 
 def _all_keys(piece: str) -> list[str]:
@@ -363,7 +357,7 @@ def write_wav(text: str, path: str | os.PathLike, *, sample_rate: int = 22_050, 
 
 
 # ---------------------------------------------------------------------------------------- codec
-class ChoraleCodec(TextCodec):
+class ChoraleCodec(VocabularyCodec):
     """Chorale strings <-> token streams: one token per grid token (pitch, ``_``, ``R``, ``|``), ``eos`` last.
 
     Documents are one stream ``eos chorale_1 eos ...`` cut into windows of ``context`` tokens, as for
@@ -373,24 +367,10 @@ class ChoraleCodec(TextCodec):
     name = "chorale"
     modality = "music"
 
-    def __init__(self, shape: tuple[int, ...] = (), *, context: int, tokens: Sequence[str] | None = None) -> None:
-        super().__init__(shape, context=context)
-        self.tokens = None if tokens is None else list(tokens)
-        self._ids = None if tokens is None else {t: i for i, t in enumerate(self.tokens)}
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokens) + 1
-
-    @property
-    def eos(self) -> int:
-        return len(self.tokens)
-
     def fit(self, x: np.ndarray) -> "ChoraleCodec":
         pieces = self.check_records(x, "training chorales")
         # every pitch 0-127 is in the vocabulary, so any transposition of a training piece encodes
-        self.tokens = [BAR, HOLD, REST] + [str(p) for p in range(128)]
-        self._ids = {t: i for i, t in enumerate(self.tokens)}
+        self._set_tokens([BAR, HOLD, REST] + [str(p) for p in range(128)])
         for piece in pieces:
             self.tokenize(piece)   # a string outside the grammar's tokens is an error now, not at encode
         return self

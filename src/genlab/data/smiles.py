@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 from genlab.data.dataset import Dataset, fixed_split
-from genlab.data.text import TextCodec
+from genlab.data.text import VocabularyCodec, string_array
 from genlab.errors import DataError, NotSupportedError
 
 logger = logging.getLogger(__name__)
@@ -62,12 +62,6 @@ def require_rdkit():
         raise NotSupportedError("molecules need RDKit: pip install 'genlab[science]'") from None
     RDLogger.DisableLog("rdApp.*")   # an invalid sample is counted, not printed to stderr
     return Chem
-
-
-def _molecules(smiles: Sequence[str]) -> np.ndarray:
-    array = np.empty(len(smiles), dtype=object)
-    array[:] = list(smiles)
-    return array
 
 
 def tokenize_smiles(smiles: str) -> list[str]:
@@ -111,7 +105,7 @@ def moses(*, n_train: int | None = None, n_test: int | None = None) -> Dataset:
                 raise DataError(f"n_{split} must be a positive number of molecules, got {limit!r}")
             keep = np.random.default_rng(SUBSET_SEED).permutation(len(smiles))[:int(limit)]
             smiles = smiles[np.sort(keep)]
-        parts[split] = _molecules(smiles)
+        parts[split] = string_array(smiles)
     name = "moses" if n_train is None else f"moses-{int(n_train)}"
     return Dataset(name=name, modality="smiles", x_train=parts["train"], x_test=parts["test"])
 
@@ -148,7 +142,7 @@ def smiles_file(path: str | os.PathLike, *, column: str | None = None) -> Datase
     if len(valid) < 2:
         raise DataError(f"{path}: need at least 2 valid molecules to split into train and test, found {len(valid)}")
     train, test = fixed_split(len(valid))
-    molecules = _molecules(valid)
+    molecules = string_array(valid)
     return Dataset(name=str(path), modality="smiles", x_train=molecules[train], x_test=molecules[test])
 
 
@@ -171,7 +165,7 @@ def randomised_smiles(smiles: Sequence[str], k: int, *, seed: int = SUBSET_SEED)
     return out
 
 
-class SmilesCodec(TextCodec):
+class SmilesCodec(VocabularyCodec):
     """Molecules <-> atom-level token streams (module doc); ``eos`` is the last id.
 
     Args:
@@ -186,20 +180,10 @@ class SmilesCodec(TextCodec):
 
     def __init__(self, shape: tuple[int, ...] = (), *, context: int, selfies: bool = False, augment: int = 1,
                  tokens: Sequence[str] | None = None) -> None:
-        super().__init__(shape, context=context)
+        super().__init__(shape, context=context, tokens=tokens)
         if augment < 1:
             raise ValueError(f"augment must be at least 1 random SMILES per molecule, got {augment}")
         self.selfies, self.augment = selfies, augment
-        self.tokens = None if tokens is None else list(tokens)
-        self._ids = None if tokens is None else {t: i for i, t in enumerate(self.tokens)}
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokens) + 1
-
-    @property
-    def eos(self) -> int:
-        return len(self.tokens)
 
     def _split(self, molecule: str) -> list[str]:
         if not self.selfies:
@@ -216,13 +200,12 @@ class SmilesCodec(TextCodec):
 
     def fit(self, x: np.ndarray) -> "SmilesCodec":
         molecules = self._training_molecules(x)
-        self.tokens = sorted(set().union(*(self._split(m) for m in molecules)))
-        self._ids = {t: i for i, t in enumerate(self.tokens)}
+        self._set_tokens(sorted(set().union(*(self._split(m) for m in molecules))))
         return self
 
     def stream(self, x: np.ndarray) -> torch.Tensor:
         """int64 ``(N,)``: ``eos mol_1 eos ...``, each training molecule ``augment`` times (randomised)."""
-        return super().stream(_molecules(self._training_molecules(x)) if self.augment > 1 else x)
+        return super().stream(string_array(self._training_molecules(x)) if self.augment > 1 else x)
 
     def tokenize(self, text: str) -> list[int]:
         pieces = self._split(text)

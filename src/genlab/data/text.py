@@ -45,7 +45,9 @@ TEXT_TEST_FRACTION = 0.1
 _STDLIB_SKIP = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", "lib2to3"}
 
 
-def _documents(texts: Sequence[str]) -> np.ndarray:
+def string_array(texts: Sequence[str]) -> np.ndarray:
+    """Object array ``(n,)`` of the strings (``np.array`` would make a fixed-width unicode array, or
+    split nothing but guess a shape); the record type of text-like modalities."""
     array = np.empty(len(texts), dtype=object)
     array[:] = list(texts)
     return array
@@ -62,8 +64,8 @@ def text_file(path: str | os.PathLike, name: str | None = None) -> Dataset:
     if len(text) < 10:
         raise DataError(f"{path} holds {len(text)} characters; a text dataset needs at least 10")
     cut = int(len(text) * (1 - TEXT_TEST_FRACTION))
-    return Dataset(name=name or str(path), modality="text", x_train=_documents([text[:cut]]),
-                   x_test=_documents([text[cut:]]))
+    return Dataset(name=name or str(path), modality="text", x_train=string_array([text[:cut]]),
+                   x_test=string_array([text[cut:]]))
 
 
 def text_folder(root: str | os.PathLike) -> Dataset:
@@ -105,7 +107,7 @@ def _split_documents(name: str, texts: list[str]) -> Dataset:
         raise DataError(f"{name}: need at least 2 non-empty text files ({', '.join(TEXT_SUFFIXES[:6])}, ...), "
                         f"found {len(texts)}")
     train, test = fixed_split(len(texts))
-    documents = _documents(texts)
+    documents = string_array(texts)
     return Dataset(name=name, modality="text", x_train=documents[train], x_test=documents[test])
 
 
@@ -184,10 +186,35 @@ class TextCodec(TokenCodec):
         for row in rows:
             end = row.index(self.eos) if self.eos in row else len(row)
             texts.append(self.detokenize(row[:end]))
-        return _documents(texts)
+        return string_array(texts)
 
     def _state(self, **fields: Any) -> dict[str, Any]:
         return {"codec": self.name, "modality": self.modality, "shape": [], "context": self.context, **fields}
+
+
+class VocabularyCodec(TextCodec):
+    """A text codec over a fitted list of string tokens (atoms of a molecule, events of a score): id ``i``
+    is ``tokens[i]`` and ``eos`` comes last, so ``vocab_size = len(tokens) + 1``. Subclasses split text
+    into tokens and join them back."""
+
+    def __init__(self, shape: tuple[int, ...] = (), *, context: int, tokens: Sequence[str] | None = None) -> None:
+        super().__init__(shape, context=context)
+        self.tokens: list[str] | None = None
+        self._ids: dict[str, int] | None = None
+        if tokens is not None:
+            self._set_tokens(tokens)
+
+    def _set_tokens(self, tokens: Sequence[str]) -> None:
+        self.tokens = list(tokens)
+        self._ids = {token: i for i, token in enumerate(self.tokens)}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokens) + 1
+
+    @property
+    def eos(self) -> int:
+        return len(self.tokens)
 
 
 class CharCodec(TextCodec):
