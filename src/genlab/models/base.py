@@ -111,6 +111,9 @@ class GenerativeModel(ABC):
     sample_options: ClassVar[frozenset[str]] = frozenset()
     #: Whether the family models tables (see the module docstring).
     supports_tables: ClassVar[bool] = False
+    #: Whether ``sample(condition={...})`` on tables draws the other columns from the model's conditional
+    #: given *every* conditioned column (True), or conditions on one and writes the others in (a GAN).
+    conditions_tables_jointly: ClassVar[bool] = True
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         if config is not None and options:

@@ -293,6 +293,7 @@ class GANModel(GenerativeModel):
     config_class = GANConfig
     sample_options = frozenset({"truncation", "rejection"})
     supports_tables = True
+    conditions_tables_jointly = False   # CTGAN's vector carries one category; the rest are written in
 
     def default_train_config(self) -> TrainConfig:
         """Adam at 2e-4 (Radford et al. 2016), no clipping, cosine decay to 1% and no weight EMA.
