@@ -121,3 +121,16 @@ def test_cli_writes_the_report_and_refuses_bad_input(capsys, tmp_path, model, re
         lines = err.strip().splitlines()
         assert code == 1 and lines[-1].startswith("genlab: error:") and match in lines[-1], err
         assert not bad.exists()
+
+
+def test_ftu_flips_a_boolean_sensitive_column():
+    # the target follows the boolean group alone: flipping it changes most predictions (true FTU near 1)
+    from genlab.audit.measures import downstream
+    rng = np.random.default_rng(0)
+    n = 800
+    woman = rng.random(n) < 0.5
+    hired = np.where(rng.random(n) < 0.9, woman, ~woman)
+    table = pd.DataFrame({"woman": woman, "noise": rng.normal(size=n), "hired": np.where(hired, "yes", "no")})
+    kinds = {"woman": "boolean", "noise": "numeric", "hired": "categorical"}
+    scores = downstream(table.iloc[:600], table.iloc[600:], "woman", "hired", "yes", kinds)
+    assert scores.ftu > 0.8

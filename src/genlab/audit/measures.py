@@ -106,7 +106,10 @@ def downstream(train: pd.DataFrame, test: pd.DataFrame, sensitive: str, target: 
     proba = model.predict_proba(x_test)[:, 1]
     predicted = (proba >= 0.5).astype(int)
     flipped = x_test.copy()
-    groups = sorted(train[sensitive].dropna().unique(), key=str)
+    # the groups as the classifier sees them (after _inputs: a category as text, so a boolean True is
+    # "True"), else the map misses every value and nothing flips
+    seen = _inputs(train[[sensitive]].dropna(), [sensitive] if sensitive in categorical else [])[sensitive]
+    groups = sorted(seen.unique(), key=str)
     flip = {g: groups[(i + 1) % len(groups)] for i, g in enumerate(groups)}   # binary: swap; else: the next group
     flipped[sensitive] = flipped[sensitive].map(lambda v: flip.get(v, v))
     changed = (model.predict_proba(flipped)[:, 1] >= 0.5).astype(int) != predicted
