@@ -138,6 +138,18 @@ def test_stream_prints_what_the_non_streamed_sample_writes(text_run, tmp_path, c
     assert texts_of(tmp_path / "streamed.txt") == batched
 
 
+def test_text_without_out_goes_to_stdout_and_writes_nothing(text_run, tmp_path, capsys, monkeypatch):
+    flags = ("-n", "2", "--prompt", "def ", "--max-new-tokens", "12", "--temperature", "0.8", "--seed", "3")
+    (tmp_path / "files").mkdir()
+    (tmp_path / "cwd").mkdir()
+    written = sample_txt(capsys, text_run, tmp_path / "files", "kept.txt", *flags)
+    monkeypatch.chdir(tmp_path / "cwd")
+    for _ in range(2):   # again: nothing was written that could be in the way
+        status, out, err = run_cli(capsys, "sample", str(text_run), *flags)
+        assert status == 0 and out == f"\n{TEXT_SEPARATOR}\n".join(written) + "\n", err
+    assert list((tmp_path / "cwd").iterdir()) == []
+
+
 def test_jsonl_holds_prompt_text_and_validity(text_run, vae_run, tmp_path, capsys):
     flags = ("--prompt", "def ", "--max-new-tokens", "30", "--temperature", "0.5", "--seed", "0")
     status, _, err = run_cli(capsys, "sample", str(text_run), "-n", "3", *flags, "--out", str(tmp_path / "s.jsonl"))

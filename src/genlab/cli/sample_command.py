@@ -1,13 +1,13 @@
 """``genlab sample DIR -n N --out FILE``: draw new records from a saved model.
 
-Text models write ``.txt`` (samples separated by ``<|endoftext|>`` lines; the default ``samples.txt``) or
-``.jsonl`` (one ``{"prompt": ..., "text": ..., "valid": true|false|null}`` per sample, ``valid`` from
-``--verify``); ``--prompt`` starts every sample, and ``--verify python`` keeps only samples that parse,
-drawing again until N pass or 10 N have been drawn, and reports the share that passed. The decoding
-flags have Hugging Face ``generate``'s names and meanings (:mod:`genlab.cli.decoding_options`):
-``--max-new-tokens``, ``--temperature`` (0 = greedy), ``--top-k``, ``--top-p``, ``--num-beams``,
-``--repetition-penalty``, ``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it
-is generated (and writes ``--out`` only when given).
+Text models (text, SMILES, music) print their samples to stdout, separated by ``<|endoftext|>`` lines,
+unless ``--out`` names a ``.txt`` file (the same layout) or a ``.jsonl`` file (one ``{"prompt": ...,
+"text": ..., "valid": true|false|null}`` per sample, ``valid`` from ``--verify``); ``--prompt`` starts
+every sample, and ``--verify python`` keeps only samples that parse, drawing again until N pass or 10 N
+have been drawn, and reports the share that passed. The decoding flags have Hugging Face ``generate``'s
+names and meanings (:mod:`genlab.cli.decoding_options`): ``--max-new-tokens``, ``--temperature`` (0 =
+greedy), ``--top-k``, ``--top-p``, ``--num-beams``, ``--repetition-penalty``, ``--stop`` (repeatable);
+``--stream`` prints each piece of text to stdout as it is generated (and writes ``--out`` only when given).
 
 Every flag sets the sampling option of its name (``--temperature`` is a VAE's prior temperature too,
 ``--steps`` a diffusion sampler's); a flag or ``--set`` key the run's family does not take, or a bad
@@ -47,6 +47,8 @@ from genlab.sampling.python_syntax import CONSTRAINTS, text_constraint
 SUFFIXES = (".npy", ".csv", ".png", ".txt", ".jsonl")
 #: Line written between text samples in a ``.txt`` output.
 TEXT_SEPARATOR = "<|endoftext|>"
+#: Modalities whose records are strings: printed to stdout when no ``--out`` is given.
+TEXT_MODALITIES = ("text", "smiles", "music")
 #: Every flag that sets a sampling option, and the option it sets.
 FLAG_OPTIONS = {"--steps": "steps", "--sampler": "sampler", "--guidance": "guidance", "--truncation": "truncation",
                 "--prompt": "prompt", "--init": "init", "--strength": "strength",
@@ -58,7 +60,7 @@ def sample(
     n: Annotated[int, typer.Option("-n", "--n", help="How many records to draw.")] = 64,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Output file: .npy, .csv (points, tables), .png, .txt (text) or .jsonl; default "
-                            "samples.png, samples.csv for tables, samples.txt for text (none with --stream).")] = None,
+                            "samples.png, samples.csv for tables; text is printed to stdout.")] = None,
     condition: Annotated[list[str] | None, typer.Option(
         "--condition", "-c", help="Class index or name; for tables column=value (repeatable).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Sampler steps (diffusion).")] = None,
@@ -120,9 +122,9 @@ def sample(
     constraint = None if constrain is None else text_constraint(model, constrain)
     if constraint is not None:
         options["logits_processors"] = (*options.get("logits_processors", ()), constraint)
-    if out is None and not stream:
-        out = Path({"tables": "samples.csv", "text": "samples.txt", "smiles": "samples.txt",
-                    "music": "samples.txt"}.get(modality, "samples.png"))
+    printed = out is None and modality in TEXT_MODALITIES   # text goes to the terminal unless --out says where
+    if out is None and not printed:
+        out = Path("samples.csv" if modality == "tables" else "samples.png")
     if out is not None:
         refuse_existing(out, overwrite)
         _check_output(out, modality, condition)
@@ -146,6 +148,8 @@ def sample(
         records = model.sample(n, condition=condition, generator=generator, **options)
     if constraint is not None:
         console.print(constraint.summary())
+    if printed and not stream and len(records):   # the layout --stream prints
+        print(f"\n{TEXT_SEPARATOR}\n".join(str(text) for text in records), flush=True)
     if out is not None:
         write_records(records, out, modality, prompt=options.get("prompt", ""), verify=verify)
         console.print(f"wrote {len(records)} samples to [bold]{out}[/bold]")
