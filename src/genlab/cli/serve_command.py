@@ -47,8 +47,8 @@ def serve(
 
         from genlab.serve import ModelRegistry, ServeSettings, create_app
     except ImportError as error:
-        raise NotSupportedError(f"genlab serve needs the serve extra ({error.name} is missing): "
-                                "pip install 'genlab[serve]'") from None
+        raise NotSupportedError(f"genlab serve needs fastapi and uvicorn, dependencies of genlab ({error.name} is "
+                                "missing): reinstall genlab, e.g. pip install genlab") from None
 
     if runs:   # a shell glob such as runs/demo/* also names the folder's files (summary.json, report.html)
         files = [run for run in runs if run.is_file()]
