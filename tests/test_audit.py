@@ -134,3 +134,38 @@ def test_ftu_flips_a_boolean_sensitive_column():
     kinds = {"woman": "boolean", "noise": "numeric", "hired": "categorical"}
     scores = downstream(table.iloc[:600], table.iloc[600:], "woman", "hired", "yes", kinds)
     assert scores.ftu > 0.8
+
+
+@pytest.fixture(scope="module")
+def gan():
+    from genlab.train import TrainConfig
+    train = TrainConfig(steps=300, batch_size=256, lr=1e-3, min_lr_ratio=0.05, grad_clip=None, optimizer="adam")
+    return genlab.fit(biased(1500, 0), family="gan", hidden=64, depth=2, latent_dim=8, pack=4, train=train)
+
+
+def test_two_column_remedies_refuse_a_gan_and_name_the_families_that_can(gan, real):
+    # CTGAN conditions on one category and writes the others in: parity would relabel, not resample
+    for call in (lambda: parity(gan, 200, "group", "income", "high", ["low"], generator=gen()),
+                 lambda: audit(gan, real, sensitive="group", target="income", n=200, remedy="parity")):
+        with pytest.raises(NotSupportedError, match="gan.*diffusion, gaussian, transformer, vae") as caught:
+            call()
+        assert "\n" not in str(caught.value)
+
+
+def test_cli_refuses_parity_on_a_gan_in_one_line(capsys, tmp_path, gan, real):
+    gan.save_pretrained(tmp_path / "run")
+    real.to_csv(tmp_path / "real.csv", index=False)
+    code, err = run_cli(capsys, "audit", str(tmp_path / "run"), "--real", str(tmp_path / "real.csv"), "--sensitive",
+                        "group", "--parity", "income:group", "-n", "200", "--out", str(tmp_path / "audit.html"))
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("genlab: error:"), err
+    assert "families that condition jointly: diffusion, gaussian, transformer, vae" in lines[0]
+    assert not (tmp_path / "audit.html").exists()
+
+
+def test_balance_on_a_gan_resamples_the_group_natively(gan):
+    # one category is what CTGAN's conditional vector carries: the group's proxy follows the group
+    rows = balanced(gan, 2000, "group", ["A", "B"], generator=gen())
+    assert rows["group"].value_counts().to_dict() == {"A": 1000, "B": 1000}
+    lead = rows.assign(lead=rows["role"] == "lead").groupby("group")["lead"].mean()
+    assert lead["A"] - lead["B"] > 0.3     # real rows 0.92 - 0.07; this GAN 0.92 - 0.19

@@ -10,6 +10,17 @@
   from them (Adult, copula: demographic parity difference 0.28 downstream after parity, 0.32 without).
 - :func:`fair_target` (``--fair TARGET:COL``): the target redrawn from a conditional blind to the group
   and its proxies, at equal rates across groups; what parity leaves downstream, at a utility cost.
+
+Which families can: a remedy must resample, never relabel. ``parity`` conditions on two columns at
+once, which only a family with ``conditions_tables_jointly`` does; the GAN (CTGAN) feeds one category
+through its conditional vector and writes the other in, so the other columns would follow the group
+alone and the target would be a label pasted over them: :func:`parity` refuses it, naming the families
+that can. ``balance`` conditions on one categorical column, which is exactly what CTGAN's conditional
+vector carries (every categorical or boolean column is a one-hot block the generator was trained
+against by training-by-sampling), so on a GAN the other columns follow the group: allowed
+(``tests/test_audit.py`` checks that the group's proxy moves with it). ``fair`` conditions on nothing:
+its rows are the model's unconditional draws and the target is redrawn by a classifier on every family
+alike (that redraw is the remedy), so it needs nothing of the family either.
 """
 
 from __future__ import annotations
@@ -19,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
+from genlab.errors import NotSupportedError
 
 
 def balanced(model: Any, n: int, sensitive: str, groups: list, *, generator: torch.Generator | None = None
@@ -33,7 +46,12 @@ def balanced(model: Any, n: int, sensitive: str, groups: list, *, generator: tor
 def parity(model: Any, n: int, sensitive: str, target: str, positive, negatives: list, *,
            generator: torch.Generator | None = None) -> pd.DataFrame:
     """``n`` rows whose groups all have the model's overall ``P(target = positive)`` (module doc);
-    ``negatives`` are the target's other values, drawn in the model's proportions."""
+    ``negatives`` are the target's other values, drawn in the model's proportions.
+
+    Raises:
+        NotSupportedError: a model that cannot condition on the group and the target together (module doc).
+    """
+    require_joint_conditioning(model, "parity", f"the group ({sensitive}) and the target ({target})")
     free = model.sample(n, generator=generator)
     rate = float((free[target] == positive).mean())
     parts = []
@@ -51,6 +69,24 @@ def parity(model: Any, n: int, sensitive: str, target: str, positive, negatives:
                 parts.append(model.sample(k, condition={sensitive: group, target: value}, generator=generator))
     missing = free[free[sensitive].isna()]
     return _shuffled(pd.concat(parts + [missing], ignore_index=True), generator)
+
+
+def require_joint_conditioning(model: Any, remedy: str, columns: str) -> None:
+    """Refuse ``remedy`` on a model whose table conditions do not all reach its conditional
+    (``conditions_tables_jointly`` is False): its rows would be relabelled, not resampled.
+
+    Raises:
+        NotSupportedError: naming the families that can.
+    """
+    if type(model).conditions_tables_jointly:
+        return
+    from genlab.models import FAMILIES
+
+    able = ", ".join(sorted(name for name, family in FAMILIES.items()
+                            if family.supports_tables and family.conditions_tables_jointly))
+    raise NotSupportedError(f"the {remedy} remedy draws rows given {columns} at once; the {model.family} family "
+                            f"conditions on one category and writes the others in, which would relabel rows "
+                            f"instead of resampling them; families that condition jointly: {able}")
 
 
 def _shuffled(table: pd.DataFrame, generator: torch.Generator | None) -> pd.DataFrame:

@@ -100,7 +100,8 @@ def audit(model: Any, real: pd.DataFrame, *, sensitive: str, target: str | None 
         target: a binary categorical column (its rarer value is the positive one), or ``None``.
         train: the model's training rows (for the training shares and the reference classifier).
         n: rows to draw.
-        remedy: ``None``, ``"balance"`` or ``"parity"`` (needs ``target``).
+        remedy: ``None``, ``"balance"``, ``"parity"`` or ``"fair"`` (the last two need ``target``; parity
+            needs a family that conditions on two columns jointly, see :mod:`genlab.audit.remedies`).
         classifiers: downstream classifiers among :data:`~genlab.audit.measures.CLASSIFIERS`.
         runs: seeds per classifier.
     """

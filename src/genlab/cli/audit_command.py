@@ -6,6 +6,8 @@ blind to the group and its proxies at equal rates) and writes a self-contained H
 shares with intervals, the target's rate per group and its gap, Column Shapes per group, and
 downstream fairness (fairlearn's demographic parity and equalized odds differences, FTU, AUROC) of
 classifiers trained on the samples and on real rows (see :mod:`genlab.audit`). A summary is printed.
+``--parity`` needs a family that conditions on two columns jointly (not the GAN: it would relabel rows
+instead of resampling them); it refuses otherwise, naming the families that can.
 """
 
 from __future__ import annotations
