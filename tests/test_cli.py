@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from genlab.cli.app import main
+from genlab.cli.app import COMMANDS, load_command, main
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -146,3 +149,42 @@ def test_debug_mode_shows_the_traceback(tmp_path, monkeypatch):
 def test_unknown_sampling_options_name_the_valid_ones(ring_run, tmp_path, capsys):
     assert_one_line_error(capsys, "sample", str(ring_run), "--steps", "20", "--out", str(tmp_path / "s.npy"),
                           match="no sampling option steps", code=2)   # a flag the family lacks: a usage error
+
+
+HELP_AND_IMPORTS = """
+import sys
+from genlab.cli.app import main
+try:
+    main(["--help"])
+except SystemExit:
+    pass
+heavy = ("torch", "sklearn", "pandas", "matplotlib", "fairlearn", "genlab.cli.")
+print("IMPORTED", *sorted(name for name in sys.modules if name.startswith(heavy)))
+"""
+
+
+def test_help_lists_every_command_without_importing_them():
+    # in a fresh interpreter: what `genlab --help` prints (one line per command at 250 columns), and imports
+    done = subprocess.run([sys.executable, "-c", HELP_AND_IMPORTS], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "250"})
+    assert done.returncode == 0, done.stderr
+    help_text, imported = done.stdout.split("IMPORTED")
+    rows = [line.strip("│ ").split(maxsplit=1) for line in help_text.splitlines() if line.startswith("│")]
+    for name, command in COMMANDS.items():
+        assert [name, command.help] in rows, help_text
+    assert imported.split() == ["genlab.cli.app"]   # no command module, no torch, pandas, scikit-learn
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_the_listed_help_is_the_first_paragraph_of_each_command(name):
+    first = load_command(name).help.split("\n\n")[0]
+    assert " ".join(first.split()) == COMMANDS[name].help
+
+
+def test_bare_genlab_prints_the_help_and_no_error_line(capsys):
+    status, out, err = run_cli(capsys)
+    assert status == 2 and "Commands" in out and "sample" in out and "genlab: error" not in err
+
+
+def test_a_misspelt_command_gets_a_suggestion(capsys):
+    assert_one_line_error(capsys, "smaple", match="Did you mean 'sample'?", code=2)
