@@ -54,6 +54,24 @@ def test_table_rows_are_attributed_in_the_codec_space():
     assert result.flag_rate == 1.0 and "table codec" in result.space
 
 
+def test_values_the_training_rows_lack_are_mismatches_not_errors():
+    # as Adult's one Holand-Netherlands row in the test split: a category (and a missing number) that
+    # only the test rows and the records hold must cost distance, not stop the attribution
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"country": rng.choice(["us", "mx"], 300), "x": rng.normal(size=300),
+                          "n": rng.integers(0, 1000, 300)})
+    frame.loc[290, "country"] = "nl"
+    frame.loc[295, "x"] = np.nan
+    data = split_table(frame)
+    model = genlab.fit(data, family="gaussian", n_components=1)
+    records = data.x_train.iloc[[3, 10, 10]].reset_index(drop=True)
+    records.loc[2, "country"] = "atlantis"       # in neither split
+    result = attribute(model, records, data=data, k=2)
+    assert list(result.indices[:, 0]) == [3, 10, 10]
+    assert result.distances[0, 0] == 0 and result.distances[2, 0] == pytest.approx(np.sqrt(2))   # one one-hot apart
+    assert 0 < result.real_flag_rate < 0.2
+
+
 def test_text_copies_are_found_by_their_longest_span():
     rng = np.random.default_rng(0)
     words = np.array(["alpha", "beta", "gamma", "delta", "omega", "sigma", "theta"])
@@ -100,3 +118,26 @@ def test_cli_attribute_writes_attr_json(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["attribute", str(run), str(tmp_path / "missing.npy"), "--real", "ring8"])
     assert exit_info.value.code == 1 and "no such file" in capsys.readouterr().err
+
+
+def test_cli_attribute_on_the_runs_own_training_file(tmp_path, capsys):
+    # the run and the attribution split the file alike; the one row of a rare category lands in the
+    # test split, which the model's codec never saw
+    from genlab.cli.app import main
+
+    from genlab.data.dataset import fixed_split
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"country": rng.choice(["us", "mx"], 300), "x": rng.normal(size=300)})
+    frame.loc[fixed_split(300)[1][0], "country"] = "nl"
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = genlab.fit(str(tmp_path / "train.csv"), family="gaussian", n_components=1)
+    assert set(model.codec_.spec("country")["categories"]) == {"mx", "us"}
+    run = tmp_path / "run"
+    model.save_pretrained(run)
+    frame.iloc[:20].to_csv(tmp_path / "samples.csv", index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["attribute", str(run), str(tmp_path / "samples.csv"), "--real", str(tmp_path / "train.csv"),
+              "--out", str(tmp_path / "attr.json")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 0 and "of 20 samples" in err, err

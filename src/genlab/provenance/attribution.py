@@ -5,8 +5,12 @@ Spaces, as the evaluation measures closeness:
 
 - images: the penultimate layer of genlab's own classifier (:func:`genlab.metrics.features.feature_classifier`)
   for labelled image datasets, raw pixels otherwise; points: raw coordinates;
-- tables: a :class:`~genlab.data.tables.TableCodec` fitted on the training rows (numbers as quantile normal
-  scores, categories one-hot), so every column counts on a comparable scale;
+- tables: numbers as the quantile normal scores of a :class:`~genlab.data.tables.TableCodec` fitted on the
+  training rows, categories one-hot (missing as one more value), so every column counts on a comparable
+  scale. The one-hot spans every value that the training rows, the test rows or the records hold: a
+  category the training rows lack (Adult's one Holand-Netherlands row when it falls in the test split)
+  is a mismatch like any other, at distance ``sqrt(2)``, not an error, and so is a missing number in a
+  column that had none in training;
 - text: the *longest copied span* of a sample: the longest stretch of it whose every 50-character window
   occurs in the training text (the copying index of :mod:`genlab.metrics.text`). Its neighbours are
   the ``k`` longest spans, each with the training offset of its first window; its distance is the
@@ -27,7 +31,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genlab.api import load
 from genlab.data.dataset import Dataset
 from genlab.data.tables import TableCodec
 from genlab.errors import ConfigError, DataError
@@ -96,12 +99,12 @@ def _space(model: Any, data: Dataset, records: Any) -> tuple[np.ndarray, np.ndar
     if modality == "tables":
         if not isinstance(records, pd.DataFrame):
             raise DataError(f"the data are tables; got {type(records).__name__} records")
-        codec = TableCodec(numeric="quantile", categorical="onehot").fit(data.x_train)
         missing = [c for c in data.x_train.columns if c not in records.columns]
         if missing:
             raise DataError(f"the records lack the training columns {', '.join(map(str, missing))}")
-        encode = lambda table: codec.encode(table[list(data.x_train.columns)])   # noqa: E731
-        return encode(data.x_train), encode(data.x_test), encode(records), "table codec (quantile scores, one-hot)"
+        columns = list(data.x_train.columns)
+        train, test, fake = _table_space(data.x_train, [data.x_test[columns], records[columns]])
+        return train, test, fake, "table codec (quantile scores, one-hot)"
     x = np.asarray(records, dtype=np.float32)
     if x.shape[1:] != data.x_train.shape[1:]:
         raise DataError(f"records of shape {x.shape[1:]} do not match the data's {data.x_train.shape[1:]}")
@@ -113,24 +116,54 @@ def _space(model: Any, data: Dataset, records: Any) -> tuple[np.ndarray, np.ndar
     return flat(data.x_train), flat(data.x_test), flat(x), "raw values"
 
 
+def _table_space(train: pd.DataFrame, others: list[pd.DataFrame]) -> list[np.ndarray]:
+    """``train`` and each table of ``others`` (same columns) as float64 rows of the table space (module doc)."""
+    tables = [train, *others]
+    kinds = TableCodec(numeric="quantile").fit(train).column_kinds
+    discrete = [c for c, kind in kinds.items() if kind in ("categorical", "boolean")]
+    numbers = [c for c, kind in kinds.items() if kind not in ("categorical", "boolean", "id")]
+    parts: list[list[np.ndarray]] = [[np.zeros((len(t), 0))] for t in tables]
+    if numbers:
+        codec = TableCodec(kinds={c: kinds[c] for c in numbers}, numeric="quantile").fit(train[numbers])
+        # a column with missing values only outside the training rows: a training value stands in for
+        # them (the middle one) and a missing block, as the codec gives columns that had some, marks them
+        unseen = [c for c in numbers if not codec.spec(c)["has_missing"] and any(t[c].isna().any() for t in others)]
+        middle = {c: train[c].sort_values().iloc[len(train) // 2] for c in unseen}
+        for part, table in zip(parts, tables):
+            part.append(codec.encode(table[numbers].fillna(middle)))
+            part.extend(_one_hot(table[c].isna().to_numpy(np.int64), 2) for c in unseen)
+    for column in discrete:
+        values = [t[column].reset_index(drop=True) for t in tables]
+        categories = sorted({v for v in pd.concat(values).dropna().tolist()}, key=str)
+        for part, value in zip(parts, values):
+            index = pd.Categorical(value, categories=categories).codes.astype(np.int64)
+            part.append(_one_hot(np.where(index < 0, len(categories), index), len(categories) + 1))
+    return [np.concatenate(part, axis=1) for part in parts]
+
+
+def _one_hot(index: np.ndarray, width: int) -> np.ndarray:
+    return np.eye(width)[index]
+
+
 def attribute(model: Any, records: Any, *, data: Dataset, k: int = 3) -> Attribution:
     """The ``k`` nearest training records of every generated record, and the memorisation flag.
 
     Args:
-        model: the fitted model (or a run directory) the records came from; checked against ``data``.
+        model: the fitted model the records came from (``genlab.load`` reads a run directory); checked
+            against ``data``.
         records: generated records (float array, object array of strings, or DataFrame).
         data: the dataset the model was trained on (its train split is searched, its test split sets
             the threshold).
         k: neighbours per record (a positive integer).
 
     Raises:
-        ConfigError: a bad ``k``; DataError: records that do not fit the data, or data of another
-            modality than the model.
+        ConfigError: a bad ``k``, or a model that is not a fitted one; DataError: records that do not fit
+            the data, or data of another modality than the model.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
-    if not hasattr(model, "data_"):
-        model = load(model)
+    if getattr(model, "data_", None) is None:
+        raise ConfigError(f"attribute needs a fitted model, got {model!r}: load a run directory with genlab.load")
     if model.data_.modality != data.modality:
         raise DataError(f"the model makes {model.data_.modality}; the data are {data.modality}")
     if data.modality == "text":
