@@ -73,14 +73,14 @@ def fit(family: str, data, minutes: float, seed: int):
 def measure(model, rules, real_test: pd.DataFrame, rows: int, seed: int) -> dict:
     """Violations, quality, rows returned and CPU of draws without and with ``rules``."""
     from genlab.metrics.tabular import quality
-    from genlab.rules import broken_rows, count_violations
+    from genlab.rules import Rules, broken_rows, count_violations
 
     kinds = model.codec_.column_kinds
     start = time.process_time()
-    free = model.sample(rows, generator=torch.Generator().manual_seed(seed), rules=())
+    free = model.sample(rows, generator=torch.Generator().manual_seed(seed), processors=[Rules([])])
     free_cpu = time.process_time() - start
     start = time.process_time()
-    kept = model.sample(rows, generator=torch.Generator().manual_seed(seed), rules=rules)
+    kept = model.sample(rows, generator=torch.Generator().manual_seed(seed), processors=[Rules(rules)])
     kept_cpu = time.process_time() - start
     before, after = count_violations(free, rules), count_violations(kept, rules)
     a, b = free.reset_index(drop=True), kept.reset_index(drop=True)
@@ -118,7 +118,7 @@ def main() -> None:
 
     import genlab
     from genlab.data.table_datasets import adult
-    from genlab.rules import infer_rules
+    from genlab.rules import bind_rules, infer_rules
 
     data = adult(DATA_DIR)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
@@ -126,7 +126,7 @@ def main() -> None:
         start = time.process_time()
         model = fit(family, data, args.minutes, args.seed)
         fit_cpu = time.process_time() - start
-        rules = model.bind_rules(infer_rules(data.x_train, model.codec_.column_kinds))
+        rules = bind_rules(model, infer_rules(data.x_train, model.codec_.column_kinds))
         entry = {"family": family, "fit_cpu_s": fit_cpu, "rules": [rule.describe() for rule in rules],
                  **measure(model, rules, data.x_test, args.rows, args.seed)}
         results[f"adult/{family}"] = entry
@@ -136,7 +136,7 @@ def main() -> None:
         show(entry)
     iris = iris_table()
     model = genlab.fit(iris, family="gaussian")
-    rules = model.bind_rules(infer_rules(iris, model.codec_.column_kinds))
+    rules = bind_rules(model, infer_rules(iris, model.codec_.column_kinds))
     entry = {"family": "gaussian", "rules": [rule.describe() for rule in rules],
              **measure(model, rules, iris, args.rows, args.seed)}
     results["iris/gaussian"] = entry

@@ -251,7 +251,7 @@ def table_benchmark(args) -> dict:
     for strength in (1.0, 0.5):
         mark = Watermark(key=KEY, strength=strength, gamma=GAMMA)
         cpu = time.process_time()
-        marked = model.sample(n, watermark=mark, generator=torch.Generator().manual_seed(1))
+        marked = model.sample(n, processors=[mark], generator=torch.Generator().manual_seed(1))
         entry: dict = {"sample_cpu_s": time.process_time() - cpu}
         entry["z_1000_rows"] = detect(marked.iloc[:1000], key=KEY).combined.score
         for size in (100, 500, 1000):

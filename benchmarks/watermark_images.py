@@ -87,7 +87,7 @@ def main() -> None:
                        train={"steps": None, "max_time": args.cpu, "clock": "cpu", "batch_size": 64, "lr": 2e-3,
                               "device": "cpu"})
     log(f"trained ({model.config.sampler}, {model.config.sample_steps} steps)")
-    marked = model.sample(args.marked, watermark=Watermark(key=KEY), generator=torch.Generator().manual_seed(1))
+    marked = model.sample(args.marked, processors=[Watermark(key=KEY)], generator=torch.Generator().manual_seed(1))
     plain = model.sample(args.unmarked, generator=torch.Generator().manual_seed(2))
     log("sampled")
     p_plain = np.array([d.p_value for d in detect(plain, key=KEY, model=model).items])

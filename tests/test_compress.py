@@ -14,6 +14,7 @@ from torch import nn
 import genlab
 from genlab.cli.app import main
 from genlab.compress import prune as pruning
+from genlab.compress.layout import compression_of
 from genlab.compress.quantize import Int8Linear
 from genlab.compress.run import compress
 
@@ -66,12 +67,12 @@ def test_quantized_run_stores_integers_and_records_its_parent(gpt_run, tmp_path)
     assert 0 < (q - f).abs().max() < 0.1 * f.std()
     assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
     again = model.save_pretrained(tmp_path / "again")   # re-saving keeps the layout record
-    assert genlab.load(again).compression_ == model.compression_
+    assert compression_of(genlab.load(again)) == compression_of(model)
 
 
 def test_unstructured_pruning_keeps_zeros_through_fine_tuning(gpt_run, tmp_path):
     out = compress(gpt_run, tmp_path / "pruned", prune=0.5, steps=3, data="digits")
-    record = genlab.load(out).compression_["transforms"][0]
+    record = compression_of(genlab.load(out))["transforms"][0]
     assert record["method"] == "prune" and abs(record["sparsity"] - 0.5) < 1e-3
     tensors = safetensors.torch.load_file(str(out / "model.safetensors"))
     weights = [tensors[f"h.{i}.{name}.weight"] for i in range(2) for name in ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")]
@@ -87,7 +88,7 @@ def test_structured_pruning_shrinks_the_matrices(gpt_run, tmp_path, capsys):
     model = genlab.load(tmp_path / "small")
     assert model.network_.h[0].mlp.fc.out_features == 64 and model.network_.h[1].mlp.proj.in_features == 64
     assert isinstance(model.network_.h[0].mlp.fc, Int8Linear)
-    parameters = model.compression_["transforms"][0]["parameters"]
+    parameters = compression_of(model)["transforms"][0]["parameters"]
     assert parameters[1] < parameters[0]
     with pytest.raises(SystemExit) as status:
         main(["sample", str(tmp_path / "small"), "-n", "2", "--out", str(tmp_path / "s.npy")])
@@ -145,7 +146,7 @@ def test_distilled_student_is_an_ordinary_smaller_run(gpt_run, tmp_path, capsys)
               "--steps", "2", "--data", "digits"])
     assert status.value.code == 0, capsys.readouterr().err
     student = genlab.load(tmp_path / "student")
-    assert student.config.n_layer == 1 and student.compression_["transforms"][0]["copied_layers"] == [1]
+    assert student.config.n_layer == 1 and compression_of(student)["transforms"][0]["copied_layers"] == [1]
     assert student.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
     with pytest.raises(SystemExit) as status:
         main(["compress", str(gpt_run), "--out", str(tmp_path / "big"), "--distill", "--set", "n_layer=3",

@@ -13,7 +13,7 @@ import torch
 import genlab
 from genlab.cli.app import main
 from genlab.rules import enforcement
-from genlab.rules import (Dependency, FixedCombinations, Inequality, Predicate, Range, RuleError, Unique, combine,
+from genlab.rules import (Rules, attach_rules, bind_rules, rules_of, Dependency, FixedCombinations, Inequality, Predicate, Range, RuleError, Unique, combine,
                           count_violations, infer_rules, parse_rules, rule_from_state)
 
 
@@ -43,7 +43,7 @@ def copula(table):
 
 @pytest.fixture(scope="module")
 def inferred(copula, table):
-    return copula.bind_rules(infer_rules(table, copula.codec_.column_kinds))
+    return bind_rules(copula, infer_rules(table, copula.codec_.column_kinds))
 
 
 def draw(model, n, seed=0, **kwargs):
@@ -61,10 +61,10 @@ def test_inference_finds_the_dependency_the_order_and_the_ranges(inferred):
 
 
 def test_copula_breaks_rules_and_enforcement_returns_every_row_unbroken(copula, inferred):
-    free = draw(copula, 2000, rules=())
+    free = draw(copula, 2000, processors=[Rules([])])
     before = count_violations(free, inferred)
     assert before["role -> sex (husband->M, wife->F)"] > 0 and before["start <= end"] > 0
-    kept = draw(copula, 2000, rules=inferred)
+    kept = draw(copula, 2000, processors=[Rules(inferred)])
     assert len(kept) == 2000 and list(kept.index) == list(range(2000))
     assert sum(count_violations(kept, inferred).values()) == 0
     assert dict(kept.dtypes) == dict(free.dtypes)
@@ -74,35 +74,35 @@ def test_copula_breaks_rules_and_enforcement_returns_every_row_unbroken(copula, 
 
 
 def test_a_condition_still_holds_under_rules_and_a_contradicting_one_is_refused(copula, inferred):
-    rows = draw(copula, 300, condition={"sex": "F"}, rules=inferred)
+    rows = draw(copula, 300, condition={"sex": "F"}, processors=[Rules(inferred)])
     assert len(rows) == 300 and (rows["sex"] == "F").all()
     assert sum(count_violations(rows, inferred).values()) == 0
     assert "husband" not in set(rows["role"])
     with pytest.raises(RuleError, match="contradicts rule 'role -> sex"):
-        draw(copula, 10, condition={"role": "husband", "sex": "F"}, rules=inferred)
+        draw(copula, 10, condition={"role": "husband", "sex": "F"}, processors=[Rules(inferred)])
 
 
 def test_conditioning_on_assignments_alone_also_returns_every_row_unbroken(copula, inferred, monkeypatch):
     # method 2 of genlab.rules.enforcement, which rejection otherwise leaves little to do on this table
     monkeypatch.setattr(enforcement, "REJECTION_ROUNDS", 0)
     combos = FixedCombinations(("role", "city"), (("husband", "a"), ("wife", "b"), ("child", "c"), ("single", "a")))
-    rules = inferred + copula.bind_rules([combos])
-    rows = draw(copula, 400, condition={"city": "a"}, rules=rules)
+    rules = inferred + bind_rules(copula, [combos])
+    rows = draw(copula, 400, condition={"city": "a"}, processors=[Rules(rules)])
     assert len(rows) == 400 and (rows["city"] == "a").all()
     assert sum(count_violations(rows, rules).values()) == 0
     assert set(rows["role"]) == {"husband", "single"}
 
 
 def test_rules_in_the_model_are_saved_with_the_run_and_applied_on_load(copula, inferred, tmp_path):
-    copula.rules_ = inferred
+    attach_rules(copula, inferred)
     try:
         copula.save_pretrained(tmp_path / "run")
     finally:
-        copula.rules_ = []
+        attach_rules(copula, [])
     saved = json.loads((tmp_path / "run" / "rules.json").read_text())
     assert {"kind": "inequality", "low": "start", "high": "end", "strict": False} in saved["rules"]
     loaded = genlab.load(tmp_path / "run")
-    assert [r.describe() for r in loaded.rules_] == [r.describe() for r in inferred]
+    assert [r.describe() for r in rules_of(loaded)] == [r.describe() for r in inferred]
     assert sum(count_violations(draw(loaded, 1000), inferred).values()) == 0
 
 
@@ -111,11 +111,11 @@ def test_each_kind_is_enforced(copula):
                                                   ("single", "b"))),
              Range("amount", high=40), Inequality("end", "amount"),
              Predicate(lambda row: row["start"] % 2 == 0, name="even start", reads=("start",))]
-    rows = draw(copula, 400, rules=copula.bind_rules(rules))
+    rows = draw(copula, 400, processors=[Rules(bind_rules(copula, rules))])
     assert len(rows) == 400
     assert sum(count_violations(rows, rules).values()) == 0
-    ids = copula.bind_rules([Unique("start")])
-    assert draw(copula, 40, rules=ids)["start"].is_unique
+    ids = bind_rules(copula, [Unique("start")])
+    assert draw(copula, 40, processors=[Rules(ids)])["start"].is_unique
 
 
 def test_json_round_trip_and_bad_rule_files():
@@ -135,21 +135,21 @@ def test_json_round_trip_and_bad_rule_files():
 
 def test_bad_rules_for_the_model_name_the_problem(copula):
     with pytest.raises(RuleError, match="unknown column 'salary'; the table's columns are: role"):
-        copula.bind_rules([Range("salary", low=0)])
+        bind_rules(copula, [Range("salary", low=0)])
     with pytest.raises(RuleError, match="impossible range"):
-        copula.bind_rules([Range("amount", low=10, high=5)])
+        bind_rules(copula, [Range("amount", low=10, high=5)])
     with pytest.raises(RuleError, match="column 'role' is categorical"):
-        copula.bind_rules([Inequality("role", "end")])
+        bind_rules(copula, [Inequality("role", "end")])
     with pytest.raises(RuleError, match="has no category 'x'"):
-        copula.bind_rules([Dependency("role", "sex", (("husband", "x"),))])
+        bind_rules(copula, [Dependency("role", "sex", (("husband", "x"),))])
     with pytest.raises(RuleError, match="leave no value of 'amount'"):
-        draw(copula, 5, rules=copula.bind_rules([Range("amount", low=50), Range("amount", high=20)]))
+        draw(copula, 5, processors=[Rules(bind_rules(copula, [Range("amount", low=50), Range("amount", high=20)]))])
     with pytest.raises(RuleError, match="force sex to both 'M' and 'F'"):
-        draw(copula, 5, rules=copula.bind_rules([Dependency("role", "sex", (("husband", "M"),)),
-                                                 Dependency("role", "sex", (("husband", "F"),))]))
+        draw(copula, 5, processors=[Rules(bind_rules(copula, [Dependency("role", "sex", (("husband", "M"),)),
+                                                 Dependency("role", "sex", (("husband", "F"),))]))])
     never = Predicate(lambda row: False, name="never")
     with pytest.raises(RuleError, match="still break 'never'"):
-        draw(copula, 3, rules=[never])
+        draw(copula, 3, processors=[Rules([never])])
 
 
 def run_cli(capsys, *argv):
@@ -193,3 +193,11 @@ def test_cli_bad_rules_give_one_line_and_write_nothing(capsys, tmp_path, table, 
     lines = err.strip().splitlines()
     assert code == 1 and lines[-1].startswith("genlab: error:") and match in lines[-1], err
     assert not (tmp_path / "run").exists()
+
+
+def test_rules_given_at_sampling_time_hold_under_a_watermark(copula, inferred):
+    """Issue 22, bug 3: a watermark used to return before the call's rules were enforced."""
+    rows = draw(copula, 300, processors=[genlab.Watermark(key=7), Rules(inferred)])
+    assert len(rows) == 300
+    assert sum(count_violations(rows, inferred).values()) == 0
+    assert genlab.detect(rows, key=7).combined.watermarked

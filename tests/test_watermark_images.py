@@ -47,7 +47,7 @@ def test_ddim_inversion_returns_near_the_initial_noise(model):
 
 
 def test_marked_samples_are_detected_and_unmarked_ones_are_not(model):
-    marked = model.sample(16, watermark=Watermark(key=3), steps=50, generator=torch.Generator().manual_seed(1))
+    marked = model.sample(16, processors=[Watermark(key=3)], steps=50, generator=torch.Generator().manual_seed(1))
     plain = model.sample(16, steps=50, generator=torch.Generator().manual_seed(2))
     report = detect(marked, key=3, model=model)
     assert report.method == "tree-ring" and report.fpr == 1e-2 and report.combined.p_value < 1e-6
@@ -57,7 +57,7 @@ def test_marked_samples_are_detected_and_unmarked_ones_are_not(model):
 
 def test_gan_and_vae_images_refuse_the_mark(digits):
     vae = genlab.fit(digits.x_train[:64], family="vae", train={"steps": 1, "batch_size": 32})
-    with pytest.raises(NotSupportedError, match="diffusion family"):
-        vae.sample(2, watermark=Watermark(key=1))
+    with pytest.raises(NotSupportedError, match="diffusion"):
+        vae.sample(2, processors=[Watermark(key=1)])
     with pytest.raises(NotSupportedError, match="diffusion"):
         detect(digits.x_test[:4], key=1, model=vae)

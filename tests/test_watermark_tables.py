@@ -34,7 +34,7 @@ def model():
 
 
 def test_marked_rows_are_detected_after_shuffle_subset_reorder_and_csv(model, tmp_path):
-    marked = model.sample(300, watermark=Watermark(key=42), generator=torch.Generator().manual_seed(0))
+    marked = model.sample(300, processors=[Watermark(key=42)], generator=torch.Generator().manual_seed(0))
     assert len(marked) == 300 and list(marked.columns) == list(frame(1).columns)
     assert green_rows(marked, Watermark(key=42)).all()           # strength 1: green rows only
     path = tmp_path / "rows.csv"
@@ -53,7 +53,7 @@ def test_marked_rows_are_detected_after_shuffle_subset_reorder_and_csv(model, tm
 
 def test_strength_sets_the_green_share(model):
     mark = Watermark(key="k", strength=0.5)
-    rows = model.sample(600, watermark=mark, generator=torch.Generator().manual_seed(1))
+    rows = model.sample(600, processors=[mark], generator=torch.Generator().manual_seed(1))
     share = green_rows(rows, mark).mean()
     # target 0.25 + 0.75 * 0.5 = 0.625; the kept share is a ratio of binomial counts: sd < 0.02 at 600 rows
     assert abs(share - 0.625) < 0.08
@@ -78,7 +78,7 @@ def test_bad_input(model):
     points = genlab.fit(np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32), family="gaussian",
                         n_components=1)
     with pytest.raises(NotSupportedError, match="tables from every family"):
-        points.sample(10, watermark=Watermark(key=1))
+        points.sample(10, processors=[Watermark(key=1)])
 
 
 def test_cli_sample_with_a_key_then_detect_without_the_run(model, tmp_path, capsys):

@@ -113,9 +113,9 @@ def text_model():
 def test_sampling_greedy_beam_and_streaming_keep_the_mark(text_model):
     mark = Watermark(key="genlab secret")
     g = torch.Generator().manual_seed(0)
-    marked = text_model.sample(4, watermark=mark, max_new_tokens=60, generator=g)
+    marked = text_model.sample(4, processors=[mark], max_new_tokens=60, generator=g)
     plain = text_model.sample(4, max_new_tokens=60, generator=torch.Generator().manual_seed(0))
-    beams = text_model.sample(2, watermark=mark, max_new_tokens=60, num_beams=3, temperature=0)
+    beams = text_model.sample(2, processors=[mark], max_new_tokens=60, num_beams=3, temperature=0)
     streamed = "".join(text_model.stream("", max_new_tokens=60, generator=torch.Generator().manual_seed(1),
                                          logits_processors=(text_model_marker(text_model, mark),)))
     for texts in (marked, beams, np.array([streamed], dtype=object)):

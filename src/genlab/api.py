@@ -8,13 +8,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from genlab.compress.layout import CompressionLayout
 from genlab.data.dataset import Dataset
 from genlab.data.registry import load as load_dataset
 from genlab.defaults import Resolved, recommend_family, resolve
-from genlab.errors import CheckpointError, unknown_choice
+from genlab.errors import unknown_choice
 from genlab.models import FAMILIES, GenerativeModel
-from genlab.models.base import read_run_config, training_arrays
+from genlab.models.base import load_run, training_arrays
+from genlab.rules.attach import RulesFile
 from genlab.train import Callback, TrainConfig
+
+#: Features that keep a share of a run directory; each registers its run extension when imported, so
+#: ``genlab.load`` restores them (:mod:`genlab.models.hooks`).
+RUN_EXTENSIONS = (CompressionLayout, RulesFile)
 
 
 def family_class(name: str) -> type[GenerativeModel]:
@@ -96,10 +102,6 @@ def configure(data: Dataset | np.ndarray, *, family: str | None, options: dict[s
 
 
 def load(directory: str | Path) -> GenerativeModel:
-    """Load the model saved in run directory ``directory``, whatever its family."""
-    config = read_run_config(Path(directory))
-    family = config.get("family")
-    if family not in FAMILIES:
-        raise CheckpointError(f"{directory}/config.json names an unknown family {family!r}; "
-                              f"known: {', '.join(sorted(FAMILIES))}")
-    return FAMILIES[family].from_pretrained(directory)
+    """Load the model saved in run directory ``directory``, whatever its family (rules, compression and
+    every other feature's share of the run included)."""
+    return load_run(directory)

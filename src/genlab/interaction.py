@@ -6,15 +6,11 @@ returns raw records as ``sample`` does.
 
 **Variations** of a record at ``strength`` ``s`` in ``[0, 1]`` (0 = the record itself, 1 = unrelated):
 
-- ``vae`` (points, images): encode to the posterior mean ``mu``, then
-  ``z = sqrt(1 - s^2) mu + s eps``, ``eps ~ N(0, I)``, and decode. The variance-preserving mix keeps a
-  prior-distributed latent prior-distributed, so ``s = 1`` is an independent draw.
-- ``gan`` (points, images): the same mix around the record's latent, which must be given (a GAN has no
-  encoder).
-- ``diffusion`` (points, images): SDEdit (Meng et al. 2022, "SDEdit: guided image synthesis and editing
-  with stochastic differential equations", Sec. 3): noise the record to ``t0 = s (T - 1)`` of the
-  schedule, ``x_t0 = sqrt(alpha_bar_t0) x0 + sqrt(1 - alpha_bar_t0) eps``, and run the deterministic
-  DDIM sampler from ``t0`` down to 0.
+- points and images: the family's own :meth:`~genlab.models.base.GenerativeModel.variations`. A latent
+  family (``vae``, ``gan``) mixes the record's latent ``z`` (the posterior mean, or the given latent of a
+  GAN, which has no encoder) with noise, ``sqrt(1 - s^2) z + s eps``, which keeps a prior-distributed
+  latent prior-distributed (``s = 1`` is an independent draw); ``diffusion`` runs SDEdit (Meng et al.
+  2022) as ``sample(init=record, strength=s)`` does: the one image-to-image edit genlab has.
 - ``transformer`` on text: keep a prefix (given, or the first ``1 - s`` of the record's characters)
   and sample the rest again.
 - tables (every family): keep the ``locked`` columns and draw the others from ``p(rest | locked)``;
@@ -29,7 +25,6 @@ draw the rest again, ``n`` times.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,11 +33,8 @@ import torch
 
 from genlab.errors import ConfigError, DataError, NotSupportedError
 from genlab.models.base import GenerativeModel
-from genlab.sampling.ddim import DDIMSampler
 from genlab.sampling.latent import check_latents, interpolate
 
-#: Families whose variations of points and images this module defines.
-VARIATION_FAMILIES = ("diffusion", "gan", "vae")
 
 
 def variations(model: GenerativeModel, record: Any = None, *, n: int = 4, strength: float = 0.3,
@@ -73,17 +65,9 @@ def variations(model: GenerativeModel, record: Any = None, *, n: int = 4, streng
         text = _one_text(record)
         kept = prefix if prefix is not None else text[:int(round((1 - strength) * len(text)))]
         return model.sample(n, prompt=kept, generator=generator, **options)
-    if model.family in ("vae", "gan"):
-        z = _latent_of(model, record, latent, condition)                                   # (L,)
-        device = generator.device if generator is not None else torch.device("cpu")
-        eps = torch.randn(n, *z.shape, generator=generator, device=device).cpu().numpy()
-        mixed = math.sqrt(1 - strength ** 2) * z[None] + strength * eps                   # (n, L)
-        return model.decode(mixed.astype(np.float32), condition=condition)
-    if model.family == "diffusion":
-        return _sdedit(model, _one_array(model, record), n, strength, generator, condition,
-                       options.get("steps", model.config.sample_steps))
-    raise NotSupportedError(f"the {model.family} family has no variations of {modality}; variations of points "
-                            f"and images: {', '.join(VARIATION_FAMILIES)}; text and tables: every family")
+    return model.variations(None if record is None else _one_array(model, record), n=n, strength=strength,
+                            generator=generator, condition=condition,
+                            latent=None if latent is None else np.asarray(latent, dtype=np.float32), **options)
 
 
 def interpolate_records(model: GenerativeModel, a: Any, b: Any, *, steps: int = 8, method: str = "slerp",
@@ -131,13 +115,11 @@ def _is_latent(end: Any) -> bool:
 
 
 def _latent_of(model: GenerativeModel, record: Any, latent: Any, condition: Any) -> np.ndarray:
-    """``(L,)`` the given latent, or the record's posterior mean (``vae``)."""
+    """``(L,)`` the given latent, or the record's posterior mean (a family that encodes records)."""
     if latent is not None:
         return check_latents(np.asarray(latent, dtype=np.float32)[None], model.latent_shape).numpy()[0]
     if record is None:
         raise DataError("give the record, or its latent")
-    if model.family == "gan":
-        raise NotSupportedError("the gan family has no encoder: give the record's latent instead of the record")
     return model.encode(_one_array(model, record), condition=condition)[0]
 
 
@@ -196,30 +178,3 @@ def _table_variations(model: GenerativeModel, row: pd.DataFrame, n: int, strengt
         kept = {**_kept_values(model, row, keep), **extra}
         rows.append(model.sample(1, condition=kept or None, generator=generator, **options))
     return pd.concat(rows, ignore_index=True)
-
-
-@torch.no_grad()
-def _sdedit(model: GenerativeModel, x: np.ndarray, n: int, strength: float, generator: torch.Generator | None,
-            condition: Any, steps: int) -> np.ndarray:
-    """SDEdit (module docstring) of one record ``x (1, *shape)``: ``n`` records ``(n, *shape)``."""
-    schedule, device = model.schedule, model.device
-    index = model.condition_index(condition)
-    solver = DDIMSampler(schedule, prediction=model.config.prediction,
-                         clip=1.0 if model.data_.modality == "images" else None)
-    solver.set_timesteps(steps)
-    t0 = int(round(strength * (schedule.timesteps - 1)))
-    visited = [t for t in solver.timesteps.tolist() if t <= t0]
-    x0 = torch.as_tensor(model.codec_.encode(x)).to(device).expand(n, *x.shape[1:])        # (n, *shape)
-    if strength == 0 or not visited:
-        return model.codec_.decode(x0)
-    rng_device = generator.device if generator is not None else torch.device("cpu")
-    eps = torch.randn(x0.shape, generator=generator, device=rng_device).to(device)
-    alpha_bar = float(schedule.alpha_bar[visited[0]])
-    x_t = math.sqrt(alpha_bar) * x0 + math.sqrt(1 - alpha_bar) * eps
-    classes = getattr(model.network_, "classes", None)
-    y = None if classes is None else torch.full(
-        (n,), classes.null_class if index is None else index, dtype=torch.long, device=device)
-    for t in visited:
-        t_batch = torch.full((n,), t, dtype=torch.long, device=device)
-        x_t = solver.step(model.network_(x_t, t_batch, y), t, x_t)
-    return model.codec_.decode(x_t)

@@ -21,7 +21,7 @@ from genlab.cli.options import (DataDir, ModalityOption, Overwrite, Seed, Target
                                 refuse_existing)
 from genlab.cli.progress import RichProgress
 from genlab.data.registry import load as load_dataset
-from genlab.rules import RulesPlan
+from genlab.rules import RulesPlan, attach_rules
 from genlab.train.distributed import is_main_process, shutdown
 
 FAMILY_HELP = ("Model family (see `genlab fit --help`). Default: the family genlab's benchmarks rank best for "
@@ -87,8 +87,7 @@ def fit(
         with RichProgress(console, budget_note=_budget_source(user_train)) as progress:
             model.fit(dataset, train=train, run_dir=out, resume=resume, callbacks=[progress])
         if is_main_process():
-            model.rules_ = rules_plan.apply(model, dataset.x_train)
-            for rule in model.rules_:
+            for rule in attach_rules(model, rules_plan.apply(model, dataset.x_train)):
                 console.print(f"rule: {rule.describe()}")
             model.save_pretrained(out)
             console.print(f"saved to [bold]{out}[/bold] in {time.perf_counter() - started:.1f} s")

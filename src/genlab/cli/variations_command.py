@@ -48,7 +48,8 @@ def variations(
     model = load(run)
     generator = torch.Generator().manual_seed(seed)
     record, latent = None, None
-    if model.family == "gan" and model.data_.modality in ("points", "images"):
+    if hasattr(model, "latent_shape") and not model.encodes_records and model.data_.modality in ("points", "images"):
+        # a latent family without an encoder (a GAN): vary the record's latent, drawn as sample() draws it
         latent = torch.randn(index + 1, *model.latent_shape, generator=generator)[index].numpy()
     else:
         records = model.sample(index + 1, condition=conditions, generator=generator, **options)

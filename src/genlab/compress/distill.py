@@ -93,14 +93,11 @@ def distill(teacher: TransformerModel, data: Dataset, *, student: dict[str, Any]
         raise ConfigError("a student started from teacher layers keeps the teacher's n_embd and n_head; "
                           "use init='random' for another width")
     model = TransformerModel(config)
-    model.codec_, model.data_ = teacher.codec_, teacher.data_
     base = teacher.train_config_ or teacher.default_train_config()
     settings = replace(base, steps=steps, max_time=None, ema_decay=None, eval_every=0, checkpoint_every=0)
     settings = from_dict(TrainConfig, {**to_dict(settings), **(train or {})}, what="training")
+    model.initialise(teacher.codec_, teacher.data_, seed=settings.seed)
     model.train_config_ = settings
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        model.network_ = model._build_network(model.data_)
     layers = student_layers(t.n_layer, config.n_layer) if init == "teacher" else []
     if init == "teacher":
         _copy_layers(teacher.network_, model.network_, layers)
@@ -109,7 +106,8 @@ def distill(teacher: TransformerModel, data: Dataset, *, student: dict[str, Any]
         parameter.requires_grad_(False)
 
     bos, first_class = teacher.codec_.bos, teacher.codec_.vocab_size
-    label_dropout = config.label_dropout if teacher._n_classes(teacher.data_) else 1.0
+    class_tokens = teacher.token_count - teacher.codec_.vocab_size
+    label_dropout = config.label_dropout if class_tokens else 1.0
 
     def loss(module: nn.Module, batch: Batch, generator: torch.Generator) -> Losses:
         # batch.x: (B, L) token rows -> logits (B, L-1, V) of student and teacher
@@ -127,7 +125,7 @@ def distill(teacher: TransformerModel, data: Dataset, *, student: dict[str, Any]
         return Losses(total, {"soft": float(soft.detach()), "nll": float(hard.detach())})
 
     x = torch.as_tensor(teacher.codec_.encode(data.x_train))
-    y = torch.from_numpy(data.y_train) if data.y_train is not None and teacher._n_classes(teacher.data_) else None
+    y = torch.from_numpy(data.y_train) if data.y_train is not None and class_tokens else None
     result = Trainer(settings).fit(model.network_, [Phase("model", model.network_, loss)], x, y)
     model.history_ = result.history
     model.network_.cpu().eval()

@@ -21,17 +21,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
 
-from genlab.api import load
 from genlab.compress import prune as pruning
 from genlab.compress.distill import distill as distill_student
 from genlab.compress.quantize import DTYPES, quantize_linear
 from genlab.data.dataset import Dataset
 from genlab.data.registry import load as load_dataset
 from genlab.errors import ConfigError, NotSupportedError, OutputExistsError, unknown_choice
-from genlab.models.base import GenerativeModel, read_run_config
-from genlab.train import Trainer
+from genlab.compress.layout import KEY, compression_of
+from genlab.models.base import GenerativeModel, load_run, read_run_config
 
 #: Families whose sampling network compress can transform (the Gaussian families have no such network).
 FAMILIES: tuple[str, ...] = ("diffusion", "gan", "transformer", "vae")
@@ -88,9 +86,9 @@ def compress(run: str | Path, out: str | Path, *, quantize: str | None = None, p
     family = read_run_config(run).get("family")
     if family not in FAMILIES:
         raise NotSupportedError(f"the {family} family cannot be compressed; families that can: {', '.join(FAMILIES)}")
-    model = load(run)
+    model = load_run(run)
     parent = {"run": str(run), "family": family, "weights_sha256": read_run_config(run)["weights_sha256"]}
-    transforms: list[dict[str, Any]] = list((model.compression_ or {}).get("transforms", []))  # a parent's own
+    transforms: list[dict[str, Any]] = list((compression_of(model) or {}).get("transforms", []))  # a parent's own
     if distill is not None:
         dataset = data if isinstance(data, Dataset) else load_dataset(data, data_dir=data_dir)
         options = {k: v for k, v in distill.items() if k != "student"}
@@ -134,23 +132,18 @@ def fine_tune(model: GenerativeModel, steps: int, data: Any, data_dir: str | Pat
     if not steps:
         return
     dataset = data if isinstance(data, Dataset) else load_dataset(data, data_dir=data_dir)
-    if dataset.modality != model.data_.modality or tuple(dataset.shape) != tuple(model.data_.shape):
-        raise ConfigError(f"the fine-tuning data are {dataset.modality} of shape {tuple(dataset.shape)}; the run "
-                          f"was trained on {model.data_.modality} of shape {tuple(model.data_.shape)}")
     parent = model.train_config_ or model.default_train_config()
     train = replace(parent, steps=steps, max_time=None, lr=lr if lr is not None else parent.lr / 10,
                     warmup_steps=0, ema_decay=None, eval_every=0, checkpoint_every=0)
-    x = torch.as_tensor(model.codec_.encode(dataset.x_train))
-    y = None if dataset.y_train is None or not model.data_.class_names else torch.from_numpy(dataset.y_train)
-    Trainer(train).fit(model.network_, model._phases(), x, y)
+    model.fine_tune(dataset, train=train)
     model.network_.cpu().eval()
 
 
 def _write(model: GenerativeModel, out: Path, compression: dict[str, Any], overwrite: bool) -> None:
-    """``save_pretrained`` (which writes ``model.compression_`` into ``config.json``) into a temporary
+    """``save_pretrained`` (which writes the compression record into ``config.json``) into a temporary
     sibling of ``out``, then move it into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.compression_ = compression
+    model.extension_records_[KEY] = compression
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save_pretrained(tmp)

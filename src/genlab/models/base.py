@@ -49,10 +49,8 @@ from genlab.data.dataset import MODALITIES, Dataset
 from genlab.data.tables import TableCodec
 from genlab.defaults import DataDefaults
 from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
-from genlab.compress.layout import restore_layout
 from genlab.io import atomic_path, sha256_file, write_json
-from genlab.rules import RULES_FILE, Rule, RuleError, enforce, load_rules, save_rules
-from genlab.provenance.embed import sample_watermarked
+from genlab.models.hooks import SampleProcessor, SampleRequest, compose, extensions
 from genlab.train import Batch, Callback, Phase, TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
@@ -63,6 +61,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CODEC_FILE = "codec.json"
 CHECKPOINT_FILE = Path("checkpoint") / "trainer_state.safetensors"
+#: The keys of ``config.json`` the contract itself writes; the others belong to run extensions.
+RUN_CONFIG_KEYS = frozenset({"genlab_version", "family", "model", "data", "train", "weights_sha256"})
 #: Test records scored at each periodic validation (``TrainConfig.eval_every > 0``).
 VALIDATION_RECORDS = 1024
 
@@ -114,6 +114,13 @@ class GenerativeModel(ABC):
     #: Whether ``sample(condition={...})`` on tables draws the other columns from the model's conditional
     #: given *every* conditioned column (True), or conditions on one and writes the others in (a GAN).
     conditions_tables_jointly: ClassVar[bool] = True
+    #: Whether ``encode`` maps records to latents (a VAE); a GAN has latents but no encoder.
+    encodes_records: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "family" in cls.__dict__:
+            _FAMILIES[cls.family] = cls
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         if config is not None and options:
@@ -128,10 +135,10 @@ class GenerativeModel(ABC):
         self.data_: DataInfo | None = None
         self.train_config_: TrainConfig | None = None
         self.history_: list[dict[str, Any]] = []
-        #: Rules every sampled table row satisfies (:mod:`genlab.rules`), bound to the codec; saved in rules.json.
-        self.rules_: list[Rule] = []
-        #: What :mod:`genlab.compress` did to a parent run (``config.json``'s ``compression``), or None.
-        self.compression_: dict[str, Any] | None = None
+        #: The model's own sample processors by slot (:mod:`genlab.models.hooks`), e.g. a run's saved rules.
+        self.processors_: dict[str, SampleProcessor] = {}
+        #: Records of run extensions by ``config.json`` key (:mod:`genlab.models.hooks`), e.g. ``compression``.
+        self.extension_records_: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ family hooks
     def default_train_config(self) -> TrainConfig:
@@ -150,9 +157,7 @@ class GenerativeModel(ABC):
         another representation (token sequences for an autoregressive family)."""
         if data.modality == "tables":
             if not self.supports_tables:
-                from genlab.models import FAMILIES
-
-                able = ", ".join(sorted(name for name, family in FAMILIES.items() if family.supports_tables))
+                able = ", ".join(sorted(name for name, family in _FAMILIES.items() if family.supports_tables))
                 raise NotSupportedError(f"the {self.family} family does not model tables yet; "
                                         f"families that do: {able}")
             return self._make_table_codec(data)
@@ -246,10 +251,8 @@ class GenerativeModel(ABC):
         if resume and run_dir is None:
             raise ConfigError("resume needs the run directory that holds the checkpoint")
         codec = self._make_codec(info).fit(x)
-        self.codec_, self.data_, self.train_config_ = codec, info, train
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(train.seed)  # initial weights are a function of the seed alone
-            self.network_ = self._build_network(info)
+        self.initialise(codec, info, seed=train.seed)
+        self.train_config_ = train
         z = torch.as_tensor(codec.encode(x))
         y_tensor = None if y is None else torch.from_numpy(y)
         validation = None
@@ -279,9 +282,37 @@ class GenerativeModel(ABC):
         self.network_.eval()
         return self
 
+    def initialise(self: M, codec: Codec, data: DataInfo, *, seed: int) -> M:
+        """Take a fitted ``codec`` and the description ``data`` of its records and build freshly initialised
+        weights, a function of ``seed`` alone (``fit`` starts here; so does a distilled student, which
+        shares its teacher's codec). Returns ``self``."""
+        self.codec_, self.data_ = codec, data
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.network_ = self._build_network(data)
+        return self
+
+    def fine_tune(self: M, data: Dataset, *, train: TrainConfig) -> M:
+        """Train the fitted network further on ``data``'s training split with ``train`` (same codec, no
+        re-initialisation): e.g. after pruning (:mod:`genlab.compress`). Returns ``self``.
+
+        Raises:
+            ConfigError: ``data`` of another modality or record shape than the model's.
+        """
+        self._check_fitted()
+        x, y, info = training_arrays(data, None)
+        if info.modality != self.data_.modality or tuple(info.shape) != tuple(self.data_.shape):
+            raise ConfigError(f"the data are {info.modality} of shape {tuple(info.shape)}; the model was trained "
+                              f"on {self.data_.modality} of shape {tuple(self.data_.shape)}")
+        y_tensor = None if y is None or not self.data_.class_names else torch.from_numpy(y)
+        self.network_.train()
+        self._fit_network(torch.as_tensor(self.codec_.encode(x)), y_tensor, FitContext(train=train))
+        self.network_.eval()
+        return self
+
     def sample(
         self, n: int, *, condition: int | str | dict[str, Any] | None = None,
-        generator: torch.Generator | None = None, rules: Sequence[Rule] | None = None, **options: Any,
+        generator: torch.Generator | None = None, processors: Sequence[SampleProcessor] = (), **options: Any,
     ) -> np.ndarray | pd.DataFrame:
         """Draw ``n`` new raw records: float32 ``(n, *shape)``, for text an object array ``(n,)`` of
         ``str``, for tables a DataFrame with the training columns, dtypes and categories.
@@ -292,52 +323,44 @@ class GenerativeModel(ABC):
                 ``{column: value}`` that every returned row satisfies (a bare value means the target
                 column); ``None`` samples from the whole distribution.
             generator: source of randomness; the same seeded generator gives the same samples.
-            rules: table rules every returned row satisfies (:mod:`genlab.rules`; the rows that break one
-                are redrawn, never dropped); ``None`` uses the model's own :attr:`rules_`, ``()`` none.
-            **options: family-specific sampling options, listed in :attr:`sample_options`;
-                ``watermark=Watermark(key=...)`` marks text and tables (:mod:`genlab.provenance`).
+            processors: features that wrap the draw (:mod:`genlab.models.hooks`), e.g.
+                ``genlab.rules.Rules([...])`` (every table row satisfies them; replaces the run's own rules,
+                ``Rules([])`` drops them) or ``genlab.Watermark(key=...)``. The model's own
+                :attr:`processors_` apply too, unless one given here takes their slot.
+            **options: family-specific sampling options, listed in :attr:`sample_options`.
         """
         self._check_fitted()
         n = check_count(n)
-        if options.get("watermark") is not None:
-            return sample_watermarked(self, n, options.pop("watermark"), condition=condition,
-                                      generator=generator, **options)
-        options.pop("watermark", None)
-        if self.data_.modality == "tables":
-            index = self.table_condition(condition)
-        else:
-            index = self.condition_index(condition)
+        parsed = self.table_condition(condition) if self.data_.modality == "tables" else self.condition_index(condition)
+        self.check_sample_options(options)
+        active = dict(self.processors_)
+        for processor in processors:
+            if not isinstance(processor, SampleProcessor):
+                raise ConfigError(f"processors must be sample processors (e.g. genlab.rules.Rules, "
+                                  f"genlab.Watermark), got {type(processor).__name__}")
+            active[processor.slot] = processor
+        for processor in active.values():
+            processor.check(self)
+        draw = compose(self._draw, list(active.values()))
+        return draw(n, SampleRequest(self, parsed, generator, dict(options)))
+
+    def check_sample_options(self, options: dict[str, Any]) -> None:
+        """Raise a ConfigError naming the family's options when ``options`` holds one it does not take."""
         unknown = sorted(set(options) - self.sample_options)
         if unknown:
             valid = ", ".join(sorted(self.sample_options)) or "none"
             raise ConfigError(f"the {self.family} family has no sampling option {', '.join(unknown)}; "
                               f"its options: {valid}")
+
+    def _draw(self, n: int, request: SampleRequest) -> np.ndarray | pd.DataFrame:
+        """The family's own draw of ``n`` raw records, innermost of the processors' chain."""
+        self.check_sample_options(request.options)
         with torch.no_grad():
-            z = self._sample_network(n, index, generator, **options)
+            z = self._sample_network(n, request.condition, request.generator, **request.options)
         records = self.codec_.decode(z)
-        if isinstance(index, dict):
-            _impose(records, index, self.codec_)
-        active = self.rules_ if rules is None else self.bind_rules(rules)
-        if active:
-            def redraw(k: int, fixed: dict[str, Any] | None) -> pd.DataFrame:
-                return self.sample(k, condition=fixed, generator=generator, rules=(), **options)
-
-            records = enforce(redraw, records, active, index, generator).table
+        if isinstance(request.condition, dict):
+            _impose(records, request.condition, self.codec_)
         return records
-
-    def bind_rules(self, rules: Sequence[Rule]) -> list[Rule]:
-        """``rules`` checked against this model's table columns, values cast to their types
-        (``Rule.bind``); assign the result to :attr:`rules_` to keep them with the model.
-
-        Raises:
-            NotSupportedError: rules for a model that does not make tables.
-            RuleError: an unknown column, a wrong kind, or an impossible value (naming it).
-        """
-        self._check_fitted()
-        rules = list(rules)
-        if rules and self.data_.modality != "tables":
-            raise NotSupportedError(f"rules constrain table rows; this model makes {self.data_.modality}")
-        return [rule.bind(self.codec_) for rule in rules]
 
     def table_condition(self, condition: Any) -> dict[str, Any] | None:
         """Check a table condition and cast its values (``TableCodec.parse_condition``); a bare value
@@ -369,6 +392,19 @@ class GenerativeModel(ABC):
         with torch.no_grad():
             log_p = self._log_prob_network(z, index)
         return log_p.double().cpu().numpy() + self.codec_.log_abs_det_jacobian()
+
+    def variations(self, x: np.ndarray | None, *, n: int, strength: float, generator: torch.Generator | None = None,
+                   condition: int | str | None = None, latent: np.ndarray | None = None,
+                   **options: Any) -> np.ndarray:
+        """``n`` variations ``(n, *shape)`` of one point or image ``x (1, *shape)`` at ``strength`` in
+        ``[0, 1]`` (0 = the record, 1 = unrelated): a latent family mixes the record's latent with noise, a
+        diffusion model runs SDEdit (:mod:`genlab.interaction` for text and tables, which every family has)."""
+        raise NotSupportedError(f"the {self.family} family has no variations of {self.data_.modality}")
+
+    def invert(self, x: np.ndarray, *, steps: int | None = None) -> torch.Tensor:
+        """The initial noise ``(n, *shape)`` the sampler maps to raw records ``x (n, *shape)``, where the
+        sampler can be run backwards (diffusion: DDIM inversion)."""
+        raise NotSupportedError(f"the {self.family} family's sampler cannot be inverted")
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Latent codes of raw records; only families with a latent space define it."""
@@ -417,6 +453,8 @@ class GenerativeModel(ABC):
         with atomic_path(weights) as tmp:
             safetensors.torch.save_model(self.network_, str(tmp), metadata={"format": "pt"})
         write_json(directory / CODEC_FILE, self.codec_.state())
+        records = {extension.key: extension.record(self, directory) for extension in extensions()}
+        self.extension_records_ = {key: record for key, record in records.items() if record is not None}
         write_json(directory / CONFIG_FILE, {
             "genlab_version": __version__,
             "family": self.family,
@@ -426,13 +464,9 @@ class GenerativeModel(ABC):
                      "target": self.data_.target},
             "train": None if self.train_config_ is None else to_dict(self.train_config_),
             "weights_sha256": sha256_file(weights),
-            **({} if self.compression_ is None else {"compression": self.compression_}),
+            **self.extension_records_,
         })
         write_json(directory / "history.json", self.history_)
-        if self.rules_:
-            save_rules(directory, self.rules_)
-        else:
-            (directory / RULES_FILE).unlink(missing_ok=True)
         return directory
 
     @classmethod
@@ -472,9 +506,15 @@ class GenerativeModel(ABC):
         model.codec_ = codec
         with torch.random.fork_rng(devices=[]):
             network = model._build_network(info)
-        if config.get("compression") is not None:   # int8 layers, pruned widths: the saved layout
-            restore_layout(network, config["compression"])
-            model.compression_ = config["compression"]
+        owned = {extension.key: extension for extension in extensions()}
+        unknown = sorted(set(config) - RUN_CONFIG_KEYS - set(owned))
+        if unknown:
+            raise CheckpointError(f"{directory / CONFIG_FILE} holds {', '.join(map(repr, unknown))}, which no loaded "
+                                  "feature reads (import genlab to register them)")
+        for key, extension in owned.items():   # e.g. int8 layers, pruned widths: the saved layout
+            if config.get(key) is not None:
+                extension.prepare(network, config[key])
+                model.extension_records_[key] = config[key]
         try:
             safetensors.torch.load_model(network, str(weights), strict=True)
         except (RuntimeError, safetensors.SafetensorError) as error:
@@ -483,16 +523,32 @@ class GenerativeModel(ABC):
         history_file = directory / "history.json"
         model.history_ = _read_json(history_file) if history_file.is_file() else []
         model.network_, model.codec_, model.data_, model.train_config_ = network.eval(), codec, info, train
-        try:
-            model.rules_ = model.bind_rules(load_rules(directory))
-        except RuleError as error:
-            raise CheckpointError(f"{directory / RULES_FILE}: {error}") from None
+        for key, extension in owned.items():   # e.g. the run's rules
+            extension.restore(model, directory, config.get(key))
         return model
 
     # ------------------------------------------------------------------ helpers
     def _check_fitted(self) -> None:
         if self.network_ is None:
             raise NotFittedError(f"this {self.family} model is not fitted yet: call fit() or from_pretrained()")
+
+
+#: Every family class by name, filled as each is defined (``genlab.models`` imports them all).
+_FAMILIES: dict[str, type[GenerativeModel]] = {}
+
+
+def load_run(directory: str | Path) -> GenerativeModel:
+    """Load the model saved in run directory ``directory``, whatever its family.
+
+    Raises:
+        CheckpointError: not a run directory, an unknown family, or any check of ``from_pretrained``.
+    """
+    config = read_run_config(Path(directory))
+    family = config.get("family")
+    if family not in _FAMILIES:
+        raise CheckpointError(f"{directory}/config.json names an unknown family {family!r}; "
+                              f"known: {', '.join(sorted(_FAMILIES))}")
+    return _FAMILIES[family].from_pretrained(directory)
 
 
 class NotFittedError(ConfigError):

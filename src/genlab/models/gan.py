@@ -64,6 +64,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError, NotSupportedError
+from genlab.models.latent_variations import LatentVariations
 from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.nn.conv import ConvDecoder, ConvEncoder
 from genlab.nn.embeddings import FourierFeatures
@@ -278,7 +279,7 @@ def input_gradient_norm_sq(scores: torch.Tensor, inputs: torch.Tensor) -> torch.
     return grad.flatten(1).pow(2).sum(1)
 
 
-class GANModel(GenerativeModel):
+class GANModel(LatentVariations, GenerativeModel):
     """The ``gan`` family: ``fit``, ``sample`` (options ``truncation``, ``rejection``), ``decode`` (``G(z)``),
     save/load.
 

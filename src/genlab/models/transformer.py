@@ -285,6 +285,13 @@ class TransformerModel(GenerativeModel):
         of its columns, conditioned like any other)."""
         return 0 if data.modality in ("text", "tables", "smiles", "music") else data.n_classes
 
+    @property
+    def token_count(self) -> int:
+        """How many token ids the network reads and writes: the codec's vocabulary, then one class token
+        per label of a class-conditional model (a logits processor's width, e.g. a text watermark's)."""
+        self._check_fitted()
+        return self.codec_.vocab_size + self._n_classes(self.data_)
+
     def _build_network(self, data: DataInfo) -> GPT:
         config = self.config
         return GPT(self.codec_.vocab_size + self._n_classes(data), config.block_size, config.n_layer,

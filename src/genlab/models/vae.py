@@ -59,6 +59,7 @@ from torch import nn
 
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError
+from genlab.models.latent_variations import LatentVariations
 from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.nn.conv import ConvDecoder, ConvEncoder
 from genlab.nn.mlp import MLP
@@ -241,7 +242,7 @@ class _WarmupClock(Callback):
         self.model._kl_progress = min(1.0, max(shares))
 
 
-class VAEModel(GenerativeModel):
+class VAEModel(LatentVariations, GenerativeModel):
     """The ``vae`` family: ``fit``, ``sample`` (options ``mean``, ``temperature``), ``encode``, ``decode``,
     ``log_prob`` (IWAE), save/load.
 
@@ -256,6 +257,7 @@ class VAEModel(GenerativeModel):
     config_class = VAEConfig
     sample_options = frozenset({"mean", "temperature"})
     supports_tables = True
+    encodes_records = True
     #: Training steps completed, the KL warm-up's clock (set by :class:`_WarmupClock` during ``fit``).
     _kl_progress: float = 1.0
 

@@ -22,7 +22,7 @@ from scipy.stats import combine_pvalues, norm
 from genlab.errors import ConfigError, DataError, NotSupportedError
 from genlab.provenance.embed import SUPPORTED
 from genlab.provenance.image_watermark import INVERSION_STEPS, detect_images
-from genlab.provenance.keys import Watermark
+from genlab.provenance.keys import WatermarkKey
 from genlab.provenance.stats import Detection, proportion_test
 from genlab.provenance.table_watermark import detect_table
 from genlab.provenance.text_watermark import GreenCount, TextWatermark
@@ -89,7 +89,7 @@ def detect(records: Any, *, key: int | str, model: Any = None, fpr: float | None
         DataError / ConfigError / NotSupportedError: records of another modality than the model, an
             empty key, points, images not from a diffusion model, text or images without their model.
     """
-    watermark = Watermark(key=key, gamma=gamma, seeding_scheme=seeding_scheme, context_width=context_width)
+    watermark = WatermarkKey(key=key, gamma=gamma, seeding_scheme=seeding_scheme, context_width=context_width)
     modality = _modality(records)
     if model is not None and model.data_.modality != ("text" if modality == "tokens" else modality):
         raise DataError(f"these records are {modality}; the model makes {model.data_.modality}")
@@ -121,7 +121,7 @@ def detect(records: Any, *, key: int | str, model: Any = None, fpr: float | None
     if vocab_size is None:
         if model is None:
             raise ConfigError("token ids need vocab_size= or the model that made them")
-        vocab_size = model.network_.wte.num_embeddings
+        vocab_size = model.token_count
     marker = TextWatermark(watermark, vocab_size)
     if any(t < 0 or t >= vocab_size for row in sequences for t in row):
         raise DataError(f"token ids must be in [0, {vocab_size})")
@@ -134,7 +134,7 @@ def detect(records: Any, *, key: int | str, model: Any = None, fpr: float | None
          "ignore_repeated_ngrams": ignore_repeated_ngrams})
 
 
-def _test(count: GreenCount, watermark: Watermark, fpr: float) -> Detection:
+def _test(count: GreenCount, watermark: WatermarkKey, fpr: float) -> Detection:
     return proportion_test(count.green, count.scored, gamma=watermark.gamma, fpr=fpr)
 
 

@@ -1,66 +1,76 @@
-"""``model.sample(n, watermark=Watermark(...))``: which families and modalities carry a mark, and how.
+"""``model.sample(n, processors=[Watermark(key=...)])``: which records carry a mark, and how.
 
-- text from the ``transformer`` family: the KGW logits processor joins the decoding's
-  ``logits_processors`` (sampling, greedy, beam search and streaming all keep it);
-- tables from every family: rows thinned to a green share (:mod:`~genlab.provenance.table_watermark`);
-- images from the ``diffusion`` family: a Tree-Ring key in the initial noise
-  (:mod:`~genlab.provenance.image_watermark`); GANs and VAEs are not supported (no inversion of their
-  sampler is built).
+:class:`Watermark` is a sample processor (:mod:`genlab.models.hooks`), so the model contract knows
+nothing of it. What it asks of a model is read from the model's declared options, not its family:
+
+- text whose sampler takes ``logits_processors`` (the transformer): the KGW processor joins them
+  (sampling, greedy, beam search and streaming all keep it);
+- tables, from every family: rows thinned to a green share (:mod:`~genlab.provenance.table_watermark`);
+- images whose sampler takes an ``initial_noise`` it can invert (diffusion): a Tree-Ring key in that
+  noise (:mod:`~genlab.provenance.image_watermark`).
 
 Anything else is a :class:`~genlab.errors.NotSupportedError` that names what is supported.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from genlab.errors import ConfigError, NotSupportedError
-from genlab.provenance.image_watermark import sample_images
-from genlab.provenance.keys import Watermark
-from genlab.provenance.table_watermark import sample_table
+from genlab.models.hooks import Draw, SampleProcessor, SampleRequest
+from genlab.provenance.image_watermark import marked_noise
+from genlab.provenance.keys import WatermarkKey
+from genlab.provenance.table_watermark import thinned_rows
 from genlab.provenance.text_watermark import TextWatermark
 
 #: What carries a watermark, for error messages.
-SUPPORTED = "text from the transformer family, tables from every family, and images from the diffusion family"
+SUPPORTED = ("text from a sampler with logits processors (transformer), tables from every family, and images "
+             "from an invertible initial noise (diffusion)")
 
 
-def text_watermark_for(model: Any, watermark: Watermark) -> TextWatermark:
+def text_watermark_for(model: Any, watermark: WatermarkKey) -> TextWatermark:
     """The KGW processor over ``model``'s vocabulary (a fitted text transformer)."""
-    return TextWatermark(watermark, model.network_.wte.num_embeddings)
+    return TextWatermark(watermark, model.token_count)
 
 
 def check_carrier(model: Any) -> None:
     """Raise :class:`NotSupportedError` unless ``model`` makes records a watermark can be put in."""
-    modality = model.data_.modality
-    if modality == "tables" or (modality == "text" and model.family == "transformer") or \
-            (modality == "images" and model.family == "diffusion"):
+    modality, options = model.data_.modality, model.sample_options
+    if modality == "tables" or (modality == "text" and "logits_processors" in options) or \
+            (modality == "images" and "initial_noise" in options):
         return
     raise NotSupportedError(f"the {model.family} family's {modality} cannot carry a watermark yet; "
                             f"supported: {SUPPORTED}")
 
 
-def sample_watermarked(model: Any, n: int, watermark: Watermark, *, condition: Any = None,
-                       generator: torch.Generator | None = None, **options: Any) -> Any:
-    """``model.sample(n, ...)`` with ``watermark`` in its records (module doc)."""
-    if not isinstance(watermark, Watermark):
-        raise ConfigError(f"watermark must be a genlab.provenance.Watermark, got {type(watermark).__name__}")
-    check_carrier(model)
-    if model.data_.modality == "tables":
-        return sample_table(model, n, watermark, condition=condition, generator=generator, **options)
-    if model.data_.modality == "images":
-        return sample_images(model, n, watermark, condition=condition, generator=generator, **options)
-    processors = tuple(options.pop("logits_processors", ())) + (text_watermark_for(model, watermark),)
-    return model.sample(n, condition=condition, generator=generator, logits_processors=processors, **options)
+@dataclass(frozen=True, kw_only=True)
+class Watermark(WatermarkKey, SampleProcessor):
+    """A watermark key as a sample processor: ``model.sample(n, processors=[Watermark(key="secret")])``
+    marks the records (module doc); the same key detects the mark (:func:`genlab.detect`)."""
+
+    slot = "watermark"
+    order = 50
+
+    def check(self, model: Any) -> None:
+        check_carrier(model)
+
+    def __call__(self, draw: Draw, n: int, request: SampleRequest) -> Any:
+        model = request.model
+        if model.data_.modality == "tables":
+            return thinned_rows(lambda k: draw(k, request), n, self, request.generator)
+        if model.data_.modality == "images":
+            return draw(n, request.with_options(initial_noise=marked_noise(model, n, self, request.generator)))
+        marker = text_watermark_for(model, self)
+        return draw(n, request.with_options(logits_processors=(*request.options.get("logits_processors", ()), marker)))
 
 
 def watermark_options(model: Any, key: int | str | None, strength: float | None = None) -> dict[str, Any]:
     """The sampling options that mark ``model``'s records with ``key`` (``genlab sample --watermark-key``).
 
     Text gets the KGW processor as a logits processor (so sampling, ``--verify`` and ``--stream`` all
-    carry it); tables and images get ``watermark=``. Raises :class:`ConfigError` for a strength without a key and
-    :class:`NotSupportedError` for a model whose records cannot carry a mark.
+    carry it); tables and images get ``processors=[Watermark(...)]``. Raises :class:`ConfigError` for a
+    strength without a key and :class:`NotSupportedError` for a model whose records cannot carry a mark.
     """
     if key is None:
         raise ConfigError("--watermark-strength needs --watermark-key")
@@ -68,4 +78,4 @@ def watermark_options(model: Any, key: int | str | None, strength: float | None 
     check_carrier(model)
     if model.data_.modality == "text":
         return {"logits_processors": (text_watermark_for(model, watermark),)}
-    return {"watermark": watermark}
+    return {"processors": [watermark]}

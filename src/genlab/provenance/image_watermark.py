@@ -28,10 +28,8 @@ import torch
 from scipy.stats import ncx2, norm
 
 from genlab.errors import DataError, NotSupportedError
-from genlab.provenance.keys import Watermark
+from genlab.provenance.keys import WatermarkKey
 from genlab.provenance.stats import Detection
-from genlab.sampling.ddim_inversion import invert
-from genlab.sampling.ddim import DDIMSampler
 
 #: Radius of the keyed disc as a share of the image side (the paper's 10 of 64).
 RADIUS_SHARE = 10 / 64
@@ -99,46 +97,33 @@ def ring_test(x_T: torch.Tensor, key: int, fpr: float) -> list[Detection]:
     return out
 
 
-def check_diffusion_images(model: Any) -> None:
-    """Raise :class:`NotSupportedError` unless ``model`` is a diffusion model of images."""
-    if model.family != "diffusion" or model.data_.modality != "images":
-        raise NotSupportedError(f"Tree-Ring marks images of the diffusion family (their sampler can be inverted); "
-                                f"this is the {model.family} family's {model.data_.modality}")
+def check_invertible_images(model: Any) -> None:
+    """Raise :class:`NotSupportedError` unless ``model`` makes images from an initial noise it can invert
+    (the ``initial_noise`` sampling option and :meth:`~genlab.models.base.GenerativeModel.invert`)."""
+    if model.data_.modality != "images" or "initial_noise" not in model.sample_options:
+        raise NotSupportedError(f"Tree-Ring marks images drawn from an initial noise the sampler can invert "
+                                f"(diffusion); this is the {model.family} family's {model.data_.modality}")
 
 
-def sample_images(model: Any, n: int, watermark: Watermark, *, condition: Any = None,
-                  generator: torch.Generator | None = None, **options: Any) -> np.ndarray:
-    """``n`` images whose initial noise carries the ring pattern of ``watermark``'s key."""
-    check_diffusion_images(model)
+def marked_noise(model: Any, n: int, watermark: WatermarkKey, generator: torch.Generator | None) -> torch.Tensor:
+    """``x_T (n, *shape)``: Gaussian noise drawn from ``generator`` with ``watermark``'s rings in its spectrum."""
+    check_invertible_images(model)
     device = generator.device if generator is not None else torch.device("cpu")
     x_T = torch.randn((n, *model.data_.shape), generator=generator, device=device).cpu()
-    return model.sample(n, condition=condition, generator=generator, initial_noise=mark_noise(x_T, watermark.seed),
-                        **options)
+    return mark_noise(x_T, watermark.seed)
 
 
-def invert_images(model: Any, images: np.ndarray, *, steps: int | None = None, batch: int = 256) -> torch.Tensor:
-    """DDIM-invert raw images ``(n, C, H, W)`` in [0, 1] to the model's initial noise (unconditional)."""
-    check_diffusion_images(model)
+def invert_images(model: Any, images: np.ndarray, *, steps: int | None = None) -> torch.Tensor:
+    """Raw images ``(n, C, H, W)`` in [0, 1] back to the model's initial noise ``(n, C, H, W)``
+    (the model's own :meth:`invert`: DDIM run backwards, unconditionally)."""
+    check_invertible_images(model)
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 4 or x.shape[1:] != tuple(model.data_.shape):
         raise DataError(f"images of shape {x.shape[1:]} do not match the model's {tuple(model.data_.shape)}")
-    sampler = DDIMSampler(model.schedule, prediction=model.config.prediction)
-    sampler.set_timesteps(steps or INVERSION_STEPS)
-    network, device = model.network_, model.device
-    null = network.classes.null_class if model._conditional() else None
-
-    def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        y = None if null is None else torch.full((len(x_t),), null, dtype=torch.long, device=device)
-        return network(x_t, t, y)
-
-    parts = []
-    for start in range(0, len(x), batch):
-        z = torch.as_tensor(model.codec_.encode(x[start:start + batch])).to(device)
-        parts.append(invert(denoise, z, sampler).cpu())
-    return torch.cat(parts)
+    return model.invert(x, steps=steps or INVERSION_STEPS)
 
 
-def detect_images(images: np.ndarray, watermark: Watermark, model: Any, *, fpr: float,
+def detect_images(images: np.ndarray, watermark: WatermarkKey, model: Any, *, fpr: float,
                   steps: int | None = None) -> list[Detection]:
     """Tree-Ring detection of raw images (module doc)."""
     return ring_test(invert_images(model, images, steps=steps), watermark.seed, fpr)

@@ -39,8 +39,9 @@ def key_to_int(key: int | str) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Watermark:
-    """What ``model.sample(n, watermark=Watermark(key=...))`` marks its records with.
+class WatermarkKey:
+    """The key and options a watermark marks records with (the sample processor is
+    :class:`genlab.provenance.embed.Watermark`, which adds how to mark each modality).
 
     Attributes:
         key: the secret (see :func:`key_to_int`); the same key detects the mark.

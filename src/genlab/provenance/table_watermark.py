@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from genlab.errors import ConfigError, DataError
-from genlab.provenance.keys import Watermark
+from genlab.provenance.keys import WatermarkKey
 from genlab.provenance.stats import Detection, proportion_test
 
 #: Default strength ``s`` of the table mark (green rows only).
@@ -73,12 +73,12 @@ def threshold(gamma: float) -> np.uint64:
     return np.uint64(min(gamma * 2.0**64, 2.0**64 - 1))
 
 
-def green_rows(table: pd.DataFrame, watermark: Watermark) -> np.ndarray:
+def green_rows(table: pd.DataFrame, watermark: WatermarkKey) -> np.ndarray:
     """bool ``(n_rows,)``: which rows are green under ``watermark``'s key and ``gamma``."""
     return row_hashes(table, watermark.seed) < threshold(watermark.gamma)
 
 
-def keep_probability(watermark: Watermark) -> float:
+def keep_probability(watermark: WatermarkKey) -> float:
     """``q``, the probability a red row is kept (module doc)."""
     s = DEFAULT_STRENGTH if watermark.strength is None else float(watermark.strength)
     if s > 1:
@@ -88,15 +88,14 @@ def keep_probability(watermark: Watermark) -> float:
     return gamma * (1 - p) / (p * (1 - gamma))
 
 
-def sample_table(model: Any, n: int, watermark: Watermark, *, condition: Any = None,
-                 generator: torch.Generator | None = None, **options: Any) -> pd.DataFrame:
-    """``n`` rows from ``model.sample`` thinned so that their green share is ``gamma + (1 - gamma) s``."""
+def thinned_rows(draw: Callable[[int], pd.DataFrame], n: int, watermark: WatermarkKey,
+                 generator: torch.Generator | None) -> pd.DataFrame:
+    """``n`` rows from ``draw(k) -> k rows`` thinned so that their green share is ``gamma + (1 - gamma) s``."""
     q = keep_probability(watermark)
     kept: list[pd.DataFrame] = []
     have, drawn, rate = 0, 0, watermark.gamma + (1 - watermark.gamma) * q
     for _ in range(MAX_ROUNDS):
-        batch = model.sample(max(16, math.ceil(1.2 * (n - have) / max(rate, 1e-3))), condition=condition,
-                             generator=generator, **options)
+        batch = draw(max(16, math.ceil(1.2 * (n - have) / max(rate, 1e-3))))
         green = green_rows(batch, watermark)
         u = torch.rand(len(batch), generator=generator, device=generator.device if generator else "cpu")
         keep = green | (u.cpu().numpy() < q)
@@ -110,7 +109,7 @@ def sample_table(model: Any, n: int, watermark: Watermark, *, condition: Any = N
                     f"rarely green (too few distinct rows under this condition?)")
 
 
-def detect_table(table: pd.DataFrame, watermark: Watermark, *, fpr: float) -> Detection:
+def detect_table(table: pd.DataFrame, watermark: WatermarkKey, *, fpr: float) -> Detection:
     """One-proportion test of the distinct rows' green share (module doc)."""
     hashes = np.unique(row_hashes(table, watermark.seed))
     green = int((hashes < threshold(watermark.gamma)).sum())

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import torch
 
-from genlab.provenance.keys import Watermark
+from genlab.provenance.keys import WatermarkKey
 
 #: Default KGW bias ``delta`` (the paper's and Hugging Face's 2.0).
 DEFAULT_DELTA = 2.0
@@ -55,7 +55,7 @@ class TextWatermark:
         vocab_size: ``V``, the width of the model's scores (the network's vocabulary, class tokens included).
     """
 
-    def __init__(self, watermark: Watermark, vocab_size: int) -> None:
+    def __init__(self, watermark: WatermarkKey, vocab_size: int) -> None:
         self.key = watermark.seed
         self.gamma = watermark.gamma
         self.delta = DEFAULT_DELTA if watermark.strength is None else float(watermark.strength)

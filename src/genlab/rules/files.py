@@ -130,4 +130,4 @@ class RulesPlan:
         """The run's rules for a fitted table ``model``: inferred from ``table`` (the training rows) when
         asked, less the removed ones, plus the added ones, all bound to the model's codec."""
         inferred = infer_rules(table, model.codec_.column_kinds) if self.infer else []
-        return model.bind_rules(combine(inferred, self.added, self.removed))
+        return [rule.bind(model.codec_) for rule in combine(inferred, self.added, self.removed)]
