@@ -50,6 +50,7 @@ from genlab.data.tables import TableCodec
 from genlab.defaults import DataDefaults
 from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
 from genlab.io import atomic_path, sha256_file, write_json
+from genlab.models.options import SampleOption
 from genlab.models.hooks import SampleProcessor, SampleRequest, compose, extensions
 from genlab.train import Batch, Callback, Phase, TrainConfig, Trainer
 
@@ -109,6 +110,9 @@ class GenerativeModel(ABC):
     #: Keyword options ``sample`` accepts beyond ``condition`` and ``generator`` (e.g. ``steps``,
     #: ``sampler``, ``guidance`` for diffusion; ``temperature``, ``top_p`` for a transformer).
     sample_options: ClassVar[frozenset[str]] = frozenset()
+    #: The options a person or a client may set, declared once with types, ranges and defaults
+    #: (:mod:`genlab.models.options`); a subset of :attr:`sample_options`.
+    declared_options: ClassVar[dict[str, SampleOption]] = {}
     #: Whether the family models tables (see the module docstring).
     supports_tables: ClassVar[bool] = False
     #: Whether ``sample(condition={...})`` on tables draws the other columns from the model's conditional
@@ -351,6 +355,27 @@ class GenerativeModel(ABC):
             valid = ", ".join(sorted(self.sample_options)) or "none"
             raise ConfigError(f"the {self.family} family has no sampling option {', '.join(unknown)}; "
                               f"its options: {valid}")
+
+    def sampling_options(self) -> dict[str, SampleOption]:
+        """The declared options this fitted model takes, by name, with its own defaults
+        (:mod:`genlab.models.options`); what ``GET /v1/models`` and the playground show."""
+        self._check_fitted()
+        return {name: option for name, option in sorted(self.declared_options.items())
+                if option.modalities is None or self.data_.modality in option.modalities}
+
+    def check_declared_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` checked against :meth:`sampling_options` (name, type, range, choices).
+
+        Raises:
+            ConfigError: an option this model does not declare (listing those it does) or a bad value.
+        """
+        declared = self.sampling_options()
+        for name, value in options.items():
+            if name not in declared:
+                raise ConfigError(f"the {self.family} family's {self.data_.modality} model has no sampling option "
+                                  f"{name!r}; its options: {', '.join(declared) or 'none'}")
+            declared[name].check(name, value)
+        return dict(options)
 
     def _draw(self, n: int, request: SampleRequest) -> np.ndarray | pd.DataFrame:
         """The family's own draw of ``n`` raw records, innermost of the processors' chain."""

@@ -65,6 +65,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError, NotSupportedError
 from genlab.models.latent_variations import LatentVariations
+from genlab.models.options import SampleOption
 from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.nn.conv import ConvDecoder, ConvEncoder
 from genlab.nn.embeddings import FourierFeatures
@@ -293,6 +294,12 @@ class GANModel(LatentVariations, GenerativeModel):
     family = "gan"
     config_class = GANConfig
     sample_options = frozenset({"truncation", "rejection"})
+    declared_options = {
+        "truncation": SampleOption("number", "truncation psi: latents drawn from N(0, psi^2 I); 1 = no truncation",
+                                   1.0, 0, 2),
+        "rejection": SampleOption("boolean", "discriminator rejection sampling (null: where the run trained a critic)",
+                                  None, nullable=True),
+    }
     supports_tables = True
     conditions_tables_jointly = False   # CTGAN's vector carries one category; the rest are written in
 

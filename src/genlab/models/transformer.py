@@ -51,6 +51,7 @@ from genlab.data.text import BPECodec, CharCodec, TextCodec
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError, NotSupportedError
 from genlab.models.base import DataInfo, GenerativeModel
+from genlab.models.options import SampleOption
 from genlab.nn.attention import CausalSelfAttention, KVCache
 from genlab.sampling.cuda_graphs import StaticDecodeStep
 from genlab.sampling.decoding import GenerationConfig, choose, generate, process_logits, stream
@@ -219,6 +220,20 @@ class TransformerModel(GenerativeModel):
     config_class = TransformerConfig
     supports_tables = True
     sample_options = frozenset({"prompt"} | {f.name for f in fields(GenerationConfig)})
+    declared_options = {
+        "prompt": SampleOption("string", "text every sample starts with", "", modalities=("text",)),
+        "temperature": SampleOption("number", "softmax temperature; 0 = greedy", GenerationConfig.temperature, 0, 5),
+        "top_k": SampleOption("integer", "sample among the k most likely tokens (null: all)", None, 1, 100_000,
+                              nullable=True),
+        "top_p": SampleOption("number", "nucleus mass in (0, 1] (null: all tokens)", None, 0, 1, nullable=True),
+        "repetition_penalty": SampleOption("number", ">= 1; 1 leaves scores alone",
+                                           GenerationConfig.repetition_penalty, 1, 5),
+        "num_beams": SampleOption("integer", "beam width; 1 = no beam search", GenerationConfig.num_beams, 1, 8,
+                                  modalities=("text", "points", "images", "smiles", "music")),
+        "max_new_tokens": SampleOption("integer", "tokens generated after the prompt",
+                                       GenerationConfig.max_new_tokens, 1, 100_000, modalities=("text",)),
+        "stop": SampleOption("array", "strings that end a sample (cut before them)", (), modalities=("text",)),
+    }
 
     def default_train_config(self) -> TrainConfig:
         """nanoGPT's small character-level settings (AdamW, beta2 0.99, weight decay 0.1, warm-up 100) with

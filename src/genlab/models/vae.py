@@ -60,6 +60,7 @@ from torch import nn
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError
 from genlab.models.latent_variations import LatentVariations
+from genlab.models.options import SampleOption
 from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.nn.conv import ConvDecoder, ConvEncoder
 from genlab.nn.mlp import MLP
@@ -256,6 +257,10 @@ class VAEModel(LatentVariations, GenerativeModel):
     family = "vae"
     config_class = VAEConfig
     sample_options = frozenset({"mean", "temperature"})
+    declared_options = {
+        "mean": SampleOption("boolean", "decode to the likelihood's mean instead of drawing from it", False),
+        "temperature": SampleOption("number", "prior temperature: latents drawn from N(0, t^2 I)", 1.0, 0, 5),
+    }
     supports_tables = True
     encodes_records = True
     #: Training steps completed, the KL warm-up's clock (set by :class:`_WarmupClock` during ``fit``).

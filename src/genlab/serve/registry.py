@@ -10,57 +10,14 @@ and categories).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genlab.api import load
 from genlab.errors import CheckpointError, ConfigError
+from genlab.api import load
 from genlab.models.base import GenerativeModel
-from genlab.sampling.decoding import GenerationConfig
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One sampling option as a client sees it: JSON ``type`` (``integer``, ``number``, ``boolean``,
-    ``string``, ``array``), inclusive ``minimum``/``maximum`` or ``choices``, and ``nullable``."""
-
-    type: str
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[str, ...] | None = None
-    nullable: bool = False
-
-
-#: The options a server accepts; the library's others (``batch_size``, ``compile``, ``cuda_graphs``,
-#: ``use_cache``, ``logits_processors``...) change speed or need Python objects, and stay off the API.
-OPTION_SPECS: dict[str, OptionSpec] = {
-    "steps": OptionSpec("integer", 1, 1000),
-    "sampler": OptionSpec("string", choices=("ddim", "ddpm", "dpm++")),
-    "eta": OptionSpec("number", 0, 1),
-    "guidance": OptionSpec("number", 0, 20),
-    "truncation": OptionSpec("number", 0, 2),
-    "rejection": OptionSpec("boolean", nullable=True),
-    "mean": OptionSpec("boolean"),
-    "temperature": OptionSpec("number", 0, 5),
-    "top_k": OptionSpec("integer", 1, 100_000, nullable=True),
-    "top_p": OptionSpec("number", 0, 1, nullable=True),
-    "repetition_penalty": OptionSpec("number", 1, 5),
-    "num_beams": OptionSpec("integer", 1, 8),
-    "max_new_tokens": OptionSpec("integer", 1, 100_000),
-    "stop": OptionSpec("array"),
-    "prompt": OptionSpec("string"),
-}
-
-#: Defaults of options whose default lives in a family's ``_sample_network`` signature or body.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "diffusion": {"eta": 0.0},
-    "gan": {"truncation": 1.0, "rejection": None},
-    "vae": {"mean": False, "temperature": 1.0},
-    "transformer": {**{f.name: f.default for f in fields(GenerationConfig)}, "prompt": "", "stop": []},
-}
-#: Transformer options that only text takes (a record of fixed length has no prompt or stop).
-TEXT_ONLY = ("prompt", "stop", "max_new_tokens")
+from genlab.models.options import SampleOption
 
 
 @dataclass
@@ -79,19 +36,14 @@ class LoadedModel:
         return self.model.data_.modality
 
     @property
-    def options(self) -> dict[str, OptionSpec]:
-        """The options this model takes over the API, by name."""
-        names = set(self.model.sample_options) & set(OPTION_SPECS)
-        if self.model.family == "transformer" and self.modality != "text":
-            names -= set(TEXT_ONLY) | ({"num_beams"} if self.modality == "tables" else set())
-        return {name: OPTION_SPECS[name] for name in sorted(names)}
+    def options(self) -> dict[str, SampleOption]:
+        """The options this model takes over the API, by name: the family's declared ones
+        (:meth:`~genlab.models.base.GenerativeModel.sampling_options`), with this model's defaults."""
+        return self.model.sampling_options()
 
     def default(self, option: str) -> Any:
-        """The value ``sample`` uses when ``option`` is not given (a diffusion model saves its own)."""
-        config = self.model.config
-        if self.model.family == "diffusion" and option in ("steps", "sampler", "guidance"):
-            return {"steps": config.sample_steps, "sampler": config.sampler, "guidance": config.guidance}[option]
-        return FAMILY_DEFAULTS.get(self.model.family, {}).get(option)
+        """The value ``sample`` uses when ``option`` is not given."""
+        return self.options[option].default
 
 
 class ModelRegistry:
@@ -145,12 +97,7 @@ def describe(entry: LoadedModel, max_tokens: int | None = None) -> dict[str, Any
     model = entry.model
     options = []
     for name, spec in entry.options.items():
-        option: dict[str, Any] = {"name": name, "type": spec.type, "default": entry.default(name),
-                                  "nullable": spec.nullable}
-        if spec.choices is not None:
-            option["choices"] = list(spec.choices)
-        if spec.minimum is not None:
-            option["minimum"], option["maximum"] = spec.minimum, spec.maximum
+        option = spec.describe(name)
         if name == "max_new_tokens" and max_tokens is not None:
             option["default"], option["maximum"] = min(option["default"], max_tokens), max_tokens
         options.append(option)

@@ -59,6 +59,7 @@ worse at equal training: see docs/architecture.md.)
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
@@ -67,6 +68,7 @@ from torch import nn
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError, DataError, unknown_choice
 from genlab.models.base import DataInfo, GenerativeModel
+from genlab.models.options import SampleOption
 from genlab.models.diffusion.captions import CaptionedDiffusion
 from genlab.models.diffusion.config import CPU_SAMPLE_VALUES, SAMPLERS, DiffusionConfig
 from genlab.models.diffusion.editing import DiffusionEditing
@@ -106,6 +108,26 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, TabularDiffusion, Gen
     sample_options = frozenset({"steps", "sampler", "eta", "guidance", "batch_size", "initial_noise", "prompt",
                                 "init", "strength", "mask", *DENOISER_OPTIONS})
     supports_tables = True
+    declared_options = {
+        "steps": SampleOption("integer", "sampler steps over the T training steps", 50, 1, 1000),
+        "sampler": SampleOption("string", "ddpm (ancestral), ddim or dpm++ (DPM-Solver++ 2M)", "ddim",
+                                choices=SAMPLERS),
+        "eta": SampleOption("number", "DDIM's stochasticity (ddim only; 0 = deterministic)", 0.0, 0, 1),
+        "guidance": SampleOption("number", "classifier-free guidance scale (1 = plain conditional)", 1.0, 0, 20),
+        "prompt": SampleOption("string", "the caption to draw (models trained on captions)", None,
+                               nullable=True, modalities=("images",)),
+    }
+
+    def sampling_options(self) -> dict[str, SampleOption]:
+        """The declared options with this model's saved sampler, steps and guidance as defaults; ``prompt``
+        only for a model trained on captions."""
+        options = super().sampling_options()
+        if not self._captioned():
+            options.pop("prompt", None)
+        config = self.config
+        for name, value in (("steps", config.sample_steps), ("sampler", config.sampler), ("guidance", config.guidance)):
+            options[name] = replace(options[name], default=value)
+        return options
 
     def default_train_config(self) -> TrainConfig:
         """AdamW with warm-up and an EMA of the weights, which sampling uses.
