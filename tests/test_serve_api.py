@@ -27,7 +27,6 @@ from genlab.serve import ModelRegistry, ServeSettings, create_app
 from genlab.serve.batcher import MicroBatcher, batchable
 from serve_support import REPO, ThreadServer, build_runs
 
-openai = pytest.importorskip("openai")
 KEY = "sekrit-key"
 
 
@@ -170,6 +169,24 @@ def test_stream_sends_chunks_then_done_and_errors_as_events(client, registry):
         assert response.status_code == 200
 
 
+def test_streamed_and_plain_completions_give_the_same_text(client):
+    request = {"model": "code", "prompt": "def ", "max_tokens": 12, "seed": 7, "temperature": 0.9, "top_k": 20}
+    texts = {}
+    for n in (1, 2):
+        plain = client.post("/v1/completions", json={**request, "n": n}).json()["choices"]
+        with client.stream("POST", "/v1/completions", json={**request, "n": n, "stream": True}) as response:
+            events = [json.loads(line[6:]) for line in response.iter_lines() if line and line != "data: [DONE]"]
+        streamed, finished = [""] * n, [None] * n
+        for event in events:
+            choice = event["choices"][0]
+            streamed[choice["index"]] += choice["text"]
+            finished[choice["index"]] = choice["finish_reason"] or finished[choice["index"]]
+        assert streamed == [choice["text"] for choice in plain]
+        assert finished == [choice["finish_reason"] for choice in plain]
+        texts[n] = streamed
+    assert texts[2][0] == texts[1][0]   # choice 0 draws from the seed itself, whatever n is
+
+
 def test_interaction_routes(client):
     first, second = client.post("/v1/models/digits_vae/samples",
                                 json={"n": 2, "seed": 1, "condition": "3"}).json()["records"]
@@ -293,6 +310,7 @@ def live(registry):
 
 
 def test_official_openai_client_completions_and_stream(live):
+    openai = pytest.importorskip("openai")
     client = openai.OpenAI(base_url=f"{live.url}/v1", api_key=KEY, max_retries=0)
     assert "code" in [m.id for m in client.models.list()]
     completion = client.completions.create(model="code", prompt="def ", max_tokens=8, seed=1, temperature=0.7)
@@ -340,17 +358,34 @@ def test_more_than_max_concurrent_is_429(live, registry, monkeypatch):
 
 
 def test_a_burst_is_held_to_max_concurrent(live, registry, monkeypatch):
+    # the two requests let in (max_concurrent=2) hold their slots until the other eight are answered, so
+    # the counts do not depend on how fast the ten arrive or are served
     model = registry.get("table").model
-    draw = model.sample
-    monkeypatch.setattr(model, "sample", lambda *a, **k: (time.sleep(0.3), draw(*a, **k))[1])
+    draw, release = model.sample, threading.Event()
+
+    def held(*args, **kwargs):
+        release.wait(timeout=30)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(model, "sample", held)
 
     async def burst():
-        async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {KEY}"}) as client:
-            return await asyncio.gather(*(client.post(f"{live.url}/v1/models/table/samples", json={"n": 2, "seed": i})
-                                          for i in range(10)))
+        async with httpx.AsyncClient(timeout=60, headers={"Authorization": f"Bearer {KEY}"}) as client:
+            pending = [asyncio.ensure_future(client.post(f"{live.url}/v1/models/table/samples",
+                                                         json={"n": 2, "seed": i})) for i in range(10)]
+            first = []
+            try:
+                for answer in asyncio.as_completed(pending, timeout=30):
+                    first.append(await answer)
+                    if len(first) == 8:
+                        break
+            finally:
+                release.set()
+            return first, await asyncio.gather(*pending)
 
-    statuses = sorted(response.status_code for response in asyncio.run(burst()))
-    assert statuses == [200, 200] + [429] * 8   # max_concurrent=2, all ten at once
+    first, every = asyncio.run(burst())
+    assert all(error_of(response, 429)["type"] == "rate_limit_error" for response in first)
+    assert sorted(response.status_code for response in every) == [200, 200] + [429] * 8
 
 
 def test_genlab_serve_prints_url_and_stops_cleanly_on_sigterm(runs):

@@ -178,6 +178,11 @@ def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings(
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest) -> Any:
+        """OpenAI's completions: ``n`` choices per prompt, prompt-major. Streamed or not, choice ``i``
+        (counted across prompts) is drawn alone from seed ``seed + i``, so ``stream: true`` sends piece by
+        piece the very text ``stream: false`` returns, and choice ``i`` does not depend on ``n``; a request
+        without ``seed`` gets a random one. (The non-streamed choices are therefore drawn one after
+        another, not as one batch.)"""
         entry = model(body.model, modality="text")
         prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
         if not prompts:
@@ -289,10 +294,12 @@ async def run_job(entry: LoadedModel, job: Callable[[], Any], timeout_s: float) 
 
 def complete(entry: LoadedModel, prompts: list[str], n: int, seed: int, config: dict[str, Any]
              ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Non-streamed completions: ``n`` per prompt in one batch, choices prompt-major (OpenAI's order)."""
+    """Non-streamed completions: ``n`` per prompt, choices prompt-major (OpenAI's order), choice ``i`` drawn
+    alone from seed ``seed + i`` as :func:`stream_completion` draws it."""
     model, codec = entry.model, entry.model.codec_
     repeated = [prompt for prompt in prompts for _ in range(n)]
-    texts = model.sample(len(repeated), generator=seeded(seed), prompt=repeated, **config)
+    texts = [model.sample(1, generator=seeded(seed + index), prompt=prompt, **config)[0]
+             for index, prompt in enumerate(repeated)]
     choices, completion_tokens = [], 0
     for index, (prompt, text) in enumerate(zip(repeated, texts)):
         continuation = text[len(prompt):] if text.startswith(prompt) else text
