@@ -1,8 +1,10 @@
 """``genlab serve RUN [RUN ...] | --runs-dir DIR``: an HTTP API and a web playground over saved models.
 
-Each run is loaded once and named by its directory. The URL is printed when the socket listens;
-SIGINT or SIGTERM stop the server cleanly: it stops accepting, lets in-flight requests finish (up to
-the request timeout) and exits 0. The server writes no files.
+Each run is loaded once and named by its directory. The URL is printed as soon as the socket listens,
+before the web stack is imported and the runs are loaded (seconds of imports): connections queue until
+then and are answered once the server runs. SIGINT or SIGTERM stop the running server cleanly: it stops
+accepting, lets in-flight requests finish (up to the request timeout) and exits 0. The server writes no
+files.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from genlab.errors import ConfigError, NotSupportedError
+from genlab.errors import CheckpointError, ConfigError, NotSupportedError
 
 
 def serve(
@@ -42,6 +44,30 @@ def serve(
             raise ConfigError(f"{name} must be at least 1, got {value}")
     if timeout <= 0 or batch_wait_ms < 0:
         raise ConfigError(f"--timeout must be > 0 and --batch-wait-ms >= 0, got {timeout} and {batch_wait_ms}")
+    if runs:   # a shell glob such as runs/demo/* also names the folder's files (summary.json, report.html)
+        files = [run for run in runs if run.is_file()]
+        runs = [run for run in runs if not run.is_file()]
+        if files:
+            print(f"genlab serve: skipping {len(files)} file(s) that are not run directories: "
+                  f"{', '.join(f.name for f in files)}", flush=True)
+    missing = [str(run) for run in (runs or [runs_dir]) if not run.is_dir()]   # a typo fails before the URL
+    if missing:
+        raise CheckpointError(f"no such directory: {', '.join(missing)}")
+    listener = _listen(host, port)
+    try:
+        print(f"genlab serve: open http://{host}:{listener.getsockname()[1]}/  (API under /v1; Ctrl-C stops)",
+              flush=True)
+        _serve(listener, runs, runs_dir, timeout, dict(
+            api_key=api_key, max_n=max_n, max_tokens=max_tokens, max_concurrent=max_concurrent, max_body=max_body,
+            timeout_s=timeout, batch_wait_ms=batch_wait_ms, max_batch=max_batch))
+    finally:
+        listener.close()
+    print("genlab serve: stopped", flush=True)
+
+
+def _serve(listener: socket.socket, runs: list[Path] | None, runs_dir: Path | None, timeout: float,
+           settings: dict) -> None:
+    """Import the web stack, load the runs and answer on ``listener`` until SIGINT or SIGTERM."""
     try:   # imported here, so that the other commands start without the web stack
         import uvicorn
 
@@ -50,23 +76,12 @@ def serve(
         raise NotSupportedError(f"genlab serve needs fastapi and uvicorn, dependencies of genlab ({error.name} is "
                                 "missing): reinstall genlab, e.g. pip install genlab") from None
 
-    if runs:   # a shell glob such as runs/demo/* also names the folder's files (summary.json, report.html)
-        files = [run for run in runs if run.is_file()]
-        runs = [run for run in runs if not run.is_file()]
-        if files:
-            print(f"genlab serve: skipping {len(files)} file(s) that are not run directories: "
-                  f"{', '.join(f.name for f in files)}", flush=True)
     started = time.perf_counter()
     registry = ModelRegistry.from_runs(runs if runs else ModelRegistry.runs_in(runs_dir))
     loaded = time.perf_counter() - started
-    settings = ServeSettings(api_key=api_key, max_n=max_n, max_tokens=max_tokens, max_concurrent=max_concurrent,
-                             max_body=max_body, timeout_s=timeout, batch_wait_ms=batch_wait_ms, max_batch=max_batch)
-    app = create_app(registry, settings)
-    listener = _listen(host, port)
-    bound = listener.getsockname()[1]
+    app = create_app(registry, ServeSettings(**settings))
     print(f"genlab serve: {len(registry.names)} model(s) loaded in {loaded:.2f} s: {', '.join(registry.names)}",
           flush=True)
-    print(f"genlab serve: open http://{host}:{bound}/  (API under /v1; Ctrl-C stops)", flush=True)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=max(1, int(timeout)),
                             lifespan="off")
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal under the handlers it
@@ -77,7 +92,6 @@ def serve(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print("genlab serve: stopped", flush=True)
 
 
 def _listen(host: str, port: int) -> socket.socket:
