@@ -9,7 +9,7 @@ import pytest
 from genlab import datasets
 from genlab.data import shapes
 from genlab.data.captions import BOS, PAD, CaptionedImageCodec
-from genlab.data.codecs import codec_from_state
+from genlab.data.codec_state import codec_from_state
 from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError, DataError
 

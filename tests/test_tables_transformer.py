@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import genlab
-from genlab.data.codecs import codec_from_state
+from genlab.data.codec_state import codec_from_state
 from genlab.data.table_tokens import TableTokenCodec
 from genlab.errors import ConfigError, DataError
 from genlab.train import TrainConfig

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from genlab.errors import CheckpointError, DataError, NotSupportedError
+from genlab.errors import DataError, NotSupportedError
 
 
 class Codec(ABC):
@@ -265,28 +265,3 @@ CODECS: dict[str, type[Codec]] = {codec.modality: codec for codec in (PointCodec
 def codec_for(modality: str, shape: tuple[int, ...]) -> Codec:
     """A new, unfitted continuous codec for ``modality`` records of ``shape``."""
     return CODECS[modality](shape)
-
-
-def codec_classes() -> dict[str, type[Codec]]:
-    """Every codec class by its :attr:`Codec.name` (text and table tokenizers imported here, as they import
-    this)."""
-    from genlab.data.captions import CaptionedImageCodec
-    from genlab.data.table_tokens import TableTokenCodec
-    from genlab.data.music import ChoraleCodec
-    from genlab.data.smiles import SmilesCodec
-    from genlab.data.text import CharCodec, BPECodec
-
-    return {codec.name: codec for codec in (PointCodec, ImageCodec, PointTokenCodec, ImageTokenCodec,
-                                            CaptionedImageCodec, CharCodec, BPECodec, TableTokenCodec, SmilesCodec,
-                                            ChoraleCodec)}
-
-
-def codec_from_state(state: dict[str, Any]) -> Codec:
-    """Rebuild a fitted codec from its saved JSON state, rejecting unknown or incomplete state.
-
-    States without a ``"codec"`` key (the continuous codecs) are keyed by their modality.
-    """
-    try:
-        return codec_classes()[state.get("codec", state["modality"])].from_state(state)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise CheckpointError(f"codec state is incomplete or unknown ({error!s})") from None

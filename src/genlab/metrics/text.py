@@ -27,33 +27,21 @@
 
 from __future__ import annotations
 
-import ast
 import math
 import re
-import warnings
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from genlab.errors import DataError
+from genlab.sampling.python_syntax import parses
 
 #: Word tokens of distinct-n: identifiers/numbers, or any single other non-space character.
 WORD = re.compile(r"\w+|[^\w\s]")
 #: Characters per n-gram of the copying metrics.
 COPY_CHARS = 50
 _HASH_BASE = np.uint64(1_000_003)
-
-
-def parses(text: str) -> bool:
-    """Whether ``text`` is valid Python for ``ast.parse`` (syntax only; nothing is run)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # e.g. SyntaxWarning "invalid decimal literal" from generated text
-        try:
-            ast.parse(text)
-        except (SyntaxError, ValueError):   # ValueError: null bytes in the source
-            return False
-    return True
 
 
 def validity(texts: Iterable[str]) -> float:

@@ -44,7 +44,8 @@ from torch import nn
 
 from genlab.version import __version__
 from genlab.config import from_dict, to_dict
-from genlab.data.codecs import CODECS as CONTINUOUS_CODECS, Codec, codec_for, codec_from_state
+from genlab.data.codec_state import codec_from_state
+from genlab.data.codecs import CODECS as CONTINUOUS_CODECS, Codec, codec_for
 from genlab.data.dataset import MODALITIES, Dataset
 from genlab.data.tables import TableCodec
 from genlab.defaults import DataDefaults
@@ -519,7 +520,7 @@ class GenerativeModel(ABC):
             raise CheckpointError(f"{directory / CONFIG_FILE}: {error}") from None
         if info.modality not in MODALITIES:
             raise CheckpointError(f"{directory / CONFIG_FILE}: unknown modality {info.modality!r}")
-        codec = _codec_from_state(_read_json(directory / CODEC_FILE))
+        codec = codec_from_state(_read_json(directory / CODEC_FILE))
         if codec.modality != info.modality or codec.shape != info.shape:
             raise CheckpointError(f"{directory / CODEC_FILE} does not match the data described in config.json")
         weights = directory / WEIGHTS_FILE
@@ -603,16 +604,6 @@ def read_run_config(directory: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckpointError(f"{directory / CONFIG_FILE} does not hold a JSON object")
     return config
-
-
-def _codec_from_state(state: Any) -> Codec | TableCodec:
-    """A saved codec: the table codec by its ``"codec"`` key, every other through ``codec_from_state``."""
-    if isinstance(state, dict) and state.get("codec") == "table":
-        try:
-            return TableCodec.from_state(state)
-        except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"table codec state is incomplete ({error!s})") from None
-    return codec_from_state(state)
 
 
 def _impose(table: pd.DataFrame, condition: dict[str, Any], codec: TableCodec) -> None:

@@ -1,6 +1,7 @@
 """A bidirectional transformer over caption word ids: the text side of text-to-image.
 
-``tokens (B, L)`` int64 (``BOS`` first, then words, then ``PAD = 0``; :mod:`genlab.data.captions`) ->
+``tokens (B, L)`` int64 (a start token, then words, then the padding id ``pad_id``, 0 in
+:mod:`genlab.data.captions`) ->
 per-token features ``(B, L, D)`` for cross-attention and a pooled vector ``(B, D)`` (the mean over
 non-pad tokens), which the UNet adds to its step embedding. Pre-norm encoder layers (token + learned
 position embeddings, self-attention without a causal mask, then an MLP), as in the text encoder of
@@ -13,8 +14,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-from genlab.data.captions import PAD
 
 
 @dataclass(frozen=True)
@@ -41,10 +40,13 @@ class CaptionEncoder(nn.Module):
         width: feature width ``D`` (divisible by ``heads``).
         layers: encoder layers.
         heads: attention heads.
+        pad_id: the token id that pads a caption (ignored by attention and pooling).
     """
 
-    def __init__(self, vocab_size: int, length: int, *, width: int = 64, layers: int = 2, heads: int = 4) -> None:
+    def __init__(self, vocab_size: int, length: int, *, width: int = 64, layers: int = 2, heads: int = 4,
+                 pad_id: int = 0) -> None:
         super().__init__()
+        self.pad_id = pad_id
         self.embed = nn.Embedding(vocab_size, width)
         self.position = nn.Parameter(torch.zeros(length, width))
         nn.init.normal_(self.position, std=0.02)
@@ -55,7 +57,7 @@ class CaptionEncoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> EncodedCaption:
         # tokens: (B, L) -> tokens (B, L, D), pooled (B, D), padding (B, L)
-        padding = tokens == PAD
+        padding = tokens == self.pad_id
         h = self.embed(tokens) + self.position[: tokens.shape[1]]
         h = self.norm(self.encoder(h, src_key_padding_mask=padding))
         keep = (~padding).unsqueeze(-1).to(h.dtype)                          # (B, L, 1)

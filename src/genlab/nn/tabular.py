@@ -23,7 +23,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from genlab.data.tables import TableCodec
 from genlab.errors import DataError
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -40,7 +39,8 @@ class TableHeads:
     """The layout of a table codec's encoded row, with the per-block output maps of TVAE and CTGAN.
 
     Args:
-        codec: a fitted :class:`~genlab.data.tables.TableCodec` with ``categorical="onehot"``.
+        codec: a fitted table codec with ``categorical="onehot"`` (e.g. :class:`genlab.data.tables.TableCodec`;
+            read through its ``width`` and ``blocks``, so blocks of layers take no codec type).
 
     Attributes:
         scalar: encoded positions of the ``scalar`` blocks, ``(S,)`` long.
@@ -51,7 +51,7 @@ class TableHeads:
             conditional vector is built from these).
     """
 
-    def __init__(self, codec: TableCodec) -> None:
+    def __init__(self, codec: Any) -> None:
         self.width = codec.width
         scalar, one_hot, columns, unit, categories = [], [], [], [], []
         for block in codec.blocks:
@@ -155,7 +155,7 @@ class TableHeads:
         shown = shown.to(x.dtype)
         return torch.cat([x * self.expand(shown), shown], dim=1)
 
-    def known(self, codec: TableCodec, condition: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def known(self, codec: Any, condition: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor]:
         """A parsed condition as an encoded row ``(width,)`` and its mask of shown columns ``(C,)`` bool.
 
         The row is the codec's own encoding of a one-row table with the conditioned values, so a condition

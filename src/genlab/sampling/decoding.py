@@ -28,10 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import ConfigError
-from genlab.metrics.text import parses
 from genlab.nn.attention import KVCache, attention_mask
 from genlab.sampling.cuda_graphs import StaticDecodeStep
-from genlab.sampling.python_syntax import names_resolve
+from genlab.sampling.python_syntax import names_resolve, parses
 
 
 @dataclass(frozen=True, kw_only=True)

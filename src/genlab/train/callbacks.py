@@ -8,10 +8,7 @@ or prints should check :func:`genlab.train.distributed.is_main_process`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from genlab.train.trainer import Trainer
+from typing import Any
 
 
 @dataclass
@@ -37,20 +34,21 @@ class TrainState:
 
 
 class Callback:
-    """Base class of training hooks; every method does nothing unless overridden.
+    """Base class of training hooks; every method does nothing unless overridden. Each receives the running
+    :class:`~genlab.train.trainer.Trainer` (typed ``Any`` here: the trainer imports this module).
 
     A callback may raise to stop training (the exception propagates out of ``fit``); the last
     checkpoint written stays resumable.
     """
 
-    def on_train_start(self, trainer: "Trainer", state: TrainState) -> None:
+    def on_train_start(self, trainer: Any, state: TrainState) -> None:
         """Called once before the first step (after a resume has restored ``state.step``)."""
 
-    def on_step_end(self, trainer: "Trainer", state: TrainState) -> None:
+    def on_step_end(self, trainer: Any, state: TrainState) -> None:
         """Called after every training step."""
 
-    def on_eval(self, trainer: "Trainer", state: TrainState, metrics: dict[str, float]) -> None:
+    def on_eval(self, trainer: Any, state: TrainState, metrics: dict[str, float]) -> None:
         """Called on the main process after each evaluation, with its metrics."""
 
-    def on_train_end(self, trainer: "Trainer", state: TrainState) -> None:
+    def on_train_end(self, trainer: Any, state: TrainState) -> None:
         """Called once when the budget is spent, after the final checkpoint."""
