@@ -24,11 +24,11 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from genlab import interaction
-from genlab.errors import DataError
+from genlab.errors import ConfigError, DataError
 from genlab.serve.batcher import MicroBatcher
 from genlab.serve.errors import APIError, Guard, as_api_error, error_body, install_handlers
 from genlab.serve.records import record_from_json, records_to_json
-from genlab.serve.registry import LoadedModel, ModelRegistry, OptionSpec, describe
+from genlab.serve.registry import LoadedModel, ModelRegistry, describe
 from genlab.serve.schemas import (CompletionRequest, ImagesRequest, InterpolateRequest, RefineRequest,
                                   SamplesRequest, VariationsRequest)
 from genlab.version import __version__
@@ -227,7 +227,7 @@ def subject(entry: LoadedModel, value: Any, param: str) -> Any:
 
 
 def check_options(entry: LoadedModel, options: dict[str, Any], settings: ServeSettings) -> dict[str, Any]:
-    """Check each option's name, type and range against the model's :class:`OptionSpec`; a 400 names it."""
+    """Check each option against the model's declared ones (:mod:`genlab.models.options`); a 400 names it."""
     specs = entry.options
     checked = {}
     for name, value in options.items():
@@ -236,7 +236,10 @@ def check_options(entry: LoadedModel, options: dict[str, Any], settings: ServeSe
             listed = ", ".join(specs) or "none"
             raise APIError(400, f"model {entry.name!r} ({entry.model.family}) has no sampling option {name!r}; "
                                 f"its options: {listed}", param)
-        checked[name] = _check_value(name, value, specs[name], param)
+        try:
+            checked[name] = specs[name].check(name, value)
+        except ConfigError as error:
+            raise APIError(400, str(error), param) from None
     if checked.get("max_new_tokens", 0) > settings.max_tokens:
         raise APIError(400, f"max_new_tokens={checked['max_new_tokens']} is over this server's limit of "
                             f"{settings.max_tokens} (--max-tokens)", "options.max_new_tokens")
@@ -245,22 +248,6 @@ def check_options(entry: LoadedModel, options: dict[str, Any], settings: ServeSe
     if "stop" in checked:
         checked["stop"] = tuple(checked["stop"])
     return checked
-
-
-def _check_value(name: str, value: Any, spec: OptionSpec, param: str) -> Any:
-    if value is None and spec.nullable:
-        return None
-    kinds = {"integer": (int,), "number": (int, float), "boolean": (bool,), "string": (str,), "array": (list,)}
-    if isinstance(value, bool) != (spec.type == "boolean") or not isinstance(value, kinds[spec.type]):
-        raise APIError(400, f"option {name} must be {'null or ' if spec.nullable else ''}a{'n' if spec.type[0] in 'ai' else ''} "
-                            f"{spec.type}, got {json.dumps(value)}", param)
-    if spec.choices is not None and value not in spec.choices:
-        raise APIError(400, f"option {name}={value!r} is not one of: {', '.join(spec.choices)}", param)
-    if spec.minimum is not None and not spec.minimum <= value <= spec.maximum:
-        raise APIError(400, f"option {name}={value} is outside [{spec.minimum}, {spec.maximum}]", param)
-    if spec.type == "array" and not all(isinstance(item, str) and item for item in value):
-        raise APIError(400, f"option {name} must be a list of non-empty strings", param)
-    return value
 
 
 async def within(pending: Any, timeout_s: float) -> Any:
