@@ -34,7 +34,16 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def single_thread():
-    """Tiny models train faster on one thread; restore the setting for the other test modules."""
+    """Tiny models train faster on one thread; restore the setting for the other tests."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def single_thread_module():
+    """One thread for the rest of a module (for its module-scoped models); restored after the module."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -22,8 +22,7 @@ TRAIN = {"steps": 2, "batch_size": 8, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
-def gpt_run(tmp_path_factory):
-    torch.set_num_threads(1)
+def gpt_run(tmp_path_factory, single_thread_module):
     model = genlab.fit("digits", family="transformer", train=TRAIN, n_layer=2, n_head=2, n_embd=32, block_size=72)
     return model.save_pretrained(tmp_path_factory.mktemp("compress") / "gpt")
 

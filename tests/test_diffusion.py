@@ -176,9 +176,8 @@ def test_unet_keeps_the_image_shape_and_has_about_a_million_parameters(size):
 
 # ---------------------------------------------------------------------------- the model family
 @pytest.fixture(scope="module")
-def ring_model():
+def ring_model(single_thread_module):
     """A class-conditional model of ring8, each point labelled by its mode (about 20 s on one thread)."""
-    torch.set_num_threads(1)
     data = genlab.datasets.load("ring8")
     labels = ((data.x_train[:, None, :] - data.modes[None]) ** 2).sum(-1).argmin(1)
     model = DiffusionModel(hidden=128, depth=3).fit(

@@ -22,8 +22,7 @@ def ring() -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def mixture(ring):
-    torch.set_num_threads(1)
+def mixture(ring, single_thread_module):
     return genlab.fit(ring, family="gaussian", n_components=8)
 
 

@@ -31,8 +31,7 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def classifier(digits, cache):
-    torch.set_num_threads(1)
+def classifier(digits, cache, single_thread_module):
     return feature_classifier(digits, cache_dir=cache)
 
 

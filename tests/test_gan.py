@@ -170,8 +170,7 @@ def test_unknown_loss_lists_the_choices():
         GANModel(loss="wasserstein")
 
 
-def test_gan_learns_a_shifted_gaussian_in_seconds():
-    torch.set_num_threads(1)
+def test_gan_learns_a_shifted_gaussian_in_seconds(single_thread):
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(4000, 2)) * [0.5, 2.0] + [3.0, -1.0]).astype(np.float32)
     model = genlab.fit(x, family="gan", latent_dim=4, hidden=64, depth=2, n_critic=2, pack=1, drs=False,
@@ -199,9 +198,8 @@ def test_odd_or_tiny_images_are_refused_with_the_sizes_that_work():
 
 
 @pytest.fixture(scope="module")
-def two_spike_gan():
+def two_spike_gan(single_thread_module):
     """A briefly trained GAN with a rejection critic on two narrow spikes: it bridges them."""
-    torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(2000, 2)) * 0.05 + rng.choice([-2.0, 2.0], size=(2000, 1)) * [1.0, 0.0]).astype(np.float32)
     return genlab.fit(x, family="gan", latent_dim=2, hidden=64, depth=2, drs=True, drs_fourier_features=8,

@@ -45,8 +45,7 @@ CASES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
-def test_every_family_learns_ring8(name):
-    torch.set_num_threads(1)
+def test_every_family_learns_ring8(name, single_thread):
     case = CASES[name]
     data = genlab.datasets.load("ring8", seed=0)
     model = genlab.fit(data, family=case.family, train={**case.train, "seed": 0}, **case.options)

@@ -24,9 +24,8 @@ OPTIONS = {"gan": {"latent_dim": 8, "channels": 8}, "vae": {"latent_dim": 4, "ch
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, single_thread_module):
     """A tiny conditional model of each family on digits and its exported graph."""
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("onnx")
     out = {}
     for family, options in OPTIONS.items():

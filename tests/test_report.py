@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from rich.console import Console
 
@@ -34,9 +33,8 @@ TRAINER_HISTORY = [{"step": s, "lr": 1e-3, "elapsed": 0.1 * s, "model": 2.0 / s,
 
 
 @pytest.fixture(scope="module")
-def runs() -> list[RunResult]:
+def runs(single_thread_module) -> list[RunResult]:
     """A ring8 mixture (given a stand-in latent space and loss history) and a digits Gaussian, evaluated."""
-    torch.set_num_threads(1)
     ring, digits = genlab.datasets.load("ring8"), genlab.datasets.load("digits")
     ring_model = genlab.fit(ring, family="gaussian", n_components=8)
     # Stand-ins so the generic interpolation and loss-curve views have something to draw: the identity

@@ -22,9 +22,8 @@ PROMPT = "a large blue square at the bottom right"
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
+def fitted(tmp_path_factory, single_thread_module):
     data = shapes.shapes(0, n_train=48, n_test=8)
-    torch.set_num_threads(1)
     model = DiffusionModel(**TINY).fit(data, train=TrainConfig(steps=3, batch_size=8, ema_decay=None))
     run = tmp_path_factory.mktemp("shapes-run")
     model.save_pretrained(run)

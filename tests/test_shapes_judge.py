@@ -50,8 +50,7 @@ def test_scene_correct_accepts_the_truth_and_rejects_each_kind_of_error():
     assert not scene_correct(swapped, scenes.objects, scenes.relation)[pair]
 
 
-def test_the_judge_trains_and_reads_images():
-    torch.set_num_threads(1)
+def test_the_judge_trains_and_reads_images(single_thread):
     scenes = shapes.scenes(32, seed=6, split="test")
     images, objects = torch.as_tensor(scenes.images), torch.as_tensor(scenes.objects)
     torch.manual_seed(0)

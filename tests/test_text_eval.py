@@ -28,8 +28,7 @@ def code_data() -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def code_model():
-    torch.set_num_threads(1)
+def code_model(single_thread_module):
     return genlab.fit(code_data(), family="transformer", n_layer=1, n_head=2, n_embd=16, block_size=16,
                       train={"steps": 30, "batch_size": 8, "lr": 3e-3, "seed": 0})
 

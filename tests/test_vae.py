@@ -85,8 +85,7 @@ def test_loss_is_reconstruction_plus_beta_times_kl():
 
 
 @pytest.fixture(scope="module")
-def moons_vae():
-    torch.set_num_threads(1)
+def moons_vae(single_thread_module):
     return genlab.fit("moons", family="vae", latent_dim=2, hidden=64, depth=2, kl_warmup=0.25, conditional=False,
                       train={"steps": 800, "batch_size": 128})
 
