@@ -38,7 +38,7 @@ from genlab.compress.distill import distill
 from genlab.compress.run import compress, fine_tune
 from genlab.export.onnx import export_onnx
 from genlab.models.transformer import GPT, next_token_loss
-from genlab.onnx_sampling import OnnxSampler
+from genlab.export.runner import OnnxSampler
 from genlab.sampling.decoding import GenerationConfig, generate
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "compression.json"

@@ -49,11 +49,11 @@ def genlab_sampler(n: int, steps: int):
 
 
 def onnx_sampler(n: int, steps: int, chunk: int):
-    """The same genlab model exported to ONNX and sampled by :mod:`genlab.onnx_sampling` (onnxruntime, one
+    """The same genlab model exported to ONNX and sampled by :mod:`genlab.export.runner` (onnxruntime, one
     thread) over the same chunks; ``None`` when the onnx extra is not installed."""
     try:
         from genlab.export.onnx import export_onnx
-        from genlab.onnx_sampling import OnnxSampler
+        from genlab.export.runner import OnnxSampler
     except ImportError:
         return None
     images = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)

@@ -12,7 +12,7 @@ import torch
 import genlab
 from genlab.cli.app import main
 from genlab.export.onnx import export_onnx
-from genlab.onnx_sampling import OnnxSampler
+from genlab.export.runner import OnnxSampler
 
 #: fp32 graphs run by other kernels than eager PyTorch: sums of ~100 products of O(1) terms differ by a few
 #: float32 ulps (~1e-7 relative) per operation; 1e-4 absolute on O(1) outputs is the issue's parity bar

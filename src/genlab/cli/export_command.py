@@ -1,7 +1,7 @@
 """``genlab export RUN --format onnx --out model.onnx``: the run's sampling network as an ONNX graph.
 
 The graph is exported with the dynamo-based exporter, checked with ``onnx.checker`` and carries what
-:mod:`genlab.onnx_sampling` needs to sample from it without torch (see :mod:`genlab.export.onnx`).
+:mod:`genlab.export.runner` needs to sample from it without torch (see :mod:`genlab.export.onnx`).
 Needs the ``onnx`` extra (``pip install -e '.[onnx]'``).
 """
 

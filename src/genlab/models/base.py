@@ -427,6 +427,12 @@ class GenerativeModel(ABC):
         diffusion model runs SDEdit (:mod:`genlab.interaction` for text and tables, which every family has)."""
         raise NotSupportedError(f"the {self.family} family has no variations of {self.data_.modality}")
 
+    def latent_noise_scale(self, condition: Any, options: dict[str, Any]) -> float | None:
+        """``s`` when ``sample(n, condition=condition, **options)`` is ``decode(s * eps)`` with ``eps (n, *latent_shape)``
+        drawn from the call's generator as one ``randn`` (so draws of several requests can share one decoder
+        call, :mod:`genlab.serve.batcher`); None where it is not (the default)."""
+        return None
+
     def invert(self, x: np.ndarray, *, steps: int | None = None) -> torch.Tensor:
         """The initial noise ``(n, *shape)`` the sampler maps to raw records ``x (n, *shape)``, where the
         sampler can be run backwards (diffusion: DDIM inversion)."""

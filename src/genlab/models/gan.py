@@ -581,6 +581,16 @@ class GANModel(LatentVariations, GenerativeModel):
         known, shown = heads.known(self.codec_, condition)
         return torch.where(heads.expand(shown[None]).to(device), known.to(device), rows)
 
+    def latent_noise_scale(self, condition: Any, options: dict[str, Any]) -> float | None:
+        """``psi`` (the truncation) on points and images without rejection sampling, unlabelled or given a
+        class: then ``x = G(psi z)``."""
+        if self.data_.modality not in ("points", "images") or (self.data_.class_names and condition is None):
+            return None
+        has_critic = getattr(self.network_, "rejection_critic", None) is not None
+        if has_critic and options.get("rejection") is not False:
+            return None
+        return float(options.get("truncation", 1.0))
+
     def encode(self, x: np.ndarray, *, condition: int | str | None = None) -> np.ndarray:
         """Not defined: a GAN learns no inverse of ``G``. Work with latents instead (:meth:`decode`)."""
         raise NotSupportedError("the gan family has no encoder; start from latents z ~ N(0, I) of shape "

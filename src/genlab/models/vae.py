@@ -449,6 +449,13 @@ class VAEModel(LatentVariations, GenerativeModel):
             raise NotSupportedError(f"the vae family on tables has no {verb} (its latents are conditioned on "
                                     "shown columns); use sample(n, condition=...)")
 
+    def latent_noise_scale(self, condition: Any, options: dict[str, Any]) -> float | None:
+        """The prior temperature ``tau`` on points and images with ``mean=True``, unlabelled or given a class:
+        then ``x = E[x | tau eps]``."""
+        if self.data_.modality not in ("points", "images") or (self.data_.class_names and condition is None):
+            return None
+        return float(options.get("temperature", 1.0)) if options.get("mean") is True else None
+
     def encode(self, x: np.ndarray, *, condition: int | str | None = None) -> np.ndarray:
         """Posterior means ``mu(x)`` of ``q(z|x)``.
 

@@ -6,10 +6,9 @@ and split back in order. Each request keeps its own seed, and a record drawn in 
 record drawn alone, because a batch is only formed where a record is a deterministic function of noise
 that can be drawn per request before one network call:
 
-- ``gan`` on points and images without rejection sampling, unlabelled or with a class condition:
-  ``x = G(psi z)``, ``z ~ N(0, I)`` drawn from each request's generator exactly as ``sample`` draws it;
-- ``vae`` on points and images with ``mean=True``, unlabelled or with a class condition:
-  ``x = E[x | tau eps]``.
+- a family whose ``latent_noise_scale`` gives a scale ``s``: ``sample`` is ``decode(s z)`` with
+  ``z ~ N(0, I)`` drawn from each request's generator exactly as ``sample`` draws it (a GAN on points and
+  images without rejection sampling, ``x = G(psi z)``; a VAE with ``mean=True``, ``x = E[x | tau eps]``).
 
 Everything else runs one request per call through ``model.sample``: the transformer draws every
 token of a batch from one generator, the diffusion samplers' per-step noise and the DDIM/DPM start
@@ -36,16 +35,8 @@ from genlab.serve.registry import LoadedModel
 
 def batchable(model: GenerativeModel, condition: Any, options: dict[str, Any]) -> bool:
     """Whether ``model.sample`` with these arguments draws each record from per-request latent noise
-    alone (module docstring), so that requests may share one network call."""
-    if model.data_.modality not in ("points", "images"):
-        return False
-    labelled_unconditioned = bool(model.data_.class_names) and condition is None
-    if model.family == "gan":
-        has_critic = getattr(model.network_, "rejection_critic", None) is not None
-        return (not has_critic or options.get("rejection") is False) and not labelled_unconditioned
-    if model.family == "vae":
-        return options.get("mean") is True and not labelled_unconditioned
-    return False
+    alone (the family says so through ``latent_noise_scale``), so that requests may share one network call."""
+    return model.latent_noise_scale(condition, options) is not None
 
 
 def draw_batch(model: GenerativeModel, counts: list[int], seeds: list[int], condition: Any,
@@ -53,7 +44,7 @@ def draw_batch(model: GenerativeModel, counts: list[int], seeds: list[int], cond
     """Records of several requests from one decoder call: ``counts[i]`` records from seed ``seeds[i]``
     each, equal to ``model.sample(counts[i], generator=Generator().manual_seed(seeds[i]), ...)``
     (up to float rounding of a larger matrix product)."""
-    scale = options.get("truncation", 1.0) if model.family == "gan" else options.get("temperature", 1.0)
+    scale = model.latent_noise_scale(condition, options)
     latents = [scale * torch.randn(n, *model.latent_shape, generator=torch.Generator().manual_seed(seed))
                for n, seed in zip(counts, seeds)]
     records = model.decode(torch.cat(latents).numpy(), condition=condition)

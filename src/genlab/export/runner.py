@@ -27,6 +27,9 @@ import numpy as np
 
 from genlab.errors import CheckpointError, ConfigError
 
+#: The graph kind of files exported before ``meta["graph"]`` was written, by the family they name.
+_LEGACY_GRAPHS = {"gan": "latent", "vae": "latent", "diffusion": "denoiser", "transformer": "cached_decoder"}
+
 
 class OnnxSampler:
     """A torch-free sampler over an exported graph.
@@ -56,6 +59,12 @@ class OnnxSampler:
         """The exported family."""
         return self.meta["family"]
 
+    @property
+    def graph(self) -> str:
+        """The graph kind: ``latent`` (a generator or decoder of latents), ``denoiser`` or ``cached_decoder``
+        (:mod:`genlab.models.sampling_graph`); files exported before the kind was recorded name their family."""
+        return self.meta.get("graph") or _LEGACY_GRAPHS[self.meta["family"]]
+
     def run(self, **feeds: np.ndarray) -> list[np.ndarray]:
         """The graph's outputs for ``feeds`` (names as exported; unused names are dropped)."""
         return self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})
@@ -80,11 +89,11 @@ class OnnxSampler:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"the number of samples must be a positive integer, got {n!r}")
         rng = np.random.default_rng(seed)
-        family = self.family
-        if family == "transformer":
+        graph = self.graph
+        if graph == "cached_decoder":
             return self._decode(n, rng, condition, temperature, max_new_tokens)
         y = self._labels(n, rng, condition)
-        if family == "diffusion":
+        if graph == "denoiser":
             x_T = noise if noise is not None else rng.standard_normal((n, *self.meta["shape"]))
             chunk = n if batch_size is None else batch_size
             if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
@@ -93,10 +102,11 @@ class OnnxSampler:
                                            guidance if condition is not None else 1.0) for i in range(0, n, chunk)])
         else:
             z = noise if noise is not None else rng.standard_normal((n, self.meta["latent_dim"]))
-            z = np.asarray(z, np.float32) * (temperature if family == "vae" else 1.0)
+            decoder = "likelihood" in self.meta   # a VAE's decoder: prior temperature and observation noise
+            z = np.asarray(z, np.float32) * (temperature if decoder else 1.0)
             outputs = self.run(z=z.astype(np.float32), y=y)
             x = outputs[0]
-            if family == "vae" and len(outputs) > 1 and not mean:
+            if decoder and len(outputs) > 1 and not mean:
                 x = x + outputs[1] * rng.standard_normal(x.shape).astype(np.float32)
         return self._decode_records(x)
 
@@ -111,7 +121,7 @@ class OnnxSampler:
             if not 0 <= int(condition) < classes:
                 raise ConfigError(f"condition must be a class index 0..{classes - 1}, got {condition!r}")
             return np.full(n, int(condition), dtype=np.int64)
-        if self.family == "diffusion":
+        if self.graph == "denoiser":
             return np.full(n, self.meta["null_class"], dtype=np.int64)
         prior = np.asarray(self.meta["class_prior"], dtype=np.float64)
         return rng.choice(len(prior), size=n, p=prior / prior.sum()).astype(np.int64)
