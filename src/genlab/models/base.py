@@ -26,10 +26,7 @@ condition reaches ``_sample_network`` as a dict ``{column: value}`` already chec
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,57 +34,32 @@ from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
-import safetensors
-import safetensors.torch
 import torch
 from torch import nn
 
-from genlab.version import __version__
 from genlab.config import from_dict, to_dict
-from genlab.data.codec_state import codec_from_state
 from genlab.data.codecs import CODECS as CONTINUOUS_CODECS, Codec, codec_for
-from genlab.data.dataset import MODALITIES, Dataset
+from genlab.data.dataset import Dataset
 from genlab.data.tables import TableCodec
 from genlab.defaults import DataDefaults
-from genlab.errors import CheckpointError, ConfigError, DataError, NotSupportedError
-from genlab.io import atomic_path, sha256_file, write_json
+from genlab.errors import ConfigError, DataError, NotSupportedError
+from genlab.models.data_info import DataInfo, check_count, class_log_prior, data_digest, training_arrays
+from genlab.models.hooks import SampleProcessor, SampleRequest, compose
 from genlab.models.options import SampleOption
-from genlab.models.hooks import SampleProcessor, SampleRequest, compose, extensions
+from genlab.models.persistence import (CHECKPOINT_FILE, Persistence, families, load_run, read_run_config,
+                                       register_family)
 from genlab.train import Batch, Callback, Phase, TrainConfig, Trainer
+
+#: Names other modules import from here: the contract's vocabulary, wherever it is defined.
+__all__ = ["DataInfo", "FitContext", "GenerativeModel", "NotFittedError", "check_count", "class_log_prior",
+           "load_run", "read_run_config", "training_arrays"]
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound="GenerativeModel")
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-CODEC_FILE = "codec.json"
-CHECKPOINT_FILE = Path("checkpoint") / "trainer_state.safetensors"
-#: The keys of ``config.json`` the contract itself writes; the others belong to run extensions.
-RUN_CONFIG_KEYS = frozenset({"genlab_version", "family", "model", "data", "train", "weights_sha256"})
 #: Test records scored at each periodic validation (``TrainConfig.eval_every > 0``).
 VALIDATION_RECORDS = 1024
-
-
-@dataclass(frozen=True)
-class DataInfo:
-    """What a fitted model knows about its data: modality, record shape, label names and, for tables,
-    the target column."""
-
-    modality: str
-    shape: tuple[int, ...]
-    class_names: tuple[str, ...] | None = None
-    target: str | None = None
-
-    @property
-    def n_classes(self) -> int:
-        """Number of label classes, 0 when unlabelled."""
-        return 0 if self.class_names is None else len(self.class_names)
-
-    @property
-    def dim(self) -> int:
-        """Number of scalars in one record."""
-        return math.prod(self.shape)
 
 
 @dataclass
@@ -103,7 +75,7 @@ class FitContext:
     validation: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
 
-class GenerativeModel(ABC):
+class GenerativeModel(Persistence, ABC):
     """Base class of every family. ``__init__`` only stores the config; learned state ends in ``_``."""
 
     family: ClassVar[str]
@@ -125,7 +97,7 @@ class GenerativeModel(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "family" in cls.__dict__:
-            _FAMILIES[cls.family] = cls
+            register_family(cls)
 
     def __init__(self, config: Any = None, **options: Any) -> None:
         if config is not None and options:
@@ -162,7 +134,7 @@ class GenerativeModel(ABC):
         another representation (token sequences for an autoregressive family)."""
         if data.modality == "tables":
             if not self.supports_tables:
-                able = ", ".join(sorted(name for name, family in _FAMILIES.items() if family.supports_tables))
+                able = ", ".join(sorted(name for name, family in families().items() if family.supports_tables))
                 raise NotSupportedError(f"the {self.family} family does not model tables yet; "
                                         f"families that do: {able}")
             return self._make_table_codec(data)
@@ -279,7 +251,7 @@ class GenerativeModel(ABC):
                 "model": to_dict(self.config),
                 "train": to_dict(train),
                 "data": {"modality": info.modality, "shape": list(info.shape),
-                         "sha256": _array_digest(x, y)},
+                         "sha256": data_digest(x, y)},
             },
             validation=validation,
         )
@@ -471,145 +443,14 @@ class GenerativeModel(ABC):
         self._check_fitted()
         return next(self.network_.parameters()).device
 
-    # ------------------------------------------------------------------ persistence
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and ``codec.json`` into ``directory``.
-
-        Each file is written atomically; ``config.json`` last, carrying the weights' SHA-256, so a
-        directory whose config can be read always has matching, complete weights.
-        """
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights = directory / WEIGHTS_FILE
-        with atomic_path(weights) as tmp:
-            safetensors.torch.save_model(self.network_, str(tmp), metadata={"format": "pt"})
-        write_json(directory / CODEC_FILE, self.codec_.state())
-        records = {extension.key: extension.record(self, directory) for extension in extensions()}
-        self.extension_records_ = {key: record for key, record in records.items() if record is not None}
-        write_json(directory / CONFIG_FILE, {
-            "genlab_version": __version__,
-            "family": self.family,
-            "model": to_dict(self.config),
-            "data": {"modality": self.data_.modality, "shape": list(self.data_.shape),
-                     "class_names": None if self.data_.class_names is None else list(self.data_.class_names),
-                     "target": self.data_.target},
-            "train": None if self.train_config_ is None else to_dict(self.train_config_),
-            "weights_sha256": sha256_file(weights),
-            **self.extension_records_,
-        })
-        write_json(directory / "history.json", self.history_)
-        return directory
-
-    @classmethod
-    def from_pretrained(cls: type[M], directory: str | Path) -> M:
-        """Load a model saved by :meth:`save_pretrained`, strictly.
-
-        Raises:
-            CheckpointError: the directory or a file is missing, the config names another family or
-                unknown options, the weights fail their checksum, or tensor names/shapes differ.
-        """
-        directory = Path(directory)
-        config = read_run_config(directory)
-        if config.get("family") != cls.family:
-            raise CheckpointError(f"{directory} holds a {config.get('family')!r} model, not {cls.family!r}")
-        try:
-            model = cls(from_dict(cls.config_class, config["model"], what=f"{cls.family} model"))
-            data = config["data"]
-            info = DataInfo(data["modality"], tuple(data["shape"]),
-                            None if data["class_names"] is None else tuple(data["class_names"]), data.get("target"))
-            train = None if config.get("train") is None else from_dict(TrainConfig, config["train"])
-            expected_sha = config["weights_sha256"]
-        except (KeyError, TypeError) as error:
-            raise CheckpointError(f"{directory / CONFIG_FILE} is incomplete: missing {error!s}") from None
-        except ConfigError as error:
-            raise CheckpointError(f"{directory / CONFIG_FILE}: {error}") from None
-        if info.modality not in MODALITIES:
-            raise CheckpointError(f"{directory / CONFIG_FILE}: unknown modality {info.modality!r}")
-        codec = codec_from_state(_read_json(directory / CODEC_FILE))
-        if codec.modality != info.modality or codec.shape != info.shape:
-            raise CheckpointError(f"{directory / CODEC_FILE} does not match the data described in config.json")
-        weights = directory / WEIGHTS_FILE
-        if not weights.is_file():
-            raise CheckpointError(f"{weights} is missing")
-        if sha256_file(weights) != expected_sha:
-            raise CheckpointError(f"{weights} does not match the checksum recorded in config.json "
-                                  "(it was modified, truncated or replaced)")
-        model.codec_ = codec
-        with torch.random.fork_rng(devices=[]):
-            network = model._build_network(info)
-        owned = {extension.key: extension for extension in extensions()}
-        unknown = sorted(set(config) - RUN_CONFIG_KEYS - set(owned))
-        if unknown:
-            raise CheckpointError(f"{directory / CONFIG_FILE} holds {', '.join(map(repr, unknown))}, which no loaded "
-                                  "feature reads (import genlab to register them)")
-        for key, extension in owned.items():   # e.g. int8 layers, pruned widths: the saved layout
-            if config.get(key) is not None:
-                extension.prepare(network, config[key])
-                model.extension_records_[key] = config[key]
-        try:
-            safetensors.torch.load_model(network, str(weights), strict=True)
-        except (RuntimeError, safetensors.SafetensorError) as error:
-            first_line = str(error).strip().splitlines()[0]
-            raise CheckpointError(f"{weights} does not fit the network its config describes: {first_line}") from None
-        history_file = directory / "history.json"
-        model.history_ = _read_json(history_file) if history_file.is_file() else []
-        model.network_, model.codec_, model.data_, model.train_config_ = network.eval(), codec, info, train
-        for key, extension in owned.items():   # e.g. the run's rules
-            extension.restore(model, directory, config.get(key))
-        return model
-
     # ------------------------------------------------------------------ helpers
     def _check_fitted(self) -> None:
         if self.network_ is None:
             raise NotFittedError(f"this {self.family} model is not fitted yet: call fit() or from_pretrained()")
 
 
-#: Every family class by name, filled as each is defined (``genlab.models`` imports them all).
-_FAMILIES: dict[str, type[GenerativeModel]] = {}
-
-
-def load_run(directory: str | Path) -> GenerativeModel:
-    """Load the model saved in run directory ``directory``, whatever its family.
-
-    Raises:
-        CheckpointError: not a run directory, an unknown family, or any check of ``from_pretrained``.
-    """
-    config = read_run_config(Path(directory))
-    family = config.get("family")
-    if family not in _FAMILIES:
-        raise CheckpointError(f"{directory}/config.json names an unknown family {family!r}; "
-                              f"known: {', '.join(sorted(_FAMILIES))}")
-    return _FAMILIES[family].from_pretrained(directory)
-
-
 class NotFittedError(ConfigError):
     """A model was used before ``fit`` or ``from_pretrained``."""
-
-
-def class_log_prior(labels: torch.Tensor, class_names: Sequence[str]) -> torch.Tensor:
-    """``log p(c)`` from label frequencies, float64 ``(C,)``; a class without records is a DataError."""
-    counts = torch.bincount(labels.cpu(), minlength=len(class_names)).double()
-    if (counts == 0).any():
-        raise DataError(f"class {class_names[int((counts == 0).nonzero()[0])]!r} has no training records")
-    return (counts / counts.sum()).log()
-
-
-def check_count(n: Any) -> int:
-    """Return ``n`` if it is a positive integer, else raise a ConfigError."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ConfigError(f"the number of samples must be a positive integer, got {n!r}")
-    return int(n)
-
-
-def read_run_config(directory: Path) -> dict[str, Any]:
-    """Read ``config.json`` of a run directory with clear errors for a missing folder or bad JSON."""
-    if not directory.is_dir():
-        raise CheckpointError(f"{directory} is not a run directory (it does not exist)")
-    config = _read_json(directory / CONFIG_FILE)
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{directory / CONFIG_FILE} does not hold a JSON object")
-    return config
 
 
 def _impose(table: pd.DataFrame, condition: dict[str, Any], codec: TableCodec) -> None:
@@ -625,57 +466,3 @@ def _impose(table: pd.DataFrame, condition: dict[str, Any], codec: TableCodec) -
         table[column] = pd.Series([value] * len(table), index=table.index).astype(table[column].dtype)
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error})") from None
-
-
-def training_arrays(
-    data: Dataset | np.ndarray, labels: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None, DataInfo]:
-    """Raw training records, labels and their description from a Dataset or a bare array."""
-    if isinstance(data, Dataset):
-        if labels is not None:
-            raise ConfigError("labels come with the Dataset; pass labels only with a bare array")
-        return data.x_train, data.y_train, DataInfo(data.modality, data.shape, data.class_names, data.target)
-    if isinstance(data, pd.DataFrame):
-        if labels is not None:
-            raise ConfigError("a bare DataFrame has no labels; load it as a tables Dataset with a target")
-        if len(data) == 0 or data.shape[1] == 0:
-            raise DataError("the training table has no rows or no columns")
-        return data, None, DataInfo("tables", (data.shape[1],))
-    x = np.asarray(data, dtype=np.float32)
-    modality = {2: "points", 4: "images"}.get(x.ndim)
-    if modality is None:
-        raise DataError(f"expected points (n, d) or images (n, C, H, W), got an array of shape {x.shape}")
-    if len(x) < 1:
-        raise DataError("no records to fit")
-    if not np.isfinite(x).all():
-        raise DataError("the training records hold NaN or infinite values")
-    class_names = None
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-            raise DataError(f"labels must be non-negative integers of shape ({len(x)},), got {labels.shape} "
-                            f"{labels.dtype}")
-        labels = labels.astype(np.int64)
-        class_names = tuple(str(i) for i in range(int(labels.max()) + 1))
-    return x, labels, DataInfo(modality, tuple(x.shape[1:]), class_names)
-
-
-def _array_digest(x: np.ndarray, y: np.ndarray | None) -> str:
-    """SHA-256 of the training records and labels, so a resume on other data is refused."""
-    if isinstance(x, pd.DataFrame):   # tables: pandas' stable per-row hashes, and the column names
-        digest = hashlib.sha256(pd.util.hash_pandas_object(x, index=False).to_numpy().tobytes())
-        digest.update("\0".join(map(str, x.columns)).encode("utf-8"))
-    elif x.dtype == object:   # text: the documents' UTF-8 bytes, each ended by a NUL
-        digest = hashlib.sha256(b"".join(doc.encode("utf-8") + b"\0" for doc in x))
-    else:
-        digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
-    if y is not None:
-        digest.update(np.ascontiguousarray(y).tobytes())
-    return digest.hexdigest()
