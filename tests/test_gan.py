@@ -12,7 +12,8 @@ import torch
 import genlab
 from genlab.errors import ConfigError, DataError, NotSupportedError
 from genlab.models.base import DataInfo
-from genlab.models.gan import GANModel, input_gradient_norm_sq, pack
+from genlab.models.gan import GANModel
+from genlab.models.gan.losses import input_gradient_norm_sq, pack
 from genlab.train import Batch
 
 from contract import unfitted

@@ -10,7 +10,7 @@ import torch
 
 import genlab
 from genlab.errors import DataError, NotSupportedError
-from genlab.models.gan import TrainingBySampling
+from genlab.models.gan.tabular import TrainingBySampling
 from genlab.nn.tabular import TableHeads
 from genlab.train import TrainConfig
 
