@@ -16,7 +16,8 @@ from genlab.errors import ConfigError
 from genlab.models.base import DataInfo
 from genlab.models.gan import GANModel
 from genlab.models.gaussian import bic_components
-from genlab.models.vae import VAEModel, _WarmupClock
+from genlab.models.vae import VAEModel
+from genlab.models.vae.model import _WarmupClock
 from genlab.train import TrainConfig, TrainState
 
 POINTS = DataInfo("points", (2,))

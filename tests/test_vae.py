@@ -12,7 +12,8 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 import genlab
 from genlab.errors import ConfigError, DataError
 from genlab.models.base import DataInfo
-from genlab.models.vae import VAEModel, iwae_bound
+from genlab.models.vae import VAEModel
+from genlab.models.vae.networks import iwae_bound
 from genlab.train import Batch
 
 from contract import unfitted

@@ -49,176 +49,25 @@ rows (exact, no rejection). ``encode``, ``decode`` and ``log_prob`` are not defi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError
+from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
 from genlab.models.latent_variations import LatentVariations
 from genlab.models.options import SampleOption
-from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
+from genlab.models.vae.config import VAEConfig
+from genlab.models.vae.networks import VAENetwork, iwae_bound
+from genlab.models.vae.tabular import TabularVAE
 from genlab.nn.conv import ConvDecoder, ConvEncoder
 from genlab.nn.mlp import MLP
-from genlab.errors import NotSupportedError
-from genlab.nn.tabular import TableHeads
 from genlab.sampling.latent import check_latents
 from genlab.train import Batch, Callback, Losses, Phase, TrainConfig, TrainState
-
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-@dataclass(frozen=True, kw_only=True)
-class VAEConfig:
-    """Options of the VAE family.
-
-    Attributes:
-        latent_dim: size of ``z``.
-        beta: weight of the KL term (Higgins et al. 2017); 1 gives the ELBO.
-        kl_warmup: share of the training budget (of its steps, or of its time when the budget is a time)
-            over which the KL weight rises linearly from 0 to ``beta`` (Bowman et al. 2016 sec. 3.1;
-            Sønderby et al. 2016); 0 = none. A share, not a step count, so that ``--max-time`` warms up
-            as a step budget does (1/3: 1,000 of the default 3,000 steps, as measured on ring8).
-        free_bits: nats per latent dimension, ``lambda``, below which the batch-averaged KL of that
-            dimension is not penalised (Kingma et al. 2016 eq. 15); 0 = none.
-        likelihood: ``"auto"`` (Gaussian for points, Bernoulli for images), ``"gaussian"`` or ``"bernoulli"``.
-        min_std: floor of the Gaussian decoder's scale, in model-space units (keeps the likelihood bounded).
-        iwae_samples: importance samples ``k`` of ``log_prob`` (Burda et al. 2016).
-        hidden: width of the hidden layers (points) or of the encoder's features (images).
-        depth: hidden layers of the encoder and decoder MLPs (points).
-        channels: channels of the first encoder and last decoder convolution (images).
-        embed_dim: width of the class embeddings (conditional models).
-        conditional: condition encoder and decoder on class labels when the data has them.
-    """
-
-    latent_dim: int = 16
-    beta: float = 1.0
-    kl_warmup: float = 1 / 3
-    free_bits: float = 0.0
-    likelihood: Literal["auto", "gaussian", "bernoulli"] = "auto"
-    min_std: float = 1e-3
-    iwae_samples: int = 64
-    hidden: int = 256
-    depth: int = 3
-    channels: int = 32
-    embed_dim: int = 16
-    conditional: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("latent_dim", "iwae_samples", "hidden", "depth", "channels", "embed_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.beta < 0:
-            raise ValueError(f"beta must be non-negative, got {self.beta}")
-        if not 0 <= self.kl_warmup <= 1:
-            raise ValueError(f"kl_warmup is a share of the training budget in [0, 1], got {self.kl_warmup}")
-        if self.free_bits < 0:
-            raise ValueError(f"free_bits must be non-negative, got {self.free_bits}")
-        if self.min_std <= 0:
-            raise ValueError(f"min_std must be positive, got {self.min_std}")
-
-
-class VAENetwork(nn.Module):
-    """Encoder, decoder and likelihood of a (conditional) VAE.
-
-    Args:
-        encoder_body: ``(B, *shape)`` -> ``(B, features)`` (before its activation).
-        decoder_body: ``(B, latent_dim [+ embed_dim])`` -> ``(B, *out_shape)``: the likelihood's
-            parameters, ``out_shape`` = ``shape`` (Bernoulli logits) or twice the channels (Gaussian mean
-            and scale).
-        features: width of the encoder body's output.
-        latent_dim: size of ``z``.
-        n_classes: classes of a conditional model, 0 for none.
-        embed_dim: width of the class embeddings.
-        likelihood: ``"gaussian"`` or ``"bernoulli"``.
-        min_std: floor of the Gaussian scale.
-    """
-
-    def __init__(self, encoder_body: nn.Module, decoder_body: nn.Module, *, features: int, latent_dim: int,
-                 n_classes: int, embed_dim: int, likelihood: str, min_std: float) -> None:
-        super().__init__()
-        extra = embed_dim if n_classes else 0
-        self.encoder_body = encoder_body
-        self.encoder_head = nn.Linear(features + extra, 2 * latent_dim)
-        self.decoder_body = decoder_body
-        self.encoder_embed = nn.Embedding(n_classes, embed_dim) if n_classes else None
-        self.decoder_embed = nn.Embedding(n_classes, embed_dim) if n_classes else None
-        self.likelihood = likelihood
-        self.min_std = min_std
-        if n_classes:
-            self.register_buffer("class_log_prior", torch.full((n_classes,), -math.log(n_classes)))
-
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``q(z|x, y)``: ``x (B, *shape)``, ``y (B,)`` -> ``mu, logvar``, each ``(B, latent_dim)``."""
-        h = F.silu(self.encoder_body(x))                                  # (B, features)
-        if self.encoder_embed is not None:
-            h = torch.cat([h, self.encoder_embed(y)], dim=1)
-        mu, logvar = self.encoder_head(h).chunk(2, dim=1)
-        return mu, logvar
-
-    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Parameters of ``p(x|z, y)``: ``z (B, latent_dim)`` -> ``(B, *out_shape)``."""
-        h = z if self.decoder_embed is None else torch.cat([z, self.decoder_embed(y)], dim=1)
-        return self.decoder_body(h)
-
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
-        """``E[x|z]`` in model space from the decoder's parameters: ``(B, *out_shape)`` -> ``(B, *shape)``."""
-        if self.likelihood == "bernoulli":
-            return 2 * torch.sigmoid(params) - 1
-        return params.chunk(2, dim=1)[0]
-
-    def scale(self, params: torch.Tensor) -> torch.Tensor:
-        """Gaussian scale ``s = min_std + softplus(raw)``, ``(B, *shape)``."""
-        return self.min_std + F.softplus(params.chunk(2, dim=1)[1])
-
-    def log_likelihood(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """``log p(x|z)`` in model space, summed over coordinates: ``x (B, *shape)`` -> ``(B,)``."""
-        if self.likelihood == "bernoulli":
-            t = (x + 1) / 2                                               # intensities in [0, 1]
-            log_p = -F.binary_cross_entropy_with_logits(params, t, reduction="none")
-            return log_p.flatten(1).sum(1) - math.prod(x.shape[1:]) * math.log(2.0)
-        mean, s = params.chunk(2, dim=1)[0], self.scale(params)
-        log_p = -0.5 * LOG_2PI - s.log() - 0.5 * ((x - mean) / s) ** 2
-        return log_p.flatten(1).sum(1)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One-sample ELBO terms: ``x (B, *shape)``, ``eps (B, latent_dim)`` -> ``log p(x|z) (B,)`` and the KL
-        per latent dimension ``(B, latent_dim)`` (sum it over ``dim=1`` for ``KL(q(z|x) || p(z))``)."""
-        mu, logvar = self.encode(x, y)
-        z = mu + (0.5 * logvar).exp() * eps                               # reparameterisation trick
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)                # KL(q_j || N(0, 1)), closed form
-        return self.log_likelihood(x, self.decode(z, y)), kl
-
-
-def iwae_bound(network: VAENetwork, x: torch.Tensor, y: torch.Tensor | None, k: int,
-               generator: torch.Generator | None) -> torch.Tensor:
-    """Importance-weighted bound ``log 1/k sum_i p(x|z_i) p(z_i) / q(z_i|x)`` (Burda et al. 2016 eq. 8).
-
-    Args:
-        network: the VAE.
-        x: ``(B, *shape)`` records in model space.
-        y: ``(B,)`` labels or ``None``.
-        k: importance samples per record.
-        generator: source of the draws ``z_i ~ q(z|x)``.
-
-    Returns:
-        ``(B,)`` bounds in nats, model space.
-    """
-    mu, logvar = network.encode(x, y)                                     # (B, L)
-    B, L = mu.shape
-    device = generator.device if generator is not None else torch.device("cpu")
-    eps = torch.randn(k, B, L, generator=generator, device=device).to(mu)
-    z = mu + (0.5 * logvar).exp() * eps                                   # (k, B, L)
-    log_q = (-0.5 * (LOG_2PI + logvar + eps.pow(2))).sum(-1)             # (k, B)
-    log_prior = (-0.5 * (LOG_2PI + z.pow(2))).sum(-1)                     # (k, B)
-    repeat = lambda t: None if t is None else t.expand(k, *t.shape).reshape(k * B, *t.shape[1:])  # noqa: E731
-    params = network.decode(z.reshape(k * B, L), repeat(y))
-    log_px = network.log_likelihood(repeat(x), params).reshape(k, B)
-    return torch.logsumexp(log_px + log_prior - log_q, dim=0) - math.log(k)
 
 
 class _WarmupClock(Callback):
@@ -243,7 +92,7 @@ class _WarmupClock(Callback):
         self.model._kl_progress = min(1.0, max(shares))
 
 
-class VAEModel(LatentVariations, GenerativeModel):
+class VAEModel(TabularVAE, LatentVariations, GenerativeModel):
     """The ``vae`` family: ``fit``, ``sample`` (options ``mean``, ``temperature``), ``encode``, ``decode``,
     ``log_prob`` (IWAE), save/load.
 
@@ -399,56 +248,6 @@ class VAEModel(LatentVariations, GenerativeModel):
             x = x + network.scale(params) * eps
         return x
 
-    # ------------------------------------------------------------------ tables (TVAE, conditional on shown columns)
-    def _build_table_network(self) -> "TableVAENetwork":
-        heads, config = TableHeads(self.codec_), self.config
-        return TableVAENetwork(heads.width, heads.n_columns, heads.n_scalars, latent_dim=config.latent_dim,
-                               hidden=config.hidden, depth=config.depth)
-
-    def _table_phases(self) -> list[Phase]:
-        config, heads = self.config, TableHeads(self.codec_)
-
-        def negative_elbo(module: nn.Module, batch: Batch, generator: torch.Generator) -> Losses:
-            # x: (B, W); shown: (B, C); c: (B, W + C); eps: (B, L); the loss counts only hidden columns,
-            # so the network learns p(hidden columns | shown columns) (unconditional when none is shown).
-            x = batch.x
-            shown = heads.random_shown(len(x), TABLE_MASK_RATE, generator).to(x.device)
-            c = heads.condition_input(x, shown)
-            eps = torch.randn(len(x), config.latent_dim, generator=generator, device=generator.device).to(x)
-            raw, mu, logvar, sigma = module(x, c, eps)
-            nll = heads.negative_log_likelihood(x, raw, sigma)                          # (B, C)
-            recon = (nll * (~shown).to(x.dtype)).sum(1).mean()
-            kl_dims = (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(0)          # (L,)
-            kl = kl_dims.sum()
-            penalised = kl_dims.clamp(min=config.free_bits).sum() if config.free_bits > 0 else kl
-            weight = config.beta
-            if config.kl_warmup > 0:
-                weight = config.beta * min(1.0, self._kl_progress / config.kl_warmup)
-            return Losses(recon + weight * penalised,
-                          {"recon": float(recon.detach()), "kl": float(kl.detach()), "kl_weight": weight,
-                           "elbo": float(-(recon + kl).detach())})
-
-        return [Phase("model", self.network_, negative_elbo)]
-
-    def _sample_table(self, n: int, condition: dict[str, Any] | None, generator: torch.Generator | None, *,
-                      mean: bool, temperature: float) -> torch.Tensor:
-        """``z = tau * eps``, ``eps ~ N(0, I)``, ``x ~ p(x | z, c)`` with the conditioned columns shown in ``c``
-        and written into the rows: ``(n, W)`` encoded rows, every one satisfying ``condition``."""
-        heads, device = TableHeads(self.codec_), self.device
-        known, shown = heads.known(self.codec_, condition)
-        known, shown = known.to(device), shown.to(device)
-        rng_device = generator.device if generator is not None else torch.device("cpu")
-        eps = torch.randn(n, self.config.latent_dim, generator=generator, device=rng_device).to(device)
-        z = temperature * eps
-        c = heads.condition_input(known.expand(n, -1), shown.expand(n, -1))
-        x = heads.draw(self.network_.decode(z, c), self.network_.sigma, generator, mean=mean)
-        return torch.where(heads.expand(shown[None]).to(device), known, x)
-
-    def _check_not_table(self, verb: str) -> None:
-        if self.data_.modality == "tables":
-            raise NotSupportedError(f"the vae family on tables has no {verb} (its latents are conditioned on "
-                                    "shown columns); use sample(n, condition=...)")
-
     def latent_noise_scale(self, condition: Any, options: dict[str, Any]) -> float | None:
         """The prior temperature ``tau`` on points and images with ``mean=True``, unlabelled or given a class:
         then ``x = E[x | tau eps]``."""
@@ -532,55 +331,3 @@ class VAEModel(LatentVariations, GenerativeModel):
         if len(classes) == 1:
             return per_class[0]
         return torch.logsumexp(torch.stack(per_class, 1) + network.class_log_prior, dim=1)
-
-
-
-#: Share of training rows in which a random subset of table columns is shown to the CVAE (module doc of
-#: :mod:`genlab.nn.tabular`), as the diffusion family's ``mask_rate`` default.
-TABLE_MASK_RATE = 0.5
-#: Floor of the scalars' learned scale in model units (TVAE clamps ``sigma`` to ``[0.01, 1]``).
-TABLE_MIN_STD = 0.01
-
-
-class TableVAENetwork(nn.Module):
-    """TVAE (Xu et al. 2019, sec. 4.4) as a conditional VAE on shown columns.
-
-    ``q(z | x, c)`` and ``p(x | z, c)`` are MLPs; ``c = [x * shown, shown]`` (``(B, width + C)``, see
-    :meth:`genlab.nn.tabular.TableHeads.condition_input`) is all zeros for an unconditioned row. The decoder
-    outputs one raw value per encoded position: the mean of a scalar (scale ``sigma``, one learned
-    parameter per scalar as TVAE's) or a logit of a one-hot block.
-
-    Args:
-        width: encoded row width ``W``; n_columns: table columns ``C``; n_scalars: scalar positions ``S``.
-        latent_dim, hidden, depth: sizes of ``z`` and of both MLPs.
-    """
-
-    def __init__(self, width: int, n_columns: int, n_scalars: int, *, latent_dim: int, hidden: int,
-                 depth: int) -> None:
-        super().__init__()
-        c = width + n_columns
-        self.encoder = MLP(width + c, 2 * latent_dim, hidden=hidden, depth=depth)
-        self.decoder = MLP(latent_dim + c, width, hidden=hidden, depth=depth)
-        # sigma = TABLE_MIN_STD + softplus(raw) starts at 0.1, TVAE's initial value.
-        self.sigma_raw = nn.Parameter(torch.full((n_scalars,), math.log(math.expm1(0.1 - TABLE_MIN_STD))))
-
-    @property
-    def sigma(self) -> torch.Tensor:
-        """Scale of each scalar's Gaussian, ``(S,)``."""
-        return TABLE_MIN_STD + F.softplus(self.sigma_raw)
-
-    def encode(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, W)``, ``c (B, W + C)`` -> ``mu, logvar``, each ``(B, latent_dim)``."""
-        return self.encoder(torch.cat([x, c], dim=1)).chunk(2, dim=1)
-
-    def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """``z (B, latent_dim)``, ``c (B, W + C)`` -> raw outputs ``(B, W)``."""
-        return self.decoder(torch.cat([z, c], dim=1))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor, eps: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One reparameterised pass (in ``forward`` so DDP sees every parameter): ``x (B, W)``,
-        ``c (B, W + C)``, ``eps (B, L)`` -> decoder outputs ``(B, W)``, ``mu, logvar (B, L)``, ``sigma (S,)``."""
-        mu, logvar = self.encode(x, c)
-        z = mu + (0.5 * logvar).exp() * eps                               # reparameterisation trick
-        return self.decode(z, c), mu, logvar, self.sigma
