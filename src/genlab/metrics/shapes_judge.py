@@ -8,18 +8,34 @@ attributes of the occupied cells. A scene is judged right when the cells the jud
 (probability > 0.5) are exactly as many as the caption's objects and the objects' attributes, their
 cells (one object) or their relation (two objects) match (:func:`scene_correct`). Its penultimate
 features ``(B, 256)`` serve a Fréchet distance between generated and real renders.
+
+:func:`cached_judge` keeps a trained judge in the classifier cache (a safetensors file named by its
+training settings and a digest of a few fixed renders, so a change to either trains a new one), and
+:func:`caption_truth` reads the scene a ``shapes`` caption describes, so that a model's images drawn from
+captions can be judged against them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+import safetensors.torch
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from genlab.data import shapes
+from genlab.errors import DataError
+from genlab.metrics.features import CACHE_ENV, DEFAULT_CACHE
+
+log = logging.getLogger(__name__)
 
 N_CELLS = 9
 #: Outputs per cell: occupancy logit, then shape, colour and size logits.
@@ -170,3 +186,91 @@ def attribute_accuracy(predictions: Predictions, objects: np.ndarray) -> dict[st
     result["position"] = float(predictions.occupied[rows, cells].mean())
     result["occupancy"] = float((predictions.occupied == truth).mean())
     return result
+
+
+@dataclass(frozen=True)
+class JudgeTraining:
+    """Settings of :func:`train_judge` (the defaults are the text-to-image benchmark's: about a CPU minute)."""
+
+    n_images: int = 8000
+    steps: int = 800
+    batch_size: int = 64
+    lr: float = 3e-3
+    seed: int = 1234
+
+
+#: Version of the cached judge's layout; part of its file name.
+JUDGE_CACHE_VERSION = 1
+
+
+def cached_judge(training: JudgeTraining = JudgeTraining(), *, cache_dir: str | os.PathLike | None = None
+                 ) -> ShapesJudge:
+    """The judge trained with ``training``: read from the cache folder when there, else trained and written.
+
+    Args:
+        training: the judge's training settings.
+        cache_dir: the folder; ``None`` reads ``$GENLAB_CACHE``, else ``~/.cache/genlab/classifiers`` (the
+            image feature classifiers' cache).
+    """
+    folder = Path(cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV) or DEFAULT_CACHE).expanduser()
+    renders = shapes.scenes(4, seed=0, split="test").images   # the rendering the judge learns, in the key
+    key = hashlib.sha256(json.dumps({**asdict(training), "version": JUDGE_CACHE_VERSION}, sort_keys=True).encode()
+                         + renders.tobytes()).hexdigest()
+    path = folder / f"shapes-judge-{key[:16]}.safetensors"
+    if path.is_file():
+        judge = ShapesJudge()
+        try:
+            judge.load_state_dict(safetensors.torch.load_file(str(path)), strict=True)
+            return judge.eval()
+        except (OSError, RuntimeError, safetensors.SafetensorError) as error:
+            log.warning("ignoring the cached shapes judge %s (%s); retraining", path, error)
+    judge = train_judge(**asdict(training))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        safetensors.torch.save_file({k: v.contiguous() for k, v in judge.state_dict().items()}, str(tmp))
+        tmp.replace(path)
+    except OSError as error:   # a read-only cache costs a retraining next time, not the evaluation
+        log.warning("could not cache the shapes judge at %s: %s", path, error)
+    return judge
+
+
+_OBJECT = re.compile(rf"\b({'|'.join(shapes.SIZES)}) ({'|'.join(shapes.COLOURS)}) ({'|'.join(shapes.SHAPES)})\b")
+# longest first, so that "top left" is not read as "top"
+_POSITION = re.compile(rf"\b({'|'.join(sorted(shapes.POSITIONS, key=len, reverse=True))})\b")
+_RELATION = re.compile(rf"\b({'|'.join(shapes.RELATIONS)})\b")
+
+
+def caption_truth(captions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The scenes that ``shapes`` captions describe, laid out as :class:`~genlab.data.shapes.Scenes` holds
+    them, for :func:`scene_correct`.
+
+    Args:
+        captions: ``(n,)`` captions in the grammar of :mod:`genlab.data.shapes` (any of its templates).
+
+    Returns:
+        ``objects`` int64 ``(n, 2, 4)`` (shape, colour, size, cell; a one-object caption's second row is
+        -1, and a two-object caption names no cells, so theirs are -1) and ``relation`` int64 ``(n,)``
+        (-1 for one object).
+
+    Raises:
+        DataError: a caption that is not a shapes caption.
+    """
+    objects = np.full((len(captions), 2, 4), -1, dtype=np.int64)
+    relation = np.full(len(captions), -1, dtype=np.int64)
+    colours = list(shapes.COLOURS)
+    for i, caption in enumerate(captions):
+        text = " ".join(w for w in shapes.words(str(caption)) if w.isalpha())
+        found = list(_OBJECT.finditer(text))
+        for k, match in enumerate(found[:2]):
+            size, colour, shape = match.groups()
+            objects[i, k, :3] = shapes.SHAPES.index(shape), colours.index(colour), shapes.SIZES.index(size)
+        rest = _OBJECT.sub(" ", text)
+        if len(found) == 1 and len(_POSITION.findall(rest)) == 1 and not _RELATION.search(rest):
+            objects[i, 0, 3] = shapes.POSITIONS.index(_POSITION.search(rest).group(1))
+        elif len(found) == 2 and (between := _RELATION.findall(text[found[0].end():found[1].start()])):
+            relation[i] = shapes.RELATIONS.index(between[0])
+        else:
+            raise DataError(f"{caption!r} is not a shapes caption (one object with its size, colour, shape and "
+                            f"place, or two related by {', '.join(shapes.RELATIONS)}); the judge reads only those")
+    return objects, relation
