@@ -2,6 +2,9 @@
 
 For a model of tables, ``--real test.csv --train train.csv`` compares with every row of ``test.csv``
 and measures privacy against ``train.csv``; without ``--train`` the real file's own 80/20 split is used.
+DATA is read as the model's modality (a ``.csv`` file of SMILES for a model of molecules, a folder of
+MIDI/MusicXML files for a model of chorales), and each modality is scored with its own metrics
+(:mod:`genlab.evaluation`).
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ def evaluate(
     else:
         if train is not None:
             raise ConfigError("--train is for models of tables; other data brings its own split")
-        data = load_dataset(real, data_dir=data_dir)
+        # the model's modality says how to read DATA: a .csv of SMILES is no table, a folder of MIDI no images
+        data = load_dataset(real, data_dir=data_dir, modality=model.data_.modality)
     console = Console()
     with console.status(f"evaluating {run} against {data.name}"):
         report = evaluate_model(model, data, n=n, seed=seed, n_bootstrap=bootstrap)

@@ -1,5 +1,5 @@
 """Figures of runs as PNG: image grids, point scatter plots, per-column distributions of tables,
-training-loss curves, interpolation strips.
+training-loss curves, interpolation strips, molecules drawn by RDKit and chorales as piano rolls.
 
 Each figure is built as PNG bytes (for the HTML report, which embeds them); ``save_*`` writes the same
 bytes to a file atomically.
@@ -146,6 +146,34 @@ def loss_curves_png(history: Sequence[dict[str, Any]]) -> bytes | None:
         panel.set_title(group, fontsize=9)
         panel.tick_params(labelsize=7)
         panel.legend(fontsize=7)
+    return _figure_png(figure)
+
+
+def molecule_grid_png(smiles: Sequence[str], *, columns: int = 4, side: int = 160) -> bytes:
+    """Valid SMILES drawn by RDKit (``Draw.MolsToGridImage``), ``columns`` to a row, ``side`` pixels each."""
+    from rdkit import Chem
+    from rdkit.Chem import Draw
+
+    image = Draw.MolsToGridImage([Chem.MolFromSmiles(s) for s in smiles], molsPerRow=columns,
+                                 subImgSize=(side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def piano_roll_png(chorale: str) -> bytes:
+    """A chorale in the time grid (:mod:`genlab.data.music`, it must parse) as a piano roll: MIDI pitch
+    against beats, one colour per voice."""
+    from genlab.data.music import STEP, VOICES, parse_chorale
+
+    grid = parse_chorale(chorale)
+    figure, axis = plt.subplots(figsize=(7, 2.8))
+    for voice, name in enumerate(VOICES):
+        steps = np.flatnonzero(grid.pitch[:, voice] >= 0)
+        axis.scatter(steps * STEP, grid.pitch[steps, voice], s=6, marker="s", label=name)
+    axis.set_xlabel("beat")
+    axis.set_ylabel("MIDI pitch")
+    axis.legend(loc="upper right", fontsize=7)
     return _figure_png(figure)
 
 

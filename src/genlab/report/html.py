@@ -1,8 +1,11 @@
 """One self-contained HTML report of evaluated runs: pictures embedded as base64 PNG, inline CSS, no script.
 
-For each run: a grid of samples (images), a scatter over the real test points (points) or a few
-generated texts in ``<pre>`` blocks (text; for code each marked ✓ or ✗ by whether ``ast.parse`` accepts
-it, drawn as the text evaluation draws them: :func:`genlab.evaluation.text.sampling_options`), the
+For each run: a grid of samples (images; for a model that draws images from captions, one per test
+caption, the captions listed), a scatter over the real test points (points) or a few generated texts in
+``<pre>`` blocks (text; for code each marked ✓ or ✗ by whether ``ast.parse`` accepts it, drawn as the
+text evaluation draws them: :func:`genlab.evaluation.text.sampling_options`; SMILES marked by whether
+RDKit parses them, the valid ones drawn; chorales marked by whether they parse, the first drawn as a
+piano roll), the
 training-loss curves from ``model.history_``, an interpolation strip where the family has a latent
 space (``latent_shape`` and ``decode``: a slerp path between two prior draws, decoded), and the metric
 table with bootstrap intervals and the real-vs-real floor. A ranking table per dataset comes first. The page needs no network: open it from disk or mail it. The
@@ -21,15 +24,20 @@ from typing import Callable
 
 import torch
 
+from genlab.data import music
 from genlab.data.dataset import Dataset
 from genlab.errors import GenlabError
-from genlab.evaluation import Report
+from genlab.evaluation import Report, branch
+from genlab.evaluation import molecules as molecule_evaluation
+from genlab.evaluation import music as music_evaluation
 from genlab.evaluation.text import sampling_options
 from genlab.io import atomic_path
 from genlab.metrics import copies_training_data
+from genlab.metrics.molecules import canonical
 from genlab.metrics.text import parses
 from genlab.models.base import GenerativeModel
-from genlab.report.figures import column_distributions_png, image_grid_png, loss_curves_png, scatter_png
+from genlab.report.figures import (column_distributions_png, image_grid_png, loss_curves_png, molecule_grid_png,
+                                   piano_roll_png, scatter_png)
 from genlab.report.ranking import by_dataset, direction, metric_names
 from genlab.sampling.latent import interpolate
 
@@ -41,14 +49,18 @@ TABLE_ROWS = 5000
 TABLE_COLUMNS = 24
 #: Width in pixels that a picture of images is enlarged towards (nearest-neighbour, whole factors).
 GRID_WIDTH = 480
-#: Generated texts shown per text run.
+#: Generated texts shown per text run (and molecules and chorales).
 TEXT_SAMPLES_SHOWN = 6
+#: Molecules drawn per SMILES run, and captions (one image each) per run of images from captions.
+MOLECULES_DRAWN = 12
+CAPTIONS_SHOWN = 8
 #: Frames of an interpolation strip, end points included.
 INTERPOLATION_STEPS = 8
 #: Metrics shown in the ranking table, in this order, where the runs have them.
 RANKING_METRICS = ("modes_captured", "high_quality", "frechet", "kid", "precision", "recall", "coverage",
                    "memorised", "nll", "validity", "distinct_2", "copied_ngrams", "nll_per_token", "quality",
-                   "detection_auc")
+                   "detection_auc", "uniqueness", "novelty", "intdiv1", "frechet_descriptors", "parse_rate",
+                   "pitch_class_distance", "fifths_per_100_beats", "binding_accuracy")
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,8 @@ def _summary_line(runs: list[RunResult]) -> str:
             f"95&nbsp;% interval ({', '.join(map(str, boots))} resamples) and the <em>real floor</em>: "
             f"the same metric for held-out real data against real data, what a perfect model scores at "
             f"this sample size. Seed {', '.join(map(str, seeds))}. ↑ higher is better, ↓ lower is better, "
-            f"(best 0.5) best at 0.5 (a detection AUC of 0.5: the detector cannot tell real from generated).</p>")
+            f"(best 0.5) best at 0.5 (a detection AUC of 0.5: the detector cannot tell real from generated), "
+            f"(≈ floor) best at the real floor's value.</p>")
 
 
 def _ranking_table(reports: dict[str, Report]) -> str:
@@ -129,10 +142,11 @@ def _run_section(run: RunResult) -> str:
 
 
 def _samples_figure(run: RunResult) -> str:
-    """Grid of sampled images, or scattered samples over the real test points."""
-    render = _SAMPLE_VIEWS.get(run.data.modality)
+    """The samples as the run's evaluation branch shows them (module docstring)."""
+    kind = branch(run.model, run.data)
+    render = _SAMPLE_VIEWS.get(kind)
     if render is None:
-        return _figure_note("samples", f"no picture for {run.data.modality} records yet")
+        return _figure_note("samples", f"no picture for {kind} records yet")
     return render(run)
 
 
@@ -151,16 +165,62 @@ def _text_samples(run: RunResult) -> str:
     """A few generated texts, escaped, each with a validity mark when the run was scored as code."""
     code = "validity" in run.report.metrics
     language = "python" if code else None
-    texts = run.model.sample(TEXT_SAMPLES_SHOWN, generator=torch.Generator().manual_seed(run.report.seed),
-                             **sampling_options(language))
+    texts = [str(t) for t in run.model.sample(TEXT_SAMPLES_SHOWN, generator=torch.Generator().manual_seed(
+        run.report.seed), **sampling_options(language))]
+    if not code:
+        return _strings_figure(texts, None, f"{TEXT_SAMPLES_SHOWN} samples")
+    return _strings_figure(texts, [parses(t) for t in texts], f"{TEXT_SAMPLES_SHOWN} samples: ✓ parses as Python, "
+                           f"✗ does not", ok="parses as Python", bad="does not parse as Python")
+
+
+def _molecule_samples(run: RunResult) -> str:
+    """A few generated SMILES marked by whether RDKit parses them, and RDKit's drawing of the valid ones
+    among :data:`MOLECULES_DRAWN` samples."""
+    smiles = [str(s) for s in run.model.sample(MOLECULES_DRAWN, generator=torch.Generator().manual_seed(
+        run.report.seed), **molecule_evaluation.sampling_options(run.model))]
+    valid = [canonical(s) is not None for s in smiles]
+    shown = _strings_figure(smiles[:TEXT_SAMPLES_SHOWN], valid[:TEXT_SAMPLES_SHOWN],
+                            f"{TEXT_SAMPLES_SHOWN} samples: ✓ a valid molecule (RDKit parses it), ✗ not a molecule",
+                            ok="a valid molecule", bad="RDKit cannot parse it")
+    drawn = [s for s, ok in zip(smiles, valid) if ok]
+    if not drawn:
+        return shown + _figure_note("molecules", f"no valid molecule among {MOLECULES_DRAWN} samples to draw")
+    return shown + _figure(molecule_grid_png(drawn), f"the {len(drawn)} valid molecules of {MOLECULES_DRAWN} samples")
+
+
+def _chorale_samples(run: RunResult) -> str:
+    """A few generated excerpts marked by whether they parse as chorales, and the first that does as a
+    piano roll."""
+    texts = [music.whole_steps(str(t)) for t in run.model.sample(
+        TEXT_SAMPLES_SHOWN, generator=torch.Generator().manual_seed(run.report.seed),
+        **music_evaluation.sampling_options(run.model))]
+    ok = [music.parses(t) for t in texts]
+    shown = _strings_figure(texts, ok, f"{TEXT_SAMPLES_SHOWN} samples in the time grid: ✓ parses as a chorale, "
+                            f"✗ does not", ok="parses as a chorale", bad="does not parse as a chorale")
+    if not any(ok):
+        return shown + _figure_note("piano roll", "no sample parses")
+    return shown + _figure(piano_roll_png(texts[ok.index(True)]), "the first sample that parses, as a piano roll")
+
+
+def _caption_samples(run: RunResult) -> str:
+    """One image for each of the first :data:`CAPTIONS_SHOWN` test captions, the captions numbered below."""
+    captions = [str(c) for c in run.data.captions_test[:CAPTIONS_SHOWN]]
+    images = run.model.sample(len(captions), prompt=captions, generator=torch.Generator().manual_seed(run.report.seed))
+    listed = "".join(f"<li>{_e(c)}</li>" for c in captions)
+    data = base64.b64encode(_grid_png(images, columns=len(captions))).decode("ascii")
+    return (f'<figure><img alt="samples for test captions" src="data:image/png;base64,{data}">'
+            f"<figcaption>one sample per test caption, left to right:<ol>{listed}</ol></figcaption></figure>")
+
+
+def _strings_figure(texts: list[str], marks: list[bool] | None, caption: str, *, ok: str = "", bad: str = "") -> str:
+    """Texts in ``<pre>`` blocks, each after a ✓ (titled ``ok``) or ✗ (titled ``bad``) when ``marks`` are given."""
     items = []
-    for text in texts:
+    for i, text in enumerate(texts):
         mark = ""
-        if code:
-            mark = ('<span class="mark ok" title="parses as Python">✓</span>' if parses(str(text)) else
-                    '<span class="mark bad" title="does not parse as Python">✗</span>')
+        if marks is not None:
+            mark = (f'<span class="mark ok" title="{_e(ok)}">✓</span>' if marks[i] else
+                    f'<span class="mark bad" title="{_e(bad)}">✗</span>')
         items.append(f'<div class="sample">{mark}<pre>{_e(text)}</pre></div>')
-    caption = f"{TEXT_SAMPLES_SHOWN} samples" + (": ✓ parses as Python, ✗ does not" if code else "")
     return f'<figure class="text">{"".join(items)}<figcaption>{_e(caption)}</figcaption></figure>'
 
 
@@ -174,8 +234,10 @@ def _table_samples(run: RunResult) -> str:
     return _figure(png, f"{rows} generated rows (blue) against the real test rows (grey){shown}")
 
 
-_SAMPLE_VIEWS: dict[str, Callable[[RunResult], str]] = {"images": _image_samples, "points": _point_samples,
-                                                         "text": _text_samples, "tables": _table_samples}
+#: How each evaluation branch (:func:`genlab.evaluation.branch`) shows its samples.
+_SAMPLE_VIEWS: dict[str, Callable[[RunResult], str]] = {
+    "images": _image_samples, "points": _point_samples, "text": _text_samples, "tables": _table_samples,
+    "smiles": _molecule_samples, "music": _chorale_samples, "captioned_images": _caption_samples}
 
 
 def _interpolation_figure(run: RunResult) -> str:

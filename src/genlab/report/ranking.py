@@ -7,26 +7,36 @@ from typing import Sequence
 
 from genlab.evaluation import Report
 
-#: Metrics where lower is better; every other metric not in :data:`BEST_AT` is better higher.
+#: Metrics where lower is better; every other metric not in :data:`BEST_AT` or :data:`NEAR_FLOOR` is
+#: better higher. For chorales, distances to held-out pieces and voice-leading faults per 100 beats.
 LOWER_IS_BETTER = frozenset({"reverse_kl", "frechet", "kid", "nll", "memorised", "exact_copies",
-                             "nll_per_token", "perplexity", "copied_ngrams", "copied_texts"})
+                             "nll_per_token", "perplexity", "copied_ngrams", "copied_texts", "frechet_descriptors",
+                             "pitch_class_distance", "interval_distance", "duration_distance", "out_of_range",
+                             "crossings_per_100_beats", "fifths_per_100_beats", "octaves_per_100_beats"})
 #: Metrics best at a value inside their range, ranked by their distance from it. A detection ROC AUC of
 #: 0.5 means the detector cannot tell real rows from generated ones; one far below 0.5 separates them too.
 BEST_AT = {"detection_auc": 0.5}
+#: Metrics best at the real floor's value, with no direction of their own (molecules' mean QED, logP and
+#: synthetic accessibility: a model of the data should match the data's, not maximise them).
+NEAR_FLOOR = frozenset({"qed", "logp", "sa"})
 
 
 def direction(name: str) -> str:
-    """What is best for metric ``name``, as shown beside it: ``"↑"`` (higher), ``"↓"`` (lower) or
-    ``"(best 0.5)"`` (a metric of :data:`BEST_AT`)."""
+    """What is best for metric ``name``, as shown beside it: ``"↑"`` (higher), ``"↓"`` (lower),
+    ``"(best 0.5)"`` (a metric of :data:`BEST_AT`) or ``"(≈ floor)"`` (:data:`NEAR_FLOOR`)."""
     if name in BEST_AT:
         return f"(best {BEST_AT[name]:g})"
+    if name in NEAR_FLOOR:
+        return "(≈ floor)"
     return "↓" if name in LOWER_IS_BETTER else "↑"
 
 
 def rank_key(metrics: dict[str, float]) -> tuple[float, ...]:
     """Sort key, best first: modes captured and high-quality share where known, then the validity of
-    generated code, then the detection AUC's distance from 0.5 (tables), then Fréchet distance, then NLL,
-    then NLL per token (text); a metric a run lacks ranks it last on that criterion.
+    generated code or molecules, then binding accuracy (images from captions) and the parse rate
+    (chorales), then the detection AUC's distance from 0.5 (tables), then Fréchet distance, then the
+    Fréchet descriptor distance (molecules) and pitch-class distance (chorales), then NLL, then NLL per
+    token (text); a metric a run lacks ranks it last on that criterion.
 
     Fréchet distance is defined for every modality with continuous records and every family, so runs of
     one dataset can be ordered by it; the mode metrics come first on synthetic mixtures because a model
@@ -37,7 +47,9 @@ def rank_key(metrics: dict[str, float]) -> tuple[float, ...]:
     """
     detection = abs(metrics.get("detection_auc", math.inf) - BEST_AT["detection_auc"])
     return (-metrics.get("modes_captured", 0.0), -metrics.get("high_quality", 0.0), -metrics.get("validity", 0.0),
-            detection, metrics.get("frechet", math.inf), metrics.get("nll", math.inf),
+            -metrics.get("binding_accuracy", 0.0), -metrics.get("parse_rate", 0.0), detection,
+            metrics.get("frechet", math.inf), metrics.get("frechet_descriptors", math.inf),
+            metrics.get("pitch_class_distance", math.inf), metrics.get("nll", math.inf),
             metrics.get("nll_per_token", math.inf))
 
 
