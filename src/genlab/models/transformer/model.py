@@ -35,178 +35,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from genlab.config import from_dict
 from genlab.data.codecs import ImageTokenCodec, PointTokenCodec, TokenCodec
-from genlab.data.table_tokens import TableTokenCodec
 from genlab.data.music import ChoraleCodec
 from genlab.data.smiles import SmilesCodec
+from genlab.data.table_tokens import TableTokenCodec
 from genlab.data.text import BPECodec, CharCodec, TextCodec
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError, NotSupportedError
 from genlab.models.base import DataInfo, GenerativeModel
 from genlab.models.options import SampleOption
-from genlab.nn.attention import CausalSelfAttention, KVCache
-from genlab.sampling.cuda_graphs import StaticDecodeStep
-from genlab.sampling.decoding import GenerationConfig, choose, generate, process_logits, stream
+from genlab.models.transformer.config import TransformerConfig
+from genlab.models.transformer.gpt import GPT, next_token_loss
+from genlab.models.transformer.hf import gpt_from_hf, gpt_to_hf
+from genlab.models.transformer.tabular import TabularTransformer
+from genlab.sampling.decoding import GenerationConfig, generate, stream
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
 
-@dataclass(frozen=True, kw_only=True)
-class TransformerConfig:
-    """Options of the transformer family.
-
-    Attributes:
-        n_layer: transformer blocks.
-        n_head: attention heads per block.
-        n_embd: model width ``C`` (divisible by ``n_head``).
-        block_size: the longest context in tokens.
-        dropout: dropout on embeddings, attention weights and residual branches.
-        tokenizer: text: ``"char"`` (one token per character) or ``"bpe"`` (byte-level BPE); smiles:
-            ``"char"`` or ``"smiles"`` (atom-level SMILES tokens) or ``"selfies"`` (atom-level SELFIES).
-        augment: smiles: random SMILES written per training molecule (1: as given).
-        vocab_size: text with ``"bpe"``: the BPE vocabulary size to train.
-        levels: images and points: intensity levels / bins per coordinate (17 is lossless for digits).
-        bins: tables: the most tokens of a numeric column (its atoms and quantile bins together).
-        label_dropout: share of labelled training rows whose class token is replaced by the start token.
-        bias: biases in the linear layers and LayerNorms (GPT-2 has them; nanoGPT's default drops them,
-            which it reports as "a bit better and faster"). Either way :meth:`TransformerModel.to_hf`
-            works: missing biases are zeros in GPT-2's layout.
-    """
-
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    block_size: int = 64
-    dropout: float = 0.0
-    tokenizer: Literal["char", "bpe", "smiles", "selfies"] = "char"
-    augment: int = 1
-    vocab_size: int = 512
-    levels: int = 17
-    bins: int = 32
-    label_dropout: float = 0.1
-    bias: bool = True
-
-    def __post_init__(self) -> None:
-        if min(self.n_layer, self.n_head, self.n_embd, self.block_size) < 1:
-            raise ValueError("n_layer, n_head, n_embd and block_size must be at least 1")
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
-        if not 0 <= self.dropout < 1 or not 0 <= self.label_dropout <= 1:
-            raise ValueError("dropout must be in [0, 1) and label_dropout in [0, 1]")
-        if self.levels < 2:
-            raise ValueError(f"levels must be at least 2, got {self.levels}")
-        if self.bins < 2:
-            raise ValueError(f"bins must be at least 2, got {self.bins}")
-
-
-class MLP(nn.Module):
-    """``C -> 4C -> C`` with GPT-2's tanh-approximated GELU (Hendrycks & Gimpel 2016)."""
-
-    def __init__(self, n_embd: int, dropout: float, *, bias: bool = True) -> None:
-        super().__init__()
-        self.fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
-        self.proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, T, C) -> (B, T, C)
-        y = self.proj(F.gelu(self.fc(x), approximate="tanh"))
-        return F.dropout(y, self.dropout) if self.training and self.dropout else y
-
-
-class Block(nn.Module):
-    """Pre-LayerNorm residual block: ``x + attn(ln_1(x))``, then ``x + mlp(ln_2(x))``."""
-
-    def __init__(self, n_embd: int, n_head: int, dropout: float, *, bias: bool = True) -> None:
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
-        self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias=bias)
-        self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
-        self.mlp = MLP(n_embd, dropout, bias=bias)
-
-    def forward(self, x: torch.Tensor, *, cache: KVCache | None, layer: int, mask: torch.Tensor | None) -> torch.Tensor:
-        # x: (B, T, C) -> (B, T, C)
-        x = x + self.attn(self.ln_1(x), cache=cache, layer=layer, mask=mask)
-        return x + self.mlp(self.ln_2(x))
-
-
-class GPT(nn.Module):
-    """The decoder-only network: token ids ``(B, T)`` -> next-token logits ``(B, T, V)``.
-
-    Args:
-        vocab_size: ``V``, token ids ``0 .. V - 1``.
-        block_size: the most positions it can see.
-        n_layer, n_head, n_embd, dropout, bias: see :class:`TransformerConfig`.
-    """
-
-    def __init__(self, vocab_size: int, block_size: int, n_layer: int, n_head: int, n_embd: int,
-                 dropout: float = 0.0, *, bias: bool = True) -> None:
-        super().__init__()
-        self.block_size, self.n_head = block_size, n_head
-        self.wte = nn.Embedding(vocab_size, n_embd)
-        self.wpe = nn.Embedding(block_size, n_embd)
-        self.dropout = dropout
-        self.h = nn.ModuleList(Block(n_embd, n_head, dropout, bias=bias) for _ in range(n_layer))
-        self.ln_f = nn.LayerNorm(n_embd, bias=bias)
-        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight       # tied input and output embeddings (Press & Wolf 2017)
-        self.apply(self._init_weights)
-        for name, parameter in self.named_parameters():
-            if name.endswith("proj.weight"):
-                # GPT-2 scales the residual projections by 1/sqrt(2 n_layer) (Radford et al. 2019, §2.3)
-                nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-    def new_cache(self, batch: int, length: int) -> KVCache:
-        """An empty key/value cache for ``batch`` sequences of at most ``length`` positions."""
-        weight = self.wte.weight
-        n_embd = weight.shape[1]
-        return KVCache.empty(len(self.h), batch, self.n_head, length, n_embd // self.n_head,
-                             device=weight.device, dtype=weight.dtype)
-
-    def forward(self, idx: torch.Tensor, *, cache: KVCache | None = None, positions: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(B, T, V)`` of the token after each of ``idx (B, T)``.
-
-        Args:
-            idx: int64 token ids.
-            cache: past keys/values; the caller advances it after the call.
-            positions: int64 ``(B, T)`` position of each token (left padding shifts them); ``None``
-                means ``past .. past + T - 1``.
-            mask: bool attention mask ``(B, 1, T, past + T)`` (see :func:`genlab.nn.attention.attention_mask`).
-        """
-        B, T = idx.shape
-        past = 0 if cache is None else cache.length
-        if positions is None:
-            positions = torch.arange(past, past + T, device=idx.device)[None]         # (1, T)
-        x = self.wte(idx) + self.wpe(positions)                                       # (B, T, C)
-        if self.training and self.dropout:
-            x = F.dropout(x, self.dropout)
-        for layer, block in enumerate(self.h):
-            x = block(x, cache=cache, layer=layer, mask=mask)
-        return self.lm_head(self.ln_f(x))                                             # (B, T, V)
-
-
-def next_token_loss(module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of every next token, in nats: ``tokens (B, L)`` gives ``L - 1`` targets per row."""
-    logits = module(tokens[:, :-1])                                                   # (B, L-1, V)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
-
-
-class TransformerModel(GenerativeModel):
+class TransformerModel(TabularTransformer, GenerativeModel):
     """The autoregressive family ``transformer``: ``fit`` by next-token likelihood, ``sample`` by decoding.
 
     Example:
@@ -290,10 +143,6 @@ class TransformerModel(GenerativeModel):
                               f"block_size {config.block_size} must be at least that")
         return codec
 
-    def _make_table_codec(self, data: DataInfo) -> TableTokenCodec:
-        """One token per column: categories, or a number's atom or quantile bin (module doc)."""
-        return TableTokenCodec(self.config.bins)
-
     @staticmethod
     def _n_classes(data: DataInfo) -> int:
         """Class tokens after the codec's ids: one per label (text is unlabelled; a table's target is one
@@ -369,79 +218,6 @@ class TransformerModel(GenerativeModel):
                     for ids, p in zip(rows, prompt_ids)]
         width = max(map(len, rows)) + 1
         return torch.tensor([r + [codec.eos] * (width - len(r)) for r in rows], dtype=torch.long)
-
-    # ------------------------------------------------------------------ tables
-    def _column_log_probs(self, logits: torch.Tensor) -> torch.Tensor:
-        """``log p`` of every token within its own column's id range: logits ``(..., V)`` -> ``(..., V)``;
-        ``bos`` gets ``-inf``. (A segment-wise log-softmax.)"""
-        out = torch.full_like(logits, float("-inf"))
-        for start, stop in self.codec_.ranges:
-            out[..., start:stop] = logits[..., start:stop].log_softmax(-1)
-        return out
-
-    def _table_loss(self, module: nn.Module, batch: Batch, generator: torch.Generator) -> Losses:
-        """Order-agnostic next-token likelihood (module doc): each row in a random column order, every
-        prefix scored on every column it does not hold yet."""
-        tokens = batch.x[:, 1:]                                                        # (B, C) column order
-        B, C = tokens.shape
-        device = tokens.device
-        keys = torch.rand(B, C, generator=generator, device=generator.device).to(device)
-        order = keys.argsort(dim=1)                                                    # (B, C) column at each step
-        rank = order.argsort(dim=1)                                                    # (B, C) step of each column
-        inputs = torch.cat([batch.x[:, :1], tokens.gather(1, order)[:, :-1]], dim=1)   # (B, C) bos + C-1 known
-        positions = torch.zeros_like(inputs)                     # one position for all: a prefix is a set
-        log_p = self._column_log_probs(module(inputs, positions=positions))            # (B, C, V)
-        picked = log_p.gather(2, tokens[:, None, :].expand(B, C, C))                   # (B, step, column)
-        unknown = (rank[:, None, :] >= torch.arange(C, device=device)[None, :, None]).to(picked.dtype)
-        per_step = -(picked * unknown).sum(2) / unknown.sum(2)                         # (B, C) mean over unknown
-        nll = per_step.mean()
-        return Losses(nll, {"nll": float(nll.detach())})
-
-    def _sample_table(self, n: int, condition: dict[str, Any] | None, config: GenerationConfig,
-                      generator: torch.Generator | None) -> torch.Tensor:
-        """``n`` rows of ``token + u`` ``(n, C)`` float64 (``u``: position inside a number's bin, see
-        :class:`~genlab.data.table_tokens.TableTokenCodec`). Conditioned columns come first in the prompt
-        (their token, and ``u`` that decodes to the exact value); the rest are drawn in the table's order,
-        each from its own id range."""
-        codec: TableTokenCodec = self.codec_
-        C = codec.sequence_length
-        known = codec.encode_values(condition or {})                  # {position 1..C: token + u}
-        free = [j for j in range(1, C + 1) if j not in known]
-        prompt = [codec.bos] + [int(math.floor(known[j])) for j in sorted(known)]
-        out = torch.empty(n, C, dtype=torch.float64)
-        for j, value in known.items():
-            out[:, j - 1] = value
-        if free:
-            gen_device = generator.device if generator is not None else torch.device("cpu")
-            u = torch.rand(n, len(free), generator=generator, device=gen_device, dtype=torch.float64).cpu()
-            tokens = self._draw_tokens(n, prompt, [j - 1 for j in free], config, generator)  # (n, len(free))
-            out[:, [j - 1 for j in free]] = tokens.double() + u
-        return out
-
-    @torch.inference_mode()
-    def _draw_tokens(self, n: int, prompt: list[int], columns: list[int], config: GenerationConfig,
-                     generator: torch.Generator | None) -> torch.Tensor:
-        """Draw ``columns`` (0-based) one after another after ``prompt``, each restricted to its id range;
-        int64 ``(n, len(columns))`` on the CPU."""
-        network, device = self.network_, self.device
-        step = StaticDecodeStep(network, n, len(prompt) + len(columns)) if config.cuda_graphs else None
-        cache = step.cache if step is not None else network.new_cache(n, len(prompt) + len(columns))
-        x = torch.tensor(prompt, device=device)[None].expand(n, -1)                    # (n, P)
-        drawn = []
-        for column in columns:
-            if step is not None and x.shape[1] == 1:
-                logits = step(x[:, 0], torch.zeros_like(x[:, 0]), None)                # (n, V)
-            else:
-                logits = network(x, cache=cache, positions=torch.zeros_like(x))[:, -1]  # (n, V)
-            cache.advance(x.shape[1])
-            start, stop = self.codec_.ranges[column]
-            outside = torch.ones(logits.shape[-1], dtype=torch.bool, device=device)
-            outside[start:stop] = False
-            logits = process_logits(logits.masked_fill(outside, float("-inf")), None, config)
-            token = choose(logits, config, generator)                                  # (n,)
-            drawn.append(token.cpu())
-            x = token[:, None]
-        return torch.stack(drawn, dim=1)
 
     # ------------------------------------------------------------------ text extras
     def stream(self, prompt: str = "", *, generator: torch.Generator | None = None, **options: Any) -> Iterator[str]:
@@ -592,64 +368,3 @@ def _prompts(prompt: str | list[str] | tuple[str, ...] | None, n: int) -> list[s
 def _cut(text: str, stop: tuple[str, ...]) -> str:
     cuts = [text.find(s) for s in stop if s in text]
     return text[:min(cuts)] if cuts else text
-
-
-# ---------------------------------------------------------------------------------------- HF interop
-# GPT-2's Conv1D stores weights as (in, out), the transpose of nn.Linear's (out, in).
-_CONV1D = ("attn.qkv.weight", "attn.proj.weight", "mlp.fc.weight", "mlp.proj.weight")
-_HF_NAMES = {"attn.qkv": "attn.c_attn", "attn.proj": "attn.c_proj", "mlp.fc": "mlp.c_fc", "mlp.proj": "mlp.c_proj"}
-
-
-def _hf_name(name: str) -> str:
-    if name.startswith("h."):
-        for ours, theirs in _HF_NAMES.items():
-            name = name.replace(ours, theirs)
-    return name if name.startswith("lm_head") else f"transformer.{name}"
-
-
-def _hf_config(network: GPT):
-    try:
-        from transformers import GPT2Config
-    except ImportError:
-        raise NotSupportedError("Hugging Face interop needs transformers: pip install 'genlab[test]'") from None
-    dropout = network.dropout
-    return GPT2Config(vocab_size=network.wte.num_embeddings, n_positions=network.block_size,
-                      n_embd=network.wte.embedding_dim, n_layer=len(network.h), n_head=network.n_head,
-                      activation_function="gelu_new", resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
-                      layer_norm_epsilon=1e-5, bos_token_id=None, eos_token_id=None, pad_token_id=None,
-                      tie_word_embeddings=True)
-
-
-def gpt_to_hf(network: GPT):
-    """Copy ``network`` into a new ``transformers.GPT2LMHeadModel`` (eval mode, on CPU)."""
-    config = _hf_config(network)   # raises NotSupportedError without transformers
-    from transformers import GPT2LMHeadModel
-
-    hf = GPT2LMHeadModel(config).eval()
-    state = {}
-    for name, tensor in network.state_dict().items():
-        tensor = tensor.detach().cpu()
-        state[_hf_name(name)] = tensor.T.contiguous() if name.endswith(_CONV1D) else tensor.clone()
-    for name, tensor in hf.state_dict().items():
-        if name.endswith(".bias") and not name.endswith(".attn.bias") and name not in state:
-            state[name] = torch.zeros_like(tensor)    # a bias-free GPT is GPT-2 with zero biases
-    missing, unexpected = hf.load_state_dict(state, strict=False)
-    leftover = [m for m in missing if not m.startswith("lm_head") and not m.endswith(".attn.bias")]
-    if leftover or unexpected:
-        raise NotSupportedError(f"GPT2LMHeadModel layout differs: missing {leftover}, unexpected {unexpected}")
-    return hf
-
-
-def gpt_from_hf(hf_model) -> GPT:
-    """A :class:`GPT` holding a ``GPT2LMHeadModel``'s weights (tied head; GELU must be ``gelu_new``)."""
-    hf = hf_model.config
-    if hf.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
-        raise NotSupportedError(f"GPT-2 with activation {hf.activation_function!r}: genlab's GPT uses tanh GELU")
-    network = GPT(hf.vocab_size, hf.n_positions, hf.n_layer, hf.n_head, hf.n_embd, float(hf.resid_pdrop))
-    theirs = hf_model.state_dict()
-    state = {}
-    for name in network.state_dict():
-        tensor = theirs[_hf_name(name)].detach().cpu()
-        state[name] = tensor.T.contiguous() if name.endswith(_CONV1D) else tensor.clone()
-    network.load_state_dict(state, strict=True)
-    return network
