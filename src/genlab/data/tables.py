@@ -57,13 +57,13 @@ the normalisation maths in :mod:`genlab.data.table_normalisation` and conditions
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from genlab.data.table_blocks import Block, block_widths
 from genlab.data.table_columns import (KINDS, as_frame, column_numbers, describe_column, fresh_ids, id_like, infer_kind,
                                        plain, raw_numbers, restore_dtype)
 from genlab.data.table_conditions import LatentBox, column_boxes, column_log_density, parse_value
@@ -75,32 +75,6 @@ log = logging.getLogger(__name__)
 
 NUMERIC_MODES = ("mode", "quantile")
 CATEGORICAL_MODES = ("onehot", "normal")
-
-
-@dataclass(frozen=True)
-class Block:
-    """One block of an encoded row: columns ``start:stop`` that belong to table column ``column``.
-
-    ``kind`` is ``"scalar"`` (one real value: tanh-like ``alpha`` in ``[-1, 1]`` or a normal score),
-    ``"modes"``, ``"categories"`` or ``"missing"`` (one-hot blocks: a model applies a softmax to each),
-    or ``"interval"`` (width 1, ``categorical="normal"``: a normal score whose interval of the CDF over
-    the categories, or over present/missing after a ``"scalar"`` block, gives the value).
-    """
-
-    column: str
-    kind: str
-    start: int
-    stop: int
-
-    @property
-    def slice(self) -> slice:
-        """The block's columns in the encoded array."""
-        return slice(self.start, self.stop)
-
-    @property
-    def width(self) -> int:
-        """Number of encoded columns, ``stop - start``."""
-        return self.stop - self.start
 
 
 class TableCodec:
@@ -245,7 +219,7 @@ class TableCodec:
         """The blocks of an encoded row, in order (column by column, in the table's column order)."""
         blocks, start = [], 0
         for spec in self._specs():
-            for kind, width in _block_widths(spec, self.categorical):
+            for kind, width in block_widths(spec, self.categorical):
                 blocks.append(Block(spec["name"], kind, start, start + width))
                 start += width
         return blocks
@@ -318,7 +292,7 @@ class TableCodec:
             if strata is None or "by_stratum" not in spec:
                 parts.append(self._encode_column(spec, values, missing, rng))
                 continue
-            width = sum(w for _, w in _block_widths(spec, self.categorical))
+            width = sum(w for _, w in block_widths(spec, self.categorical))
             column = np.zeros((len(table), width))
             for s in range(len(spec["by_stratum"])):
                 rows = strata == s
@@ -448,7 +422,7 @@ class TableCodec:
         blocks = iter(self.blocks)
         columns = {}
         for spec in self._specs():
-            parts = [z[:, next(blocks).slice] for _ in _block_widths(spec, self.categorical)]
+            parts = [z[:, next(blocks).slice] for _ in block_widths(spec, self.categorical)]
             if spec["kind"] == "id":
                 columns[spec["name"]] = fresh_ids(spec, len(z))
                 continue
@@ -522,16 +496,3 @@ class TableCodec:
 def _in_stratum(spec: dict[str, Any], stratum: int) -> dict[str, Any]:
     """A column's spec with one stratum's marginals in place of the global ones."""
     return {**spec, **spec["by_stratum"][stratum]}
-
-
-def _block_widths(spec: dict[str, Any], categorical: str = "onehot") -> list[tuple[str, int]]:
-    if spec["kind"] == "id":
-        return []
-    if "categories" in spec:
-        if categorical == "normal":
-            return [("interval", 1)]
-        return [("categories", len(spec["categories"]) + spec["has_missing"])]
-    widths = [("scalar", 1)] if "quantiles" in spec else [("scalar", 1), ("modes", len(spec["weights"]))]
-    if not spec["has_missing"]:
-        return widths
-    return widths + [("interval", 1) if categorical == "normal" else ("missing", 2)]
