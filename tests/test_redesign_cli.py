@@ -1,0 +1,172 @@
+"""The "Features wrap models" redesign through the CLI, on the runs that used to break: a caption-trained
+diffusion run (``shapes``) takes ``variations``, an ``--init`` edit, both ``compress`` paths and watermark
+detection; a table run fitted with ``--infer-rules`` keeps its rules under a watermark."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import genlab
+from genlab.cli.app import main
+from genlab.compress.layout import compression_of
+from genlab.data import shapes
+from genlab.interaction import variations
+from genlab.models.diffusion import DiffusionModel
+from genlab.rules import count_violations, rules_of
+from genlab.train import TrainConfig
+
+TINY = {"channels": (8, 16), "patch": 2, "caption_width": 16, "caption_layers": 1, "timesteps": 50,
+        "sampler": "dpm++", "sample_steps": 3}
+PROMPT = "a large blue square at the bottom right"
+
+
+def run_cli(capsys, *argv: str) -> tuple[str, str]:
+    """Run ``genlab ARGV``, assert it exits 0, and return its stdout and stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 0, captured.err
+    return captured.out, captured.err
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def captioned(tmp_path_factory, single_thread_module):
+    """A caption-trained diffusion run (the cross-attention UNet), trained for 3 steps, and the model."""
+    data = shapes.shapes(0, n_train=48, n_test=8)
+    model = DiffusionModel(**TINY).fit(data, train=TrainConfig(steps=3, batch_size=8, ema_decay=None))
+    run = tmp_path_factory.mktemp("captioned") / "run"
+    model.save_pretrained(run)
+    return genlab.load(run), run
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    """One ``shapes`` test picture, float32 ``(1, 3, 32, 32)`` in ``[0, 1]``."""
+    return shapes.scenes(1, seed=9, split="test").images
+
+
+# ------------------------------------------------------------------------------ 1. one SDEdit
+def test_variations_of_a_caption_trained_run_are_the_sdedit_of_its_record(captioned, tmp_path, capsys):
+    model, run = captioned
+    run_cli(capsys, "variations", run, "--seed", 3, "--index", 1, "-n", 2, "--strength", 0.67,
+            "--out", tmp_path / "v.npy")
+    varied = np.load(tmp_path / "v.npy")
+    # the command's subject is record 1 of `sample --seed 3`; the variations draw from seed 4
+    record = model.sample(2, generator=seeded(3))[1:2]
+    expected = model.sample(2, init=record, strength=0.67, generator=seeded(4))
+    assert varied.shape == (2, 3, 32, 32) and np.isfinite(varied).all()
+    np.testing.assert_array_equal(varied, expected)
+    run_cli(capsys, "variations", run, "--seed", 3, "-n", 2, "--strength", 0.67, "--set", f"prompt={PROMPT}",
+            "--out", tmp_path / "prompted.npy")
+    assert np.load(tmp_path / "prompted.npy").shape == (2, 3, 32, 32)
+
+
+def test_sample_init_edits_a_picture_with_a_prompt(captioned, scene, tmp_path, capsys):
+    model, run = captioned
+    Image.fromarray((scene[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(tmp_path / "pic.png")
+    run_cli(capsys, "sample", run, "--init", tmp_path / "pic.png", "--strength", 0.5, "--prompt", PROMPT,
+            "--seed", 2, "-n", 2, "--out", tmp_path / "edit.npy")
+    edited = np.load(tmp_path / "edit.npy")
+    picture = np.asarray(Image.open(tmp_path / "pic.png"), dtype=np.float32).transpose(2, 0, 1)[None] / 255
+    expected = model.sample(2, init=picture, strength=0.5, prompt=PROMPT, generator=seeded(2))
+    np.testing.assert_array_equal(edited, expected)
+
+
+def test_interaction_variations_is_sample_with_init_and_strength(captioned, scene):
+    model, _ = captioned
+    varied = variations(model, scene, n=4, strength=0.5, generator=seeded(0))
+    edited = model.sample(4, init=scene, strength=0.5, generator=seeded(0))
+    assert varied.shape == (4, 3, 32, 32) and np.isfinite(varied).all()
+    np.testing.assert_array_equal(varied, edited)
+
+
+# ------------------------------------------------------------------------------ 2. compress
+# Both fail at this commit (the markers go when src/ is fixed; strict, so a fix shows up as XPASS):
+# int8 swaps the nn.Linear layers that torch's nn.MultiheadAttention / nn.TransformerEncoderLayer own for
+# Int8Linear, but those parents read `out_proj.weight`, `linear1.weight` themselves; pruning's mask hook
+# runs only when a module calls its own forward, which MultiheadAttention.out_proj never does, so its
+# `weight` is computed once and the second fine-tuning step backpropagates through a freed graph.
+INT8_BUG = pytest.mark.xfail(strict=True, raises=AttributeError,
+                             reason="'Int8Linear' object has no attribute 'weight' (torch attention reads it)")
+PRUNE_BUG = pytest.mark.xfail(strict=True, raises=RuntimeError,
+                              reason="Trying to backward through the graph a second time (pruned out_proj)")
+
+
+@pytest.mark.parametrize("flags", [
+    pytest.param(("--quantize", "int8"), id="int8", marks=INT8_BUG),
+    pytest.param(("--prune", "0.3", "--steps", "5", "--data", "shapes"), id="prune", marks=PRUNE_BUG),
+])
+def test_a_caption_trained_run_compresses_and_the_result_samples_a_prompt(captioned, flags, tmp_path, capsys):
+    _, run = captioned
+    out = tmp_path / "small"
+    run_cli(capsys, "compress", run, *flags, "--out", out)
+    compressed = genlab.load(out)
+    method = {"--quantize": "quantize", "--prune": "prune"}[flags[0]]
+    assert [t["method"] for t in compression_of(compressed)["transforms"]] == [method]
+    run_cli(capsys, "sample", out, "--prompt", PROMPT, "-n", 2, "--seed", 0, "--out", tmp_path / "s.npy")
+    sample = np.load(tmp_path / "s.npy")
+    assert sample.shape == (2, 3, 32, 32) and np.isfinite(sample).all()
+    np.testing.assert_array_equal(sample, compressed.sample(2, prompt=PROMPT, generator=seeded(0)))
+
+
+@pytest.mark.xfail(strict=True, raises=StopIteration,
+                   reason="every layer of a points GAN is linear: once int8, the network has no parameter and "
+                          "GenerativeModel.device's next(parameters()) raises StopIteration")
+def test_an_int8_run_without_float_parameters_still_samples(tmp_path, capsys, single_thread):
+    run_cli(capsys, "fit", "ring8", "--family", "gan", "--steps", 2, "--out", tmp_path / "gan")
+    run_cli(capsys, "compress", tmp_path / "gan", "--quantize", "int8", "--out", tmp_path / "int8")
+    run_cli(capsys, "sample", tmp_path / "int8", "-n", 4, "--seed", 0, "--out", tmp_path / "s.npy")
+    assert np.load(tmp_path / "s.npy").shape == (4, 2)
+
+
+# ------------------------------------------------------------------------------ 3. image detection
+def test_watermark_detection_inverts_a_caption_trained_run(captioned, tmp_path, capsys):
+    model, run = captioned
+    run_cli(capsys, "sample", run, "--prompt", PROMPT, "--watermark-key", 5, "-n", 2, "--out", tmp_path / "m.npy")
+    run_cli(capsys, "detect", tmp_path / "m.npy", "--key", 5, "--run", run, "--out", tmp_path / "d.json")
+    report = json.loads((tmp_path / "d.json").read_text())
+    assert report["method"] == "tree-ring" and len(report["items"]) == 2
+    assert all(0 <= item["p_value"] <= 1 for item in report["items"])
+    again = genlab.detect(np.load(tmp_path / "m.npy"), key=5, model=model)
+    assert [item.p_value for item in again.items] == pytest.approx([item["p_value"] for item in report["items"]])
+
+
+# ------------------------------------------------------------------------------ 4. rules + watermark
+@pytest.fixture(scope="module")
+def rules_run(tmp_path_factory):
+    """A Gaussian copula fitted with --infer-rules on a table whose role fixes sex and start <= end."""
+    rng = np.random.default_rng(0)
+    n = 600
+    role = rng.choice(["husband", "wife", "child", "single"], size=n, p=[0.35, 0.25, 0.2, 0.2])
+    sex = np.where(role == "husband", "M", np.where(role == "wife", "F", rng.choice(["M", "F"], size=n)))
+    start = rng.integers(0, 50, size=n)
+    table = pd.DataFrame({"role": role, "sex": sex, "start": start, "end": start + rng.integers(0, 30, size=n),
+                          "city": rng.choice(["a", "b", "c"], size=n)})
+    folder = tmp_path_factory.mktemp("rules")
+    table.to_csv(folder / "people.csv", index=False)
+    run = folder / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", str(folder / "people.csv"), "--family", "gaussian", "--infer-rules", "--out", str(run)])
+    assert exit_info.value.code == 0
+    return run
+
+
+def test_a_watermarked_sample_of_a_rules_run_breaks_no_rule_and_is_detected(rules_run, tmp_path, capsys):
+    rules = rules_of(genlab.load(rules_run))
+    assert "role -> sex (husband->M, wife->F)" in [rule.describe() for rule in rules]
+    run_cli(capsys, "sample", rules_run, "-n", 300, "--watermark-key", 7, "--out", tmp_path / "rows.csv")
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert len(rows) == 300
+    assert count_violations(rows, rules) == {rule.describe(): 0 for rule in rules}
+    out, _ = run_cli(capsys, "detect", tmp_path / "rows.csv", "--key", 7)
+    assert json.loads(out)["combined"]["watermarked"]
