@@ -92,19 +92,13 @@ def test_interaction_variations_is_sample_with_init_and_strength(captioned, scen
 
 # ------------------------------------------------------------------------------ 2. compress
 # Both fail at this commit (the markers go when src/ is fixed; strict, so a fix shows up as XPASS):
-# int8 swaps the nn.Linear layers that torch's nn.MultiheadAttention / nn.TransformerEncoderLayer own for
-# Int8Linear, but those parents read `out_proj.weight`, `linear1.weight` themselves; pruning's mask hook
-# runs only when a module calls its own forward, which MultiheadAttention.out_proj never does, so its
-# `weight` is computed once and the second fine-tuning step backpropagates through a freed graph.
-INT8_BUG = pytest.mark.xfail(strict=True, raises=AttributeError,
-                             reason="'Int8Linear' object has no attribute 'weight' (torch attention reads it)")
-PRUNE_BUG = pytest.mark.xfail(strict=True, raises=RuntimeError,
-                              reason="Trying to backward through the graph a second time (pruned out_proj)")
-
-
+# Both failed before compress left torch's fused modules alone (genlab.compress.fused): int8 swapped the
+# nn.Linear layers that nn.MultiheadAttention / nn.TransformerEncoderLayer own, whose parents read
+# `out_proj.weight` themselves (AttributeError); pruning's mask is re-applied only when a module calls its
+# own forward, which out_proj never does (backward through the graph a second time).
 @pytest.mark.parametrize("flags", [
-    pytest.param(("--quantize", "int8"), id="int8", marks=INT8_BUG),
-    pytest.param(("--prune", "0.3", "--steps", "5", "--data", "shapes"), id="prune", marks=PRUNE_BUG),
+    pytest.param(("--quantize", "int8"), id="int8"),
+    pytest.param(("--prune", "0.3", "--steps", "5", "--data", "shapes"), id="prune"),
 ])
 def test_a_caption_trained_run_compresses_and_the_result_samples_a_prompt(captioned, flags, tmp_path, capsys):
     _, run = captioned
@@ -119,10 +113,9 @@ def test_a_caption_trained_run_compresses_and_the_result_samples_a_prompt(captio
     np.testing.assert_array_equal(sample, compressed.sample(2, prompt=PROMPT, generator=seeded(0)))
 
 
-@pytest.mark.xfail(strict=True, raises=StopIteration,
-                   reason="every layer of a points GAN is linear: once int8, the network has no parameter and "
-                          "GenerativeModel.device's next(parameters()) raises StopIteration")
 def test_an_int8_run_without_float_parameters_still_samples(tmp_path, capsys, single_thread):
+    """Every layer of a points GAN is linear: once int8 the network has no parameter, and the model's device
+    used to be read from next(parameters()) (StopIteration)."""
     run_cli(capsys, "fit", "ring8", "--family", "gan", "--steps", 2, "--out", tmp_path / "gan")
     run_cli(capsys, "compress", tmp_path / "gan", "--quantize", "int8", "--out", tmp_path / "int8")
     run_cli(capsys, "sample", tmp_path / "int8", "-n", 4, "--seed", 0, "--out", tmp_path / "s.npy")

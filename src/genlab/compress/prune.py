@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from genlab.compress.fused import inside_fused
 from genlab.errors import ConfigError
 
 #: Name of this transformation in a compressed run's ``config.json``.
@@ -39,9 +40,11 @@ def check_amount(amount: Any) -> float:
 
 
 def prunable(network: nn.Module) -> list[tuple[nn.Module, str]]:
-    """``(module, "weight")`` of every linear and convolution layer (embeddings and norms are kept)."""
-    return [(m, "weight") for m in network.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d,
-                                                                        nn.ConvTranspose2d))]
+    """``(module, "weight")`` of every linear and convolution layer (embeddings and norms are kept, and the
+    linear sublayers of torch's fused modules, :mod:`genlab.compress.fused`)."""
+    fused = inside_fused(network)
+    return [(m, "weight") for m in network.modules()
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)) and id(m) not in fused]
 
 
 def global_magnitude(network: nn.Module, amount: float) -> list[tuple[nn.Module, str]]:

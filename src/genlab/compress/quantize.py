@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.compress.fused import inside_fused
 from genlab.errors import ConfigError, unknown_choice
 
 #: Quantisation dtypes offered (int4 weight-only needs torchao's CUDA kernels; not offered on CPU).
@@ -104,7 +105,8 @@ def fbgemm_available() -> bool:
 
 
 def quantize_linear(network: nn.Module, dtype: str = "int8") -> dict[str, Any]:
-    """Replace every ``nn.Linear`` of ``network`` in place by an :class:`Int8Linear`.
+    """Replace every ``nn.Linear`` of ``network`` in place by an :class:`Int8Linear`, except those inside
+    torch's fused modules (:mod:`genlab.compress.fused`), which read their weights directly.
 
     A linear layer whose weight is shared with another module (a tied output head) gets its own int8
     copy; the other module keeps the float weight.
@@ -118,7 +120,9 @@ def quantize_linear(network: nn.Module, dtype: str = "int8") -> dict[str, Any]:
     """
     if dtype not in DTYPES:
         raise unknown_choice("quantisation dtype", dtype, DTYPES)
-    names = [name for name, module in network.named_modules() if isinstance(module, nn.Linear)]
+    fused = inside_fused(network)
+    names = [name for name, module in network.named_modules()
+             if isinstance(module, nn.Linear) and id(module) not in fused]
     if not names:
         raise ConfigError("the network has no linear layer to quantise to int8")
     total = sum(p.numel() for p in network.parameters())

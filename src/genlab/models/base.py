@@ -439,9 +439,13 @@ class GenerativeModel(Persistence, ABC):
 
     @property
     def device(self) -> torch.device:
-        """Where the network's parameters live."""
+        """Where the network's parameters live (its buffers, for a network with none: an int8 run whose
+        every layer was linear keeps its weights as buffers)."""
         self._check_fitted()
-        return next(self.network_.parameters()).device
+        tensor = next(self.network_.parameters(), None)
+        if tensor is None:
+            tensor = next(self.network_.buffers(), None)
+        return tensor.device if tensor is not None else torch.device("cpu")
 
     # ------------------------------------------------------------------ helpers
     def _check_fitted(self) -> None:
