@@ -8,7 +8,7 @@ Public API::
     x = model.sample(2500, generator=torch.Generator().manual_seed(0))
     model.save_pretrained("runs/ring8"); model = genlab.load("runs/ring8")
     report = genlab.evaluate(model, data)
-    marked = model.sample(100, watermark=genlab.Watermark(key="secret"))   # text and tables
+    marked = model.sample(100, processors=[genlab.Watermark(key="secret")])   # text, tables, images
     genlab.detect(marked, key="secret", model=model).combined.watermarked
     genlab.attribute(model, x, data=data, k=3).flag_rate
 
