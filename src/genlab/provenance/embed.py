@@ -25,8 +25,8 @@ from genlab.provenance.table_watermark import thinned_rows
 from genlab.provenance.text_watermark import TextWatermark
 
 #: What carries a watermark, for error messages.
-SUPPORTED = ("text from a sampler with logits processors (transformer), tables from every family, and images "
-             "from an invertible initial noise (diffusion)")
+SUPPORTED = ("text from the transformer (a sampler that takes logits processors), tables from every family, and "
+             "images from diffusion (an initial noise its sampler can invert)")
 
 
 def text_watermark_for(model: Any, watermark: WatermarkKey) -> TextWatermark:
