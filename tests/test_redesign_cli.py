@@ -4,6 +4,8 @@ detection; a table run fitted with ``--infer-rules`` keeps its rules under a wat
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 
 import numpy as np
@@ -163,3 +165,34 @@ def test_a_watermarked_sample_of_a_rules_run_breaks_no_rule_and_is_detected(rule
     assert count_violations(rows, rules) == {rule.describe(): 0 for rule in rules}
     out, _ = run_cli(capsys, "detect", tmp_path / "rows.csv", "--key", 7)
     assert json.loads(out)["combined"]["watermarked"]
+
+
+# ------------------------------------------------------------------------------ 5. options as data, served
+def test_the_server_offers_a_prompt_only_to_a_caption_trained_run_and_draws_it(captioned, tmp_path):
+    """/v1/models lists the family's declared options with the run's own defaults; a prompt box only for a
+    caption-trained run (it was offered to every diffusion model); /v1/images/generations reads the prompt
+    as the caption (it read a class name) and gives the pictures sample(prompt=...) draws."""
+    from fastapi.testclient import TestClient
+
+    from genlab.serve import ModelRegistry, create_app
+
+    model, run = captioned
+    plain = genlab.fit(genlab.datasets.load("digits").x_train[:32], family="diffusion", channels=(8,),
+                       timesteps=20, train={"steps": 1, "batch_size": 8})
+    plain.save_pretrained(tmp_path / "plain")
+    client = TestClient(create_app(ModelRegistry.from_runs([run, tmp_path / "plain"])))
+    listed = {m["id"]: {o["name"]: o for o in m["options"]} for m in client.get("/v1/models").json()["data"]}
+    assert "prompt" in listed["run"] and "prompt" not in listed["plain"]
+    assert listed["run"]["sampler"]["default"] == "dpm++" and listed["run"]["steps"]["default"] == 3
+    body = client.post("/v1/images/generations", json={"model": "run", "prompt": PROMPT, "n": 2, "seed": 5})
+    assert body.status_code == 200, body.text
+    served = body.json()["data"]
+    assert len(served) == 2 and all(item["seed"] == 5 for item in served)
+    expected = model.sample(2, prompt=PROMPT, generator=seeded(5))
+    decoded = np.stack([np.asarray(Image.open(io.BytesIO(base64.b64decode(item["b64_json"])))) for item in served])
+    assert decoded.shape[0] == 2
+    assert np.abs(decoded.transpose(0, 3, 1, 2) / 255.0 - expected).max() <= 1 / 255 + 1e-6   # PNG rounding
+    unknown = client.post("/v1/images/generations", json={"model": "run", "prompt": "a purple zebra", "n": 1})
+    assert unknown.status_code == 400 and "zebra" in unknown.json()["error"]["message"]
+    bad = client.post("/v1/models/plain/samples", json={"n": 1, "options": {"prompt": "a red circle"}})
+    assert bad.status_code == 400 and "no sampling option 'prompt'" in bad.json()["error"]["message"]

@@ -166,10 +166,13 @@ def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings(
         if body.size is not None and body.size != f"{shape[2]}x{shape[1]}":
             raise APIError(400, f"this model makes {shape[2]}x{shape[1]} images, not {body.size}", "size")
         given = {"steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}
+        captioned = "prompt" in entry.options   # a caption-trained model reads the prompt as its caption
+        if captioned:
+            given["prompt"] = body.prompt
         options = check_options(entry, {k: v for k, v in given.items() if v is not None}, settings)
         condition = body.condition
         classes = entry.model.data_.class_names or ()
-        if condition is None and body.prompt in classes:
+        if not captioned and condition is None and body.prompt in classes:
             condition = body.prompt
         seed = body.seed if body.seed is not None else secrets.randbits(63)
         records = await within(batcher.submit(entry, n, seed, condition, options), settings.timeout_s)

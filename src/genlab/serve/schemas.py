@@ -52,7 +52,8 @@ class CompletionRequest(BaseModel):
 
 class ImagesRequest(BaseModel):
     """``POST /v1/images/generations`` (OpenAI) plus genlab's ``condition``, ``steps``, ``sampler``,
-    ``guidance``. A ``prompt`` that names one of the model's classes conditions on it."""
+    ``guidance``. A caption-trained model (``shapes``) draws the ``prompt`` as its caption; for another, a
+    ``prompt`` that names one of the model's classes conditions on it."""
 
     model_config = ConfigDict(extra="ignore")
 
