@@ -61,16 +61,16 @@ def test_audit_measures_shares_rates_and_downstream_fairness(model, real):
 
 def test_balance_gives_equal_group_shares(model):
     rows = balanced(model, 301, "group", ["A", "B"], generator=gen())
-    assert len(rows) == 301 and rows["group"].value_counts().to_dict() == {"A": 151, "B": 150}
+    assert len(rows) == 301 and sorted(rows["group"].value_counts()) == [150, 151]   # the extra row: either
 
 
 def test_parity_gives_equal_target_rates_and_keeps_group_shares(model):
     rows = parity(model, 2000, "group", "income", "high", ["low"], generator=gen())
     rates = rows.assign(hit=rows["income"] == "high").groupby("group")["hit"].mean()
     counts = rows["group"].value_counts()
-    # each group's count of positives is round(rate * n_g): equal rates up to one row of rounding
-    assert abs(rates["A"] - rates["B"]) <= 1 / counts.min() + 1e-12
-    assert abs(len(rows) - 2000) <= 4
+    # each group's count of positives is rate * n_g rounded up or down: equal rates up to one row per group
+    assert abs(rates["A"] - rates["B"]) < 1 / counts["A"] + 1 / counts["B"]
+    assert len(rows) == 2000
 
 
 def test_fair_target_leaves_out_the_proxy_and_equalises_rates(model):

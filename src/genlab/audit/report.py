@@ -1,6 +1,7 @@
 """A bias audit of a table model (:func:`audit`) and its self-contained HTML page (:func:`render_html`).
 
-The audit draws ``n`` rows from the model (or through a remedy of :mod:`genlab.audit.remedies`) and
+The audit draws ``n`` rows from the model (or through a remedy's sample processor,
+:mod:`genlab.audit.processors`, the one ``genlab sample --parity`` uses) and
 measures them against real rows (:mod:`genlab.audit.measures`): representation, amplification of the
 target's rate gap, Column Shapes per group and downstream fairness of classifiers trained on the
 samples, each beside the same classifier trained on real rows. Downstream scores follow DECAF's
@@ -22,14 +23,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genlab.audit import measures, remedies
-from genlab.errors import ConfigError, DataError, NotSupportedError
+from genlab.audit import measures, processors, remedies
+from genlab.audit.processors import Balance, Fair, Parity
+from genlab.errors import ConfigError, DataError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
 
-#: Remedies :func:`audit` can sample through.
-REMEDIES = ("balance", "parity", "fair")
+#: Remedies :func:`audit` can sample through (the processors of :mod:`genlab.audit.processors`).
+REMEDIES = tuple(processors.REMEDIES)
 
 
 @dataclass(frozen=True)
@@ -64,22 +66,10 @@ def check_columns(model: Any, sensitive: str, target: str | None) -> tuple[list,
         NotSupportedError: a model that does not make tables.
         DataError / ConfigError: an unknown column, or a column that is not categorical (naming those that are).
     """
-    if model.data_.modality != "tables":
-        raise NotSupportedError(f"a bias audit groups table rows; this {model.family} model makes {model.data_.modality}")
-    kinds = model.codec_.column_kinds
-    discrete = [c for c, k in kinds.items() if k in ("categorical", "boolean")]
-    for role, column in (("sensitive", sensitive), ("target", target)):
-        if column is None:
-            continue
-        if column not in kinds:
-            raise DataError(f"unknown {role} column {column!r}; the table's columns are: {', '.join(kinds)}")
-        if column not in discrete:
-            raise ConfigError(f"the {role} column {column!r} is {kinds[column]}, not categorical: bin it into "
-                              f"categories first; categorical columns: {', '.join(discrete)}")
-    groups = list(model.codec_.spec(sensitive)["categories"])
+    groups = remedies.categories(model, sensitive, "sensitive")
     if target is None:
         return groups, []
-    values = list(model.codec_.spec(target)["categories"])
+    values = remedies.categories(model, target, "target")
     if len(values) != 2:
         raise ConfigError(f"the target {target!r} has {len(values)} values; demographic parity and equalized odds "
                           f"need a binary target")
@@ -118,21 +108,22 @@ def audit(model: Any, real: pd.DataFrame, *, sensitive: str, target: str | None 
         raise DataError(f"the real rows lack the model's columns {', '.join(missing)}")
     real = real[model.codec_.columns]
     positive = min(values, key=lambda v: int((real[target] == v).sum())) if target is not None else None
-    negatives = [v for v in values if v != positive]
-    blind: list[str] = []
-    if remedy == "balance":
-        synthetic = remedies.balanced(model, n, sensitive, groups, generator=generator)
-    elif remedy == "parity":
-        synthetic = remedies.parity(model, n, sensitive, target, positive, negatives, generator=generator)
-    elif remedy == "fair":
-        synthetic, blind = remedies.fair_target(model, n, sensitive, target, positive, negatives,
-                                                model.codec_.column_kinds, generator=generator)
-    else:
+    kinds = model.codec_.column_kinds
+    if remedy is None:
         synthetic = model.sample(n, generator=generator)
+    else:   # through the processor genlab sample uses: one code path for remedied rows
+        if remedy == "balance":
+            processor = Balance(sensitive)
+        elif remedy == "parity":
+            processor = Parity(target, sensitive, positive=positive)
+        else:
+            processor = Fair(target, sensitive, positive=positive)
+        synthetic = model.sample(n, generator=generator, processors=[processor])
+    # the fair remedy redraws the target only, so the proxies of its rows are those its classifier left out
+    blind = remedies.proxies(synthetic, sensitive, target, kinds) if remedy == "fair" else []
     sources = {"samples": synthetic, "test": real, **({} if train is None else {"train": train})}
     representation = {name: measures.shares(rows[sensitive], groups) for name, rows in sources.items()}
     rates, gaps, downstream = {}, {}, {}
-    kinds = model.codec_.column_kinds
     if target is not None:
         for name, rows in sources.items():
             rates[name], gaps[name] = measures.target_rates(rows, sensitive, target, positive)

@@ -20,7 +20,8 @@ import typer
 from rich.console import Console
 
 from genlab.api import load
-from genlab.audit import audit, render_html
+from genlab.audit import Balance, audit, render_html
+from genlab.audit.processors import remedy_from_flags
 from genlab.cli.options import Overwrite, Seed, refuse_existing
 from genlab.data.table_files import read_table
 from genlab.errors import ConfigError
@@ -46,26 +47,21 @@ def audit_run(
     overwrite: Overwrite = False,
 ) -> None:
     """Audit the table model in RUN for bias against real rows and write an HTML report."""
-    remedies = {name: value for name, value in (("balance", balance), ("parity", parity), ("fair", fair))
-                if value is not None}
-    if len(remedies) > 1:
-        raise ConfigError(f"choose one remedy, not {' and '.join('--' + r for r in remedies)}")
-    remedy = next(iter(remedies), None)
-    if remedy == "balance" and balance != sensitive:
+    remedy = remedy_from_flags(balance=balance, parity=parity, fair=fair)   # the processor genlab sample uses
+    if isinstance(remedy, Balance) and remedy.column != sensitive:
         raise ConfigError(f"--balance {balance} balances the sensitive column: pass --sensitive {balance}")
-    if remedy in ("parity", "fair"):
-        value = remedies[remedy]
-        wanted, _, group = value.partition(":")
-        if not group or group != sensitive or (target is not None and wanted != target):
-            raise ConfigError(f"--{remedy} takes TARGET:COL with COL the sensitive column ({sensitive}) and TARGET "
-                              f"the audited target, got {value!r}")
-        target = wanted
+    if remedy is not None and not isinstance(remedy, Balance):
+        if remedy.column != sensitive or (target is not None and remedy.target != target):
+            raise ConfigError(f"--{remedy.name} takes TARGET:COL with COL the sensitive column ({sensitive}) and "
+                              f"TARGET the audited target, got {parity or fair!r}")
+        target = remedy.target
     if runs < 1:
         raise ConfigError(f"--runs must be at least 1, got {runs}")
     refuse_existing(out, overwrite)
     model = load(run)
     result = audit(model, read_table(real), sensitive=sensitive, target=target,
-                   train=None if train is None else read_table(train), n=n, remedy=remedy,
+                   train=None if train is None else read_table(train), n=n,
+                   remedy=None if remedy is None else remedy.name,
                    classifiers=tuple(classifier or ("boosting",)), runs=runs,
                    generator=torch.Generator().manual_seed(seed))
     with atomic_path(out) as tmp:

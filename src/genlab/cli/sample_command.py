@@ -16,6 +16,11 @@ and images write ``.jsonl`` as one JSON list per record, tables as one object pe
 
 Table models write ``.csv`` (the training columns, names and value formats); ``--condition
 column=value`` (repeatable) makes every row satisfy each condition, values read as their column's type.
+A remedy of ``genlab audit`` gives a debiased table (:mod:`genlab.audit.processors`): ``--balance COL``
+equal shares of COL's groups, ``--parity TARGET:COL`` the same ``P(target = positive)`` in every group
+(positive: the target's rarer training value; a family that conditions jointly, not the GAN), ``--fair
+TARGET:COL`` the target redrawn blind to COL and its proxies at equal rates. One remedy at a time; it
+composes with ``--watermark-key`` (every row marked) and the run's rules (every row kept within them).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import typer
 from rich.console import Console
 
 from genlab.api import load
+from genlab.audit.processors import remedy_from_flags
 from genlab.cli.decoding_options import (DECODING_FLAGS, MaxNewTokens, NumBeams, RepetitionPenalty, Stop, Stream,
                                          Temperature, TopK, TopP, check_combinations, check_flags_fit, decoding_flags,
                                          stream_samples)
@@ -90,6 +96,12 @@ def sample(
         "--watermark-key", help="Watermark the samples with this key (text, tables; see genlab detect).")] = None,
     watermark_strength: Annotated[float | None, typer.Option(
         "--watermark-strength", help="Text: the KGW bias delta (2); tables: share of red rows replaced (1).")] = None,
+    balance: Annotated[str | None, typer.Option(
+        "--balance", help="Tables: equal shares of this categorical column's groups.")] = None,
+    parity: Annotated[str | None, typer.Option(
+        "--parity", help="Tables, TARGET:COL: every group of COL with the same P(target = its rarer value).")] = None,
+    fair: Annotated[str | None, typer.Option(
+        "--fair", help="Tables, TARGET:COL: the target redrawn blind to COL and its proxies, at equal rates.")] = None,
     seed: Seed = 0,
     overwrite: Overwrite = False,
 ) -> None:
@@ -106,6 +118,7 @@ def sample(
     if out is not None and out.suffix not in SUFFIXES:
         raise ConfigError(f"cannot write samples to {out.name!r}; use one of: {', '.join(SUFFIXES)}")
     condition = parse_conditions(condition)
+    remedy = remedy_from_flags(balance=balance, parity=parity, fair=fair)
     model = load(run)
     modality = model.data_.modality
     used = {**{flag: FLAG_OPTIONS[flag] for flag in given}, **{f"--set {key}": key for key in extra}}
@@ -119,6 +132,13 @@ def sample(
         options["mask"] = read_mask(mask, model.data_.shape)
     if watermark_key is not None or watermark_strength is not None:
         options.update(watermark_options(model, watermark_key, watermark_strength))
+    if remedy is not None:
+        remedy.check(model)
+        fixed = [column for column in remedy.columns if isinstance(condition, dict) and column in condition]
+        if fixed:
+            raise ConfigError(f"--{remedy.name} decides {fixed[0]}: drop --condition {fixed[0]}=..., or the "
+                              f"remedy, which would have nothing to equalise")
+        options["processors"] = [*options.get("processors", ()), remedy]
     constraint = None if constrain is None else text_constraint(model, constrain)
     if constraint is not None:
         options["logits_processors"] = (*options.get("logits_processors", ()), constraint)
