@@ -193,3 +193,9 @@ def test_cli_refuses_bad_remedies_in_one_line(capsys, tmp_path, model):
         lines = err.strip().splitlines()
         assert code != 0 and len(lines) == 1 and lines[0].startswith("genlab: error:") and match in lines[0], err
         assert stdout == "" and not out.exists()
+
+
+def test_two_processors_of_one_slot_in_one_call_are_refused(model):
+    """Two remedies in one call used to keep the last one silently."""
+    with pytest.raises(ConfigError, match="two remedy processors"):
+        model.sample(10, processors=[Balance("group"), Parity("income", "group")])

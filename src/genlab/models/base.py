@@ -310,12 +310,16 @@ class GenerativeModel(Persistence, ABC):
         n = check_count(n)
         parsed = self.table_condition(condition) if self.data_.modality == "tables" else self.condition_index(condition)
         self.check_sample_options(options)
-        active = dict(self.processors_)
+        given: dict[str, SampleProcessor] = {}
         for processor in processors:
             if not isinstance(processor, SampleProcessor):
                 raise ConfigError(f"processors must be sample processors (e.g. genlab.rules.Rules, "
                                   f"genlab.Watermark), got {type(processor).__name__}")
-            active[processor.slot] = processor
+            if processor.slot in given:
+                raise ConfigError(f"two {processor.slot} processors in one call ({type(given[processor.slot]).__name__} "
+                                  f"and {type(processor).__name__}); pass one")
+            given[processor.slot] = processor
+        active = {**self.processors_, **given}
         for processor in active.values():
             processor.check(self)
         draw = compose(self._draw, list(active.values()))
