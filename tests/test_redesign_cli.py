@@ -196,3 +196,15 @@ def test_the_server_offers_a_prompt_only_to_a_caption_trained_run_and_draws_it(c
     assert unknown.status_code == 400 and "zebra" in unknown.json()["error"]["message"]
     bad = client.post("/v1/models/plain/samples", json={"n": 1, "options": {"prompt": "a red circle"}})
     assert bad.status_code == 400 and "no sampling option 'prompt'" in bad.json()["error"]["message"]
+
+
+def test_genlab_sample_checks_options_against_the_family_declarations(captioned, tmp_path, capsys):
+    """An option outside its declared choices or range is one error line, produced from the declaration."""
+    _, run = captioned
+    for argv, message in ((("--sampler", "euler"), "option sampler='euler' is not one of: ddpm, ddim, dpm++"),
+                          (("--guidance", "50"), "option guidance=50.0 is outside [0, 20]")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in ("sample", run, *argv, "-n", 1, "--out", tmp_path / "x.npy")])
+        err = capsys.readouterr().err
+        assert exit_info.value.code != 0 and err.count("genlab: error:") == 1 and message in err, err
+        assert not (tmp_path / "x.npy").exists()

@@ -126,6 +126,8 @@ def sample(
     check_flags_fit(model.family, modality, model.sample_options,
                     {flag: key for flag, key in used.items() if not (captioned and flag == "--prompt")},
                     FLAG_OPTIONS, stream)
+    declared = model.sampling_options()   # types, ranges and choices, declared once by the family
+    model.check_declared_options({key: value for key, value in options.items() if key in declared})
     if init is not None:
         options["init"] = read_init(init, model.data_.shape)
     if mask is not None:

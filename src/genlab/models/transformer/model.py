@@ -75,13 +75,13 @@ class TransformerModel(TabularTransformer, GenerativeModel):
     sample_options = frozenset({"prompt"} | {f.name for f in fields(GenerationConfig)})
     declared_options = {
         "prompt": SampleOption("string", "text every sample starts with", "", modalities=("text",)),
-        "temperature": SampleOption("number", "softmax temperature; 0 = greedy", GenerationConfig.temperature, 0, 5),
+        "temperature": SampleOption("number", "softmax temperature; 0 = greedy", GenerationConfig.temperature, 0, 100),
         "top_k": SampleOption("integer", "sample among the k most likely tokens (null: all)", None, 1, 100_000,
                               nullable=True),
         "top_p": SampleOption("number", "nucleus mass in (0, 1] (null: all tokens)", None, 0, 1, nullable=True),
         "repetition_penalty": SampleOption("number", ">= 1; 1 leaves scores alone",
                                            GenerationConfig.repetition_penalty, 1, 5),
-        "num_beams": SampleOption("integer", "beam width; 1 = no beam search", GenerationConfig.num_beams, 1, 8,
+        "num_beams": SampleOption("integer", "beam width; 1 = no beam search", GenerationConfig.num_beams, 1, 64,
                                   modalities=("text", "points", "images", "smiles", "music")),
         "max_new_tokens": SampleOption("integer", "tokens generated after the prompt",
                                        GenerationConfig.max_new_tokens, 1, 100_000, modalities=("text",)),
