@@ -176,7 +176,7 @@ def test_demo_text_run_repeats_exactly(monkeypatch, tmp_path, capsys):
     from genlab.evaluation import text as text_evaluation
 
     run = next(r for r in demo_command.DEMO_RUNS if r.data == "pystdlib")
-    tiny = demo_command.DemoRun(run.name, run.data, run.family, {"steps": 5})   # a step budget repeats exactly
+    tiny = demo_command.DemoRun(run.name, run.data, run.family, 5)   # a step budget repeats exactly
     monkeypatch.setattr(demo_command, "DEMO_RUNS", (tiny,))
     monkeypatch.setattr(demo_command, "load_dataset", lambda name, seed: code_data())
     monkeypatch.setattr(text_evaluation, "TEXT_SAMPLES", 10)
@@ -187,5 +187,7 @@ def test_demo_text_run_repeats_exactly(monkeypatch, tmp_path, capsys):
         assert exit_info.value.code == 0, capsys.readouterr().err
         metrics.append(json.loads((tmp_path / folder / run.name / "metrics.json").read_text()))
     assert metrics[0] == metrics[1] and "validity" in metrics[0]["metrics"]
+    summaries = [json.loads((tmp_path / folder / "summary.json").read_text()) for folder in ("a", "b")]
+    assert summaries[0] == summaries[1] and summaries[0][run.name]["budget"] == "5 steps"
     page = (tmp_path / "a" / "report.html").read_text()
     assert page.count("<pre>") == TEXT_SAMPLES_SHOWN and ('class="mark ok"' in page or 'class="mark bad"' in page)

@@ -73,6 +73,7 @@ class RunResult:
         data: the real data it was evaluated on.
         report: the evaluation.
         fit_seconds: training time, when known.
+        budget: the training budget as the report states it (e.g. ``"400 steps"``), when known.
     """
 
     name: str
@@ -80,6 +81,7 @@ class RunResult:
     data: Dataset
     report: Report
     fit_seconds: float | None = None
+    budget: str | None = None
 
 
 def write_html_report(path: str | Path, runs: list[RunResult], *, title: str = "genlab report") -> None:
@@ -133,7 +135,8 @@ def _ranking_table(reports: dict[str, Report]) -> str:
 def _run_section(run: RunResult) -> str:
     """Pictures and metric table of one run."""
     report = run.report
-    fitted = "" if run.fit_seconds is None else f", fitted in {run.fit_seconds:.1f} s"
+    fitted = "" if run.budget is None else f", trained {_e(run.budget)}"
+    fitted += "" if run.fit_seconds is None else f" in {run.fit_seconds:.1f} s"
     figures = [_samples_figure(run), _interpolation_figure(run), _loss_figure(run)]
     return (f'<section id="{_anchor(run.name)}"><h2>{_e(run.name)}{_memorisation_flag(report)}</h2>'
             f'<p class="meta">{_e(run.model.family)} on {_e(report.dataset)}: {report.n_samples} samples vs '
