@@ -283,37 +283,68 @@ def generate(network: Any, prompts: Sequence[Sequence[int]], config: GenerationC
     return outputs
 
 
+class TextPieces:
+    """The text of one continuation, piece by piece, as :func:`stream` yields it.
+
+    :meth:`add` takes each new token id (never ``eos``) and returns the text that became final: a piece
+    ends at the text the newest token completes, a byte-level token that ends inside a character is held
+    back until the character is whole, and so is the longest tail that could still become a stop string.
+    Once a stop string appears, :attr:`stopped` is set and the text before it is the last piece. At the end
+    of decoding (``eos`` or the token budget), :meth:`flush` returns what was held back.
+    """
+
+    def __init__(self, detokenize: Callable[[list[int]], str], stop: tuple[str, ...] = ()) -> None:
+        self.detokenize, self.stop = detokenize, stop
+        self.ids: list[int] = []
+        self.sent = ""
+        self.stopped = False
+
+    def add(self, token: int) -> str:
+        """The newly final text after ``token`` (may be empty)."""
+        self.ids.append(token)
+        text = self.detokenize(self.ids)
+        cut = min((text.find(s) for s in self.stop if s in text), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            return text[len(self.sent):cut] if cut > len(self.sent) else ""
+        if text.endswith("\ufffd"):
+            return ""
+        # hold back the longest tail that could still become a stop string
+        hold = max((k for s in self.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+        ready = text[:len(text) - hold]
+        if len(ready) <= len(self.sent):
+            return ""
+        piece, self.sent = ready[len(self.sent):], ready
+        return piece
+
+    def flush(self) -> str:
+        """What is left to send once decoding has ended without a stop string."""
+        text = self.detokenize(self.ids)
+        return text[len(self.sent):] if len(text) > len(self.sent) else ""
+
+
 def stream(network: Any, prompt: Sequence[int], config: GenerationConfig, detokenize: Callable[[list[int]], str],
            *, generator: torch.Generator | None = None, eos: int | None = None) -> Iterator[str]:
     """Yield the text of one continuation piece by piece as it is generated (greedy or sampling).
 
     A piece is the text the newest token completes; a byte-level token that ends inside a character
-    is held back until the character is whole. Stop strings end the stream before they are yielded.
+    is held back until the character is whole. Stop strings end the stream before they are yielded
+    (:class:`TextPieces`).
     """
     if config.num_beams > 1:
         raise ConfigError("streaming needs greedy decoding or sampling, not beam search")
-    ids: list[int] = []
-    sent = ""
+    pieces = TextPieces(detokenize, config.stop)
     for token, finished in _steps(network, [list(prompt)], config, generator, eos, None, None):
         if bool(finished[0]) or (eos is not None and int(token[0]) == eos):
             break
-        ids.append(int(token[0]))
-        text = detokenize(ids)
-        cut = min((text.find(s) for s in config.stop if s in text), default=-1)
-        if cut >= 0:
-            if cut > len(sent):
-                yield text[len(sent):cut]
+        piece = pieces.add(int(token[0]))
+        if piece:
+            yield piece
+        if pieces.stopped:
             return
-        if text.endswith("\ufffd"):
-            continue
-        # hold back the longest tail that could still become a stop string
-        hold = max((k for s in config.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
-        ready = text[:len(text) - hold]
-        if len(ready) > len(sent):
-            yield ready[len(sent):]
-            sent = ready
-    if len(detokenize(ids)) > len(sent):
-        yield detokenize(ids)[len(sent):]
+    rest = pieces.flush()
+    if rest:
+        yield rest
 
 
 # ----------------------------------------------------------------------------------- beam search

@@ -1,0 +1,223 @@
+"""Continuous batching: many text continuations decoded together, one network step per token over every
+live sequence, sequences joining and leaving between steps (iteration-level scheduling, Yu et al. 2022,
+"Orca", §3.1; vLLM's scheduler without paging).
+
+Each sequence keeps what it keeps when decoded alone by :func:`~genlab.sampling.decoding.stream`: its
+own token ids, its own :class:`~genlab.nn.attention.KVCache` sized as the lone call sizes it
+(``min(block_size, prompt + max_new_tokens)``), its own generator, temperature, top-k, top-p, repetition
+penalty, stop strings and token budget. A step
+
+1. drops cancelled sequences (their caches go with them) and admits waiting ones up to ``max_sequences``;
+2. encodes, each alone and exactly as the lone call does, the sequences that need a window: a newcomer's
+   prompt, or the last half-context once a cache is full (the sliding window of ``decoding._Context``);
+3. decodes the others together in one :class:`~genlab.sampling.row_exact.RowExactStep`, which gives each
+   row the logits it gets alone, bit for bit;
+4. for each sequence, applies its own options to its own ``(1, V)`` logits with
+   :func:`~genlab.sampling.decoding.process_logits` and draws with
+   :func:`~genlab.sampling.decoding.choose` from its own generator, as the lone call does; the text
+   advances through :class:`~genlab.sampling.decoding.TextPieces`.
+
+So a sequence draws the very tokens, and sends the very pieces, that ``stream(network, prompt, config,
+detokenize, generator=g, eos=eos)`` yields for it, whoever else is decoded beside it. Greedy decoding and
+sampling only: beam search and logits processors (:meth:`BatchDecoder.accepts`) run one call at a time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from genlab.errors import ConfigError
+from genlab.nn.attention import KVCache
+from genlab.sampling.decoding import GenerationConfig, TextPieces, choose, process_logits
+from genlab.sampling.row_exact import RowExactStep
+
+
+@dataclass(eq=False)
+class DecodingSequence:
+    """One continuation: its options and randomness, and its decoding state.
+
+    Attributes:
+        prompt: the token ids it continues (at least one: the start token).
+        config: its decoding options (greedy or sampling).
+        generator: its randomness.
+        tag: the caller's (e.g. which request and choice it answers).
+        tokens: prompt and drawn ids so far.
+        text: its text so far, piece by piece.
+        drawn: tokens drawn (``eos`` included).
+        finish: ``None`` while it runs, then ``"eos"``, ``"stop"`` (a stop string), ``"length"`` (the budget)
+            or ``"cancelled"``.
+    """
+
+    prompt: list[int]
+    config: GenerationConfig
+    generator: torch.Generator | None
+    tag: Any = None
+    tokens: list[int] = field(default_factory=list)
+    text: TextPieces | None = None
+    drawn: int = 0
+    finish: str | None = None
+    cache: KVCache | None = None
+    position: int = 0
+    capacity: int = 0
+
+    @property
+    def done(self) -> bool:
+        """Whether it has ended (or was cancelled)."""
+        return self.finish is not None
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one step did to one sequence: the text pieces it made final (possibly none) and whether it ended."""
+
+    sequence: DecodingSequence
+    pieces: tuple[str, ...]
+    done: bool
+
+
+class BatchDecoder:
+    """The sequences being decoded together over one network, stepped by :meth:`step` (module doc).
+
+    Not thread-safe: one thread adds, cancels and steps (the server's decoding loop).
+
+    Args:
+        network: a GPT-2-layout network in eval mode (see :mod:`genlab.sampling.row_exact`).
+        eos: the token that ends a continuation.
+        detokenize: token ids -> text.
+        max_sequences: the most sequences decoded at once; more wait, first come first served.
+
+    Raises:
+        NotSupportedError: the network's step cannot be made row-exact (decode one sequence at a time).
+    """
+
+    def __init__(self, network: Any, *, eos: int, detokenize: Callable[[list[int]], str],
+                 max_sequences: int = 64) -> None:
+        if max_sequences < 1:
+            raise ConfigError(f"max_sequences must be at least 1, got {max_sequences}")
+        self.network, self.eos, self.detokenize, self.max_sequences = network, eos, detokenize, max_sequences
+        self.row_step = RowExactStep(network, max_rows=max_sequences)
+        self.device = next(network.parameters()).device
+        self._running: list[DecodingSequence] = []
+        self._waiting: deque[DecodingSequence] = deque()
+        #: Sequences decoded together at each batched step so far (for tests and benchmarks).
+        self.batch_sizes: list[int] = []
+
+    @staticmethod
+    def accepts(config: GenerationConfig) -> bool:
+        """Whether ``config`` decodes here: greedy or sampling with a cache, no beams, no logits processors."""
+        return (config.num_beams == 1 and not config.logits_processors and config.use_cache
+                and not config.cuda_graphs)
+
+    @property
+    def running(self) -> int:
+        """Sequences holding a place in the batch (each with its cache)."""
+        return len(self._running)
+
+    @property
+    def waiting(self) -> int:
+        """Sequences waiting for a place."""
+        return len(self._waiting)
+
+    def add(self, prompt: list[int], config: GenerationConfig, *, generator: torch.Generator | None = None,
+            tag: Any = None) -> DecodingSequence:
+        """Queue a continuation of ``prompt``; it joins the batch at the next step with a free place.
+
+        Raises:
+            ConfigError: an empty prompt, or options this decoder does not take (:meth:`accepts`).
+        """
+        if not prompt:
+            raise ConfigError("every prompt needs at least one token (the start token)")
+        if not self.accepts(config):
+            raise ConfigError("continuous batching decodes greedily or by sampling, with a cache: beam search, "
+                              "logits processors and cuda_graphs decode one request at a time")
+        sequence = DecodingSequence(list(prompt), config, generator, tag, tokens=list(prompt),
+                                    text=TextPieces(self.detokenize, config.stop),
+                                    capacity=min(self.network.block_size, len(prompt) + config.max_new_tokens))
+        self._waiting.append(sequence)
+        return sequence
+
+    def cancel(self, sequence: DecodingSequence) -> None:
+        """End ``sequence`` now; its place and cache are freed at the start of the next step."""
+        if sequence.finish is None:
+            sequence.finish = "cancelled"
+        sequence.cache = None
+
+    def clear(self) -> list[DecodingSequence]:
+        """Drop every sequence (e.g. after the network failed); returns those that had not ended."""
+        dropped = [s for s in (*self._running, *self._waiting) if not s.done]
+        for sequence in dropped:
+            sequence.finish = "cancelled"
+        self._running, self._waiting = [], deque()
+        return dropped
+
+    @torch.inference_mode()
+    def step(self) -> list[Update]:
+        """One token for every sequence in the batch (after admitting waiting ones); an update each."""
+        self._running = [s for s in self._running if not s.done]
+        self._waiting = deque(s for s in self._waiting if not s.done)
+        while self._waiting and len(self._running) < self.max_sequences:
+            self._running.append(self._waiting.popleft())
+        if not self._running:
+            return []
+        logits: list[torch.Tensor | None] = [None] * len(self._running)
+        together = []
+        for index, sequence in enumerate(self._running):
+            if sequence.cache is not None and sequence.cache.length < sequence.capacity:
+                together.append(index)
+            else:
+                logits[index] = self._encode(sequence)
+        if together:
+            rows = [self._running[i] for i in together]
+            tokens = torch.tensor([s.tokens[-1] for s in rows], dtype=torch.long, device=self.device)
+            positions = torch.tensor([s.position for s in rows], dtype=torch.long, device=self.device)
+            batched = self.row_step(tokens, positions, [s.cache for s in rows])           # (B, V)
+            self.batch_sizes.append(len(rows))
+            for row, (index, sequence) in enumerate(zip(together, rows)):
+                sequence.cache.advance(1)
+                sequence.position += 1
+                logits[index] = batched[row:row + 1].clone()   # a fresh (1, V), as the lone step's
+        updates = [self._draw(sequence, scores) for sequence, scores in zip(self._running, logits)]
+        self._running = [s for s in self._running if not s.done]
+        return updates
+
+    def _encode(self, sequence: DecodingSequence) -> torch.Tensor:
+        """Logits ``(1, V)`` after encoding the sequence's window alone, as ``decoding._Context`` encodes a
+        lone unpadded row: the whole sequence while it fits the cache, else its last half-context."""
+        length = len(sequence.tokens)
+        keep = length if length <= sequence.capacity else max(1, sequence.capacity // 2)
+        window = torch.tensor([sequence.tokens[length - keep:]], dtype=torch.long, device=self.device)   # (1, keep)
+        positions = torch.arange(keep, device=self.device)[None]                                          # (1, keep)
+        cache = self.network.new_cache(1, sequence.capacity)
+        logits = self.network(window, cache=cache, positions=positions, mask=None)
+        cache.advance(keep)
+        sequence.cache, sequence.position = cache, keep
+        return logits[:, -1]
+
+    def _draw(self, sequence: DecodingSequence, logits: torch.Tensor) -> Update:
+        """Choose the sequence's next token from its logits ``(1, V)`` and advance its text."""
+        config = sequence.config
+        seen = None
+        if config.repetition_penalty != 1.0:
+            seen = torch.zeros(1, logits.shape[-1], dtype=torch.bool, device=logits.device)
+            seen[0, torch.tensor(sequence.tokens, device=logits.device)] = True
+        token = int(choose(process_logits(logits, seen, config), config, sequence.generator)[0])
+        sequence.tokens.append(token)
+        sequence.drawn += 1
+        pieces = []
+        if token == self.eos:
+            sequence.finish = "eos"
+        else:
+            pieces.append(sequence.text.add(token))
+            if sequence.text.stopped:
+                sequence.finish = "stop"
+            elif sequence.drawn >= config.max_new_tokens:
+                sequence.finish = "length"
+        if sequence.finish in ("eos", "length"):
+            pieces.append(sequence.text.flush())
+        if sequence.done:
+            sequence.cache = None   # free it now, not when the list is next filtered
+        return Update(sequence, tuple(piece for piece in pieces if piece), sequence.done)

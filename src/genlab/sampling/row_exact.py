@@ -1,0 +1,241 @@
+"""One decoding step of a GPT-2-layout network over many sequences at once, every row bit-identical to
+the step that sequence takes alone.
+
+Why not simply stack the rows: a matrix product over ``B`` rows is not ``B`` products of one row. The
+BLAS picks its kernel, and so the order of the float32 sums, by the matrix shape, so on torch 2.13 with
+MKL the logits of a row in a batch of 8 differ in their last bits from the same row's logits alone, at
+every layer size tried (16 to 1536 wide). Sampling from such logits would, once in a while, draw another
+token than the request draws alone, and the text would fork from there. So every operation of the step
+runs batched only where that gives each row exactly the bits it gets alone, and row by row elsewhere:
+
+- a linear layer as ``torch.bmm`` of the rows with the shared weight (a batch of one-row products, the
+  product a lone row gets) where a probe at construction finds it bit-identical to the layer applied to
+  one row, for every batch size ``1 .. max_rows``; otherwise (e.g. layers under 400 multiply-adds, where
+  torch's ``bmm`` uses its own loop; a quantised layer) the layer's own forward row by row;
+- layer norms batched where the same probe finds them row-exact (their kernel works row by row), else
+  row by row;
+- the GELU batched only where the structure makes it exact: torch computes an elementwise function in
+  vector chunks with a scalar tail, and the two paths differ in the last bit for *some* inputs (so a
+  probe on random values can miss it). A row of a multiple of :data:`CHUNK` values, in calls of at
+  most :data:`GRAIN` values (one thread, no split of the range), goes through the vector path in every
+  element, alone or batched; other widths run row by row;
+- attention row by row over each sequence's own :class:`~genlab.nn.attention.KVCache`: exactly the call
+  the sequence makes alone (same cache, same shapes and strides);
+- embeddings and residual sums batched: a gather and an IEEE addition are exact at any batch size.
+
+The summation order of the products and norms depends on shapes, not on values, so a probe on random
+values stands for all values of those shapes (a different kernel changes most of the outputs). A last
+check runs the whole step against the network's own ``forward`` on each row alone; a network that fails
+it, or whose layout differs from :class:`genlab.models.transformer.GPT`'s (``wte, wpe, h[i].{ln_1,
+attn.{qkv, proj, n_head}, ln_2, mlp.{fc, proj}}, ln_f, lm_head``), is refused with
+:class:`~genlab.errors.NotSupportedError`, and the caller decodes one sequence at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.errors import NotSupportedError
+from genlab.nn.attention import KVCache
+
+Rows = Callable[[torch.Tensor], torch.Tensor]
+
+
+class RowOp:
+    """``f`` applied to ``x (B, 1, D)``: batched for the batch sizes where that is row-exact, else row by row.
+
+    Args:
+        one: ``f`` itself, applied to a single row ``(1, 1, D)`` (what the lone sequence calls).
+        batched: the same maths for ``(B, 1, D)`` at once, or ``None`` (always row by row).
+        exact: batch sizes at which ``batched`` gives every row the bits ``one`` gives it.
+    """
+
+    def __init__(self, one: Rows, batched: Rows | None, exact: frozenset[int]) -> None:
+        self.one, self.batched, self.exact = one, batched, exact
+
+    @classmethod
+    def probed(cls, one: Rows, batched: Rows | None, width: int, max_rows: int, *,
+               generator: torch.Generator, device: torch.device, dtype: torch.dtype) -> "RowOp":
+        """A RowOp whose ``exact`` sizes are those where ``batched`` matched ``one`` bit for bit on random rows."""
+        if batched is None:
+            return cls(one, None, frozenset())
+        x = torch.randn(max_rows, 1, width, generator=generator).mul_(3).to(device=device, dtype=dtype)
+        alone = torch.cat([one(x[i:i + 1].clone()) for i in range(max_rows)])
+        exact = frozenset(b for b in range(1, max_rows + 1) if torch.equal(batched(x[:b]), alone[:b]))
+        return cls(one, batched, exact)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 1, D) -> (B, 1, D')
+        if self.batched is not None and x.shape[0] in self.exact:
+            return self.batched(x)
+        # a fresh (aligned) row, as the lone sequence's input is: a BLAS may choose its kernel by alignment
+        return torch.cat([self.one(x[i:i + 1].clone()) for i in range(x.shape[0])])
+
+
+def _linear_rows(layer: nn.Module) -> Rows | None:
+    """``layer`` as a batch of one-row products, where it is a plain ``nn.Linear``."""
+    if type(layer) is not nn.Linear:
+        return None
+    weight_t, bias = layer.weight.t(), layer.bias
+
+    def rows(x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 1, in) -> (B, 1, out)
+        y = torch.bmm(x, weight_t.expand(x.shape[0], *weight_t.shape))
+        return y if bias is None else y + bias
+
+    return rows
+
+
+#: Values below which torch runs an elementwise kernel on one thread (``at::internal::GRAIN_SIZE``).
+GRAIN = 32768
+#: Values per vector chunk, rounded up over CPU instruction sets (AVX-512 unrolled twice: 32 floats).
+CHUNK = 64
+
+
+def _elementwise_rows(function: Rows, width: int) -> Rows | None:
+    """``function`` on ``(B, 1, width)`` in calls of at most GRAIN values, where ``width`` is whole chunks."""
+    if width % CHUNK:
+        return None
+    group = max(1, GRAIN // width)
+
+    def rows(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] <= group:
+            return function(x)
+        return torch.cat([function(x[start:start + group]) for start in range(0, x.shape[0], group)])
+
+    return rows
+
+
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")   # GPT-2's MLP (genlab.models.transformer.gpt.MLP)
+
+
+class _Layer:
+    """The row ops of one block."""
+
+    def __init__(self, block: nn.Module, make: Callable[[Rows, Rows | None, int], RowOp], n_embd: int) -> None:
+        attn, mlp = block.attn, block.mlp
+        self.attn = attn
+        self.n_head = attn.n_head
+        self.ln_1 = make(block.ln_1, block.ln_1, n_embd)
+        self.qkv = make(attn.qkv, _linear_rows(attn.qkv), n_embd)
+        self.proj = make(attn.proj, _linear_rows(attn.proj), n_embd)
+        self.ln_2 = make(block.ln_2, block.ln_2, n_embd)
+        hidden = mlp.fc(block.ln_2.weight.new_zeros(1, 1, n_embd)).shape[-1]
+        self.fc = make(mlp.fc, _linear_rows(mlp.fc), n_embd)
+        self.gelu = make(_gelu, _elementwise_rows(_gelu, hidden), hidden)
+        self.mlp_proj = make(mlp.proj, _linear_rows(mlp.proj), hidden)
+
+
+class RowExactStep:
+    """One token for each of ``B`` sequences, each row's logits bit-identical to its step alone (module doc).
+
+    Args:
+        network: a GPT-2-layout network in eval mode (:class:`genlab.models.transformer.GPT`).
+        max_rows: the largest batch the step will be given; row-exactness is probed for ``1 .. max_rows``.
+        seed: of the probe's random rows (the probe's verdict does not depend on it).
+
+    Raises:
+        NotSupportedError: the network has another layout, is training, or fails the whole-step check
+            (at construction, or at a call after the process changed its thread count and the probe re-ran).
+    """
+
+    def __init__(self, network: nn.Module, *, max_rows: int, seed: int = 0) -> None:
+        if network.training:
+            raise NotSupportedError("the network is in training mode (dropout): decode in eval mode")
+        self.network, self.max_rows, self.seed = network, max_rows, seed
+        self._probe()
+
+    def _probe(self) -> None:
+        """Decide batched or row by row for every op, then check the whole step (module doc). Kernels may
+        split work by the thread count, so the verdict holds for :attr:`threads` threads only."""
+        network = self.network
+        self.threads = torch.get_num_threads()
+        try:
+            weight = network.wte.weight
+            n_embd = weight.shape[1]
+            generator = torch.Generator().manual_seed(self.seed)
+            device, dtype = weight.device, weight.dtype
+
+            def make(one: Rows, batched: Rows | None, width: int) -> RowOp:
+                return RowOp.probed(one, batched, width, self.max_rows, generator=generator, device=device,
+                                    dtype=dtype)
+
+            with torch.inference_mode():
+                self.layers = [_Layer(block, make, n_embd) for block in network.h]
+                self.ln_f = make(network.ln_f, network.ln_f, n_embd)
+                self.lm_head = make(network.lm_head, _linear_rows(network.lm_head), n_embd)
+        except AttributeError as error:
+            raise NotSupportedError(f"the network does not have GPT-2's layout ({error})") from None
+        self.check(generator)
+
+    @property
+    def batched_ops(self) -> dict[str, int]:
+        """How many batch sizes each kind of op runs batched at (the rest row by row): for logs and tests."""
+        ops = {"ln_f": self.ln_f, "lm_head": self.lm_head}
+        for index, layer in enumerate(self.layers):
+            for name in ("ln_1", "qkv", "proj", "ln_2", "fc", "gelu", "mlp_proj"):
+                ops[f"h.{index}.{name}"] = getattr(layer, name)
+        return {name: len(op.exact) for name, op in ops.items()}
+
+    @torch.inference_mode()
+    def __call__(self, tokens: torch.Tensor, positions: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
+        """Logits ``(B, V)`` of the token after ``tokens (B,)`` at ``positions (B,)``.
+
+        Each sequence's keys and values go into its own cache at ``cache.length``, as
+        ``network(token[None, None], cache=cache, positions=position[None, None])`` writes them; like that
+        call, this leaves ``advance`` to the caller.
+        """
+        if torch.get_num_threads() != self.threads:
+            self._probe()
+        network = self.network
+        x = network.wte(tokens[:, None]) + network.wpe(positions[:, None])            # (B, 1, C)
+        B, _, C = x.shape
+        for index, layer in enumerate(self.layers):
+            q, k, v = layer.qkv(layer.ln_1(x)).split(C, dim=2)
+            hs = C // layer.n_head
+            q = q.view(B, 1, layer.n_head, hs).transpose(1, 2)                        # (B, nh, 1, hs)
+            k = k.view(B, 1, layer.n_head, hs).transpose(1, 2)
+            v = v.view(B, 1, layer.n_head, hs).transpose(1, 2)
+            rows = []
+            for row, cache in enumerate(caches):   # the lone sequence's own call, over its own cache
+                keys, values = cache.update(index, k[row:row + 1], v[row:row + 1])   # (1, nh, past + 1, hs)
+                rows.append(F.scaled_dot_product_attention(q[row:row + 1], keys, values))
+            y = torch.cat(rows).transpose(1, 2).reshape(B, 1, C)
+            x = x + layer.proj(y)
+            x = x + layer.mlp_proj(layer.gelu(layer.fc(layer.ln_2(x))))
+        return self.lm_head(self.ln_f(x))[:, -1]                                       # (B, V)
+
+    def check(self, generator: torch.Generator, lengths: tuple[int, ...] = (1, 3, 2, 7, 5, 1, 4)) -> None:
+        """Raise NotSupportedError unless the step gives, at several batch sizes, each row exactly the
+        logits of ``network`` run on that row alone (catches a layout that computes differently)."""
+        network, device = self.network, self.network.wte.weight.device
+        vocab, block = network.wte.weight.shape[0], network.block_size
+        lengths = tuple(min(n, block - 1) for n in lengths[:self.max_rows])
+        with torch.inference_mode():
+            prompts = [torch.randint(vocab, (1, n), generator=generator).to(device) for n in lengths]
+            caches = []
+            for prompt in prompts:
+                cache = network.new_cache(1, block)
+                network(prompt, cache=cache)
+                cache.advance(prompt.shape[1])
+                caches.append(cache)
+            tokens = torch.randint(vocab, (len(prompts),), generator=generator).to(device)
+            positions = torch.tensor(lengths, device=device)
+            alone = torch.cat([network(tokens[i].view(1, 1), cache=_copy(caches[i]),
+                                       positions=positions[i].view(1, 1))[:, -1] for i in range(len(prompts))])
+            for size in sorted({1, 2, len(prompts)}):
+                batched = self(tokens[:size], positions[:size], [_copy(c) for c in caches[:size]])
+                if not torch.equal(batched, alone[:size]):
+                    raise NotSupportedError(f"a batched step of {size} rows differs from the rows decoded alone "
+                                            "(largest difference "
+                                            f"{float((batched - alone[:size]).abs().max()):.3g})")
+
+
+def _copy(cache: KVCache) -> KVCache:
+    return KVCache([k.clone() for k in cache.keys], [v.clone() for v in cache.values], cache.length)
+
