@@ -53,10 +53,10 @@ class DemoRun:
 #: on points picks its components by BIC (8 on ring8); EM ignores the budget.
 DEMO_RUNS = (
     DemoRun("ring8-gaussian", "ring8", "gaussian", 1),
-    DemoRun("ring8-gan", "ring8", "gan", 1300),
+    DemoRun("ring8-gan", "ring8", "gan", 1800),
     DemoRun("ring8-vae", "ring8", "vae", 1100),
     DemoRun("ring8-diffusion", "ring8", "diffusion", 2000),
-    DemoRun("ring8-transformer", "ring8", "transformer", 1400),
+    DemoRun("ring8-transformer", "ring8", "transformer", 1000),
     DemoRun("digits-gaussian", "digits", "gaussian", 1),
     DemoRun("digits-gan", "digits", "gan", 800),
     DemoRun("digits-vae", "digits", "vae", 800),
