@@ -31,6 +31,23 @@ def tiny_table(n: int = 400, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"x": x, "y": 2 * x + rng.normal(scale=0.5, size=n), "colour": colour, "label": label})
 
 
+def fit_code() -> genlab.models.base.GenerativeModel:
+    """The tiny text model (a character-level GPT, block 32) the completion tests serve."""
+    return genlab.fit(genlab.data.dataset.Dataset("code", "text", string_array(CODE[:40]), string_array(CODE[40:])),
+                      family="transformer", n_layer=1, n_head=2, n_embd=16, block_size=32,
+                      train={"steps": 30, "batch_size": 8, "lr": 3e-3, "seed": 0})
+
+
+def build_code_run(folder: Path) -> Path:
+    """Only the tiny text model, saved as ``folder / "code"``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fit_code().save_pretrained(folder / "code")
+    finally:
+        torch.set_num_threads(threads)
+
+
 def build_runs(folder: Path) -> dict[str, Path]:
     """Fit and save one tiny model per modality (a few dozen steps at most) under ``folder``."""
     threads = torch.get_num_threads()
@@ -46,10 +63,7 @@ def build_runs(folder: Path) -> dict[str, Path]:
             "digits_diffusion": genlab.fit(digits.x_train[:64], family="diffusion", channels=(8, 16),
                                            timesteps=50, train={"steps": 2, "batch_size": 8}),
             "table": genlab.fit(split_table(tiny_table(), "label"), family="gaussian"),
-            "code": genlab.fit(genlab.data.dataset.Dataset("code", "text", string_array(CODE[:40]),
-                                                           string_array(CODE[40:])),
-                               family="transformer", n_layer=1, n_head=2, n_embd=16, block_size=32,
-                               train={"steps": 30, "batch_size": 8, "lr": 3e-3, "seed": 0}),
+            "code": fit_code(),
         }
     finally:
         torch.set_num_threads(threads)
@@ -68,8 +82,8 @@ class ThreadServer:
     def __init__(self, registry: ModelRegistry, settings: ServeSettings = ServeSettings()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(registry, settings)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+        self.app = create_app(registry, settings)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

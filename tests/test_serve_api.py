@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from genlab.cli.app import main
+from genlab.sampling.batch_decoding import BatchDecoder
 from genlab.serve import ModelRegistry, ServeSettings, create_app
 from genlab.serve.batcher import MicroBatcher, batchable
 from serve_support import REPO, ThreadServer, build_runs
@@ -157,13 +158,25 @@ def test_stream_sends_chunks_then_done_and_errors_as_events(client, registry):
         yield "def"
         raise RuntimeError("cache exploded")
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(registry.get("code").model, "stream", failing)
-        with client.stream("POST", "/v1/completions", json=request) as response:
-            events = [line for line in response.iter_lines() if line]
-    assert response.status_code == 200 and events[-1] == "data: [DONE]"   # the status line was already sent
-    error = json.loads(events[-2][6:])["error"]
-    assert error["code"] == 500 and "cache exploded" in error["message"]
+    step, steps = BatchDecoder.step, []
+
+    def failing_step(self):   # the continuous batch: a first step, then the model fails
+        steps.append(self)
+        if len(steps) > 1:
+            raise RuntimeError("cache exploded")
+        return step(self)
+
+    one_at_a_time = TestClient(create_app(registry, ServeSettings(max_tokens=64, continuous_batching=False)))
+    for server in (client, one_at_a_time):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(registry.get("code").model, "stream", failing)
+            patch.setattr(BatchDecoder, "step", failing_step)
+            with server.stream("POST", "/v1/completions", json=request) as response:
+                events = [line for line in response.iter_lines() if line]
+        assert response.status_code == 200 and events[-1] == "data: [DONE]"   # the status line was already sent
+        error = json.loads(events[-2][6:])["error"]
+        assert error["code"] == 500 and "cache exploded" in error["message"]
+        assert server.post("/v1/completions", json={**request, "stream": False}).status_code == 200   # serving on
     request["num_beams"] = 2    # ignored extra field (OpenAI's route): still streams
     with client.stream("POST", "/v1/completions", json={**request, "repetition_penalty": 1.0}) as response:
         assert response.status_code == 200
@@ -327,14 +340,15 @@ def test_official_openai_client_completions_and_stream(live):
 
 
 def test_more_than_max_concurrent_is_429(live, registry, monkeypatch):
-    def slow_stream(prompt, **options):
-        for piece in "def f":   # characters of the vocabulary
-            time.sleep(0.2)
-            yield piece
+    step = BatchDecoder.step
 
-    monkeypatch.setattr(registry.get("code").model, "stream", slow_stream)
+    def slow_step(self):   # the two streams decode in one continuous batch, a token per 0.2 s
+        time.sleep(0.2)
+        return step(self)
+
+    monkeypatch.setattr(BatchDecoder, "step", slow_step)
     headers = {"Authorization": f"Bearer {KEY}"}
-    request = {"model": "code", "prompt": "def ", "max_tokens": 8, "stream": True}
+    request = {"model": "code", "prompt": "def ", "max_tokens": 8, "stream": True, "temperature": 0}
     started = threading.Barrier(3)
     texts: list[str] = []
 

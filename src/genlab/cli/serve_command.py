@@ -1,10 +1,11 @@
 """``genlab serve RUN [RUN ...] | --runs-dir DIR``: an HTTP API and a web playground over saved models.
 
-Each run is loaded once and named by its directory. The URL is printed as soon as the socket listens,
-before the web stack is imported and the runs are loaded (seconds of imports): connections queue until
-then and are answered once the server runs. SIGINT or SIGTERM stop the running server cleanly: it stops
-accepting, lets in-flight requests finish (up to the request timeout) and exits 0. The server writes no
-files.
+Each run is loaded once and named by its directory. Concurrent completions of a text model decode in one
+continuous batch (``--no-continuous-batching``: one request at a time; the texts are the same). The URL
+is printed as soon as the socket listens, before the web stack is imported and the runs are loaded
+(seconds of imports): connections queue until then and are answered once the server runs. SIGINT or
+SIGTERM stop the running server cleanly: it stops accepting, lets in-flight requests finish (up to the
+request timeout) and exits 0. The server writes no files.
 """
 
 from __future__ import annotations
@@ -34,12 +35,18 @@ def serve(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may take (504 beyond).")] = 60.0,
     batch_wait_ms: Annotated[float, typer.Option("--batch-wait-ms", help="How long to collect a micro-batch.")] = 10.0,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Most records per micro-batch (1: no batching).")] = 256,
+    continuous_batching: Annotated[bool, typer.Option(
+        "--continuous-batching/--no-continuous-batching",
+        help="Decode the concurrent completions of a text model together, one step for all (off: one request "
+             "at a time).")] = True,
+    max_num_seqs: Annotated[int, typer.Option(
+        "--max-num-seqs", help="Most sequences a text model decodes at once; more wait for a place.")] = 64,
 ) -> None:
     """Serve the models in RUN... (or --runs-dir) over HTTP: the API under /v1 and a playground at /."""
     if bool(runs) == (runs_dir is not None):
         raise ConfigError("pass run directories or --runs-dir DIR (one of the two)")
     for name, value in (("--max-n", max_n), ("--max-tokens", max_tokens), ("--max-concurrent", max_concurrent),
-                        ("--max-body", max_body), ("--max-batch", max_batch)):
+                        ("--max-body", max_body), ("--max-batch", max_batch), ("--max-num-seqs", max_num_seqs)):
         if value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
     if timeout <= 0 or batch_wait_ms < 0:
@@ -59,7 +66,8 @@ def serve(
               flush=True)
         _serve(listener, runs, runs_dir, timeout, dict(
             api_key=api_key, max_n=max_n, max_tokens=max_tokens, max_concurrent=max_concurrent, max_body=max_body,
-            timeout_s=timeout, batch_wait_ms=batch_wait_ms, max_batch=max_batch))
+            timeout_s=timeout, batch_wait_ms=batch_wait_ms, max_batch=max_batch,
+            continuous_batching=continuous_batching, max_num_seqs=max_num_seqs))
     finally:
         listener.close()
     print("genlab serve: stopped", flush=True)

@@ -4,7 +4,9 @@
 - :mod:`~genlab.serve.registry`: loaded models and how ``GET /v1/models`` describes them;
 - :mod:`~genlab.serve.schemas`: request bodies; :mod:`~genlab.serve.records`: records as JSON;
 - :mod:`~genlab.serve.errors`: the error JSON, API keys and limits; :mod:`~genlab.serve.batcher`:
-  micro-batching; ``static/index.html``: the playground.
+  micro-batching; :mod:`~genlab.serve.continuous`: continuous batching of text completions, whose
+  answers :mod:`~genlab.serve.completions` writes; :mod:`~genlab.serve.jobs`: model work off the event
+  loop; ``static/index.html``: the playground.
 """
 
 from genlab.serve.app import ServeSettings, create_app

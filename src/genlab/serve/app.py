@@ -3,30 +3,34 @@
 ``create_app(registry, settings)`` builds a FastAPI app over loaded models. Sampling runs in worker
 threads (one call at a time per model, see :class:`~genlab.serve.registry.LoadedModel`), so the event
 loop keeps answering health checks, 429s and streams while a model works. Sample requests go through
-the :class:`~genlab.serve.batcher.MicroBatcher`.
+the :class:`~genlab.serve.batcher.MicroBatcher`; completions of a text model decode together in its
+continuous batch (:mod:`genlab.serve.continuous`), or one request at a time with
+``continuous_batching=False`` (:mod:`genlab.serve.completions`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, Callable
 
-import torch
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from genlab import interaction
+from genlab.config import from_dict
 from genlab.errors import ConfigError, DataError
+from genlab.sampling.decoding import GenerationConfig
 from genlab.serve.batcher import MicroBatcher
-from genlab.serve.errors import APIError, Guard, as_api_error, error_body, install_handlers
+from genlab.serve.completions import (CompletionJob, EventStream, complete, complete_batched, stream_batched,
+                                      stream_one_at_a_time)
+from genlab.serve.continuous import ContinuousBatcher
+from genlab.serve.errors import APIError, Guard, install_handlers
+from genlab.serve.jobs import run_job, seeded, within
 from genlab.serve.records import record_from_json, records_to_json
 from genlab.serve.registry import LoadedModel, ModelRegistry, describe
 from genlab.serve.schemas import (CompletionRequest, ImagesRequest, InterpolateRequest, RefineRequest,
@@ -47,6 +51,9 @@ class ServeSettings:
         timeout_s: seconds a request may take before it is answered 504.
         batch_wait_ms: how long the micro-batcher collects compatible sample requests.
         max_batch: the most records the micro-batcher puts in one batch; ``1`` turns batching off.
+        continuous_batching: decode the completions of a text model together, sequences joining and
+            leaving between steps (:mod:`genlab.serve.continuous`); ``False`` runs one request at a time.
+        max_num_seqs: the most sequences one model decodes at once; more wait for a place.
     """
 
     api_key: str | None = None
@@ -57,6 +64,8 @@ class ServeSettings:
     timeout_s: float = 60.0
     batch_wait_ms: float = 10.0
     max_batch: int = 256
+    continuous_batching: bool = True
+    max_num_seqs: int = 64
 
 
 def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings()) -> Guard:
@@ -66,6 +75,8 @@ def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings(
     install_handlers(app)
     batcher = MicroBatcher(wait_s=settings.batch_wait_ms / 1000, max_batch=settings.max_batch)
     app.state.batcher = batcher
+    continuous = ContinuousBatcher(max_num_seqs=settings.max_num_seqs)
+    app.state.continuous = continuous
 
     def model(name: str, *, modality: str | None = None, param: str = "model") -> LoadedModel:
         entry = registry.get(name)
@@ -180,12 +191,13 @@ def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings(
         return {"created": int(time.time()), "data": [{"b64_json": image, "seed": seed} for image in images]}
 
     @app.post("/v1/completions")
-    async def completions(body: CompletionRequest) -> Any:
+    async def completions(body: CompletionRequest, request: Request) -> Any:
         """OpenAI's completions: ``n`` choices per prompt, prompt-major. Streamed or not, choice ``i``
-        (counted across prompts) is drawn alone from seed ``seed + i``, so ``stream: true`` sends piece by
-        piece the very text ``stream: false`` returns, and choice ``i`` does not depend on ``n``; a request
-        without ``seed`` gets a random one. (The non-streamed choices are therefore drawn one after
-        another, not as one batch.)"""
+        (counted across prompts) is the text drawn alone from seed ``seed + i``, so ``stream: true`` sends
+        piece by piece the very text ``stream: false`` returns, choice ``i`` does not depend on ``n``, and
+        neither depends on the other requests decoded beside it in the model's continuous batch; a request
+        without ``seed`` gets a random one. Without continuous batching (or for a model that cannot batch,
+        :mod:`genlab.serve.continuous`) the choices are drawn one after another."""
         entry = model(body.model, modality="text")
         prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
         if not prompts:
@@ -201,25 +213,30 @@ def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings(
                   "repetition_penalty": body.repetition_penalty,
                   "stop": [body.stop] if isinstance(body.stop, str) else list(body.stop or [])}
         config = check_options(entry, config, settings)
-        seed = body.seed if body.seed is not None else secrets.randbits(63)
-        completion = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                      "model": body.model}
+        try:
+            tokens = [entry.model.codec_.tokenize(prompt) for prompt in prompts]
+        except DataError as error:
+            raise APIError(400, str(error), "prompt") from None
+        job = CompletionJob(prompts=[prompt for prompt in prompts for _ in range(body.n)],
+                            prompt_tokens=[ids for ids in tokens for _ in range(body.n)],
+                            seed=body.seed if body.seed is not None else secrets.randbits(63), options=config,
+                            generation=from_dict(GenerationConfig, config, what="generation"),
+                            header={"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
+                                    "created": int(time.time()), "model": body.model},
+                            timeout_s=settings.timeout_s)
+        loop = await continuous.loop_for(entry) if settings.continuous_batching else None
         if body.stream:
-            return StreamingResponse(stream_completion(entry, prompts, body.n, seed, config, completion,
-                                                       settings.timeout_s),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        choices, usage = await work(entry, lambda: complete(entry, prompts, body.n, seed, config))
-        return {**completion, "choices": choices, "usage": usage}
+            return EventStream(stream_one_at_a_time(entry, job) if loop is None else stream_batched(entry, loop, job))
+        if loop is None:
+            choices, usage = await work(entry, lambda: complete(entry, job))
+        else:
+            choices, usage = await complete_batched(entry, loop, job, request.receive)
+        return {**job.header, "choices": choices, "usage": usage}
 
     return Guard(app, api_key=settings.api_key, max_body=settings.max_body, max_concurrent=settings.max_concurrent)
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def seeded(seed: int) -> torch.Generator:
-    """A CPU generator seeded as ``genlab sample --seed`` seeds its own."""
-    return torch.Generator().manual_seed(seed)
-
-
 def subject(entry: LoadedModel, value: Any, param: str) -> Any:
     """A record a client sent, as raw records of one row; a bad one is a 400 naming ``param``."""
     columns = entry.model.codec_.columns if entry.modality == "tables" else None
@@ -251,94 +268,3 @@ def check_options(entry: LoadedModel, options: dict[str, Any], settings: ServeSe
     if "stop" in checked:
         checked["stop"] = tuple(checked["stop"])
     return checked
-
-
-async def within(pending: Any, timeout_s: float) -> Any:
-    """Await ``pending``; 504 after ``timeout_s``."""
-    try:
-        return await asyncio.wait_for(pending, timeout_s)
-    except asyncio.TimeoutError:
-        raise APIError(504, f"the request took longer than the server's limit of {timeout_s:g} s") from None
-
-
-async def run_job(entry: LoadedModel, job: Callable[[], Any], timeout_s: float) -> Any:
-    """Run ``job`` in a worker thread holding ``entry.lock``; 504 after ``timeout_s``.
-
-    A thread cannot be stopped from outside, so a job that times out while it computes runs to its end
-    (its answer is dropped); one that times out while it waits for the lock never starts.
-    """
-    abandoned = threading.Event()
-
-    def locked() -> Any:
-        with entry.lock:
-            if abandoned.is_set():
-                return None
-            return job()
-
-    try:
-        return await within(run_in_threadpool(locked), timeout_s)
-    except APIError:
-        abandoned.set()
-        raise
-
-
-def complete(entry: LoadedModel, prompts: list[str], n: int, seed: int, config: dict[str, Any]
-             ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Non-streamed completions: ``n`` per prompt, choices prompt-major (OpenAI's order), choice ``i`` drawn
-    alone from seed ``seed + i`` as :func:`stream_completion` draws it."""
-    model, codec = entry.model, entry.model.codec_
-    repeated = [prompt for prompt in prompts for _ in range(n)]
-    texts = [model.sample(1, generator=seeded(seed + index), prompt=prompt, **config)[0]
-             for index, prompt in enumerate(repeated)]
-    choices, completion_tokens = [], 0
-    for index, (prompt, text) in enumerate(zip(repeated, texts)):
-        continuation = text[len(prompt):] if text.startswith(prompt) else text
-        tokens = len(codec.tokenize(continuation))
-        completion_tokens += tokens
-        finish = "length" if tokens >= config["max_new_tokens"] else "stop"
-        choices.append({"index": index, "text": continuation, "logprobs": None, "finish_reason": finish})
-    prompt_tokens = sum(len(codec.tokenize(prompt)) for prompt in repeated)
-    return choices, {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                     "total_tokens": prompt_tokens + completion_tokens}
-
-
-async def stream_completion(entry: LoadedModel, prompts: list[str], n: int, seed: int, config: dict[str, Any],
-                            completion: dict[str, Any], timeout_s: float) -> AsyncIterator[str]:
-    """Server-sent events: one chunk per generated piece, a last chunk per choice with its
-    ``finish_reason``, then ``data: [DONE]``. Choice ``i`` draws from seed ``seed + i``. A failure
-    mid-stream is sent as ``data: {"error": ...}`` before ``[DONE]``."""
-    deadline = time.monotonic() + timeout_s
-    codec = entry.model.codec_
-    try:
-        for index, prompt in enumerate(prompt for prompt in prompts for _ in range(n)):
-            pieces = entry.model.stream(prompt, generator=seeded(seed + index), **config)
-            tokens = 0
-            async for piece in _iterate(entry, pieces, deadline, timeout_s):
-                tokens += len(codec.tokenize(piece))
-                yield _event({**completion, "choices": [{"index": index, "text": piece, "logprobs": None,
-                                                         "finish_reason": None}]})
-            finish = "length" if tokens >= config["max_new_tokens"] else "stop"
-            yield _event({**completion, "choices": [{"index": index, "text": "", "logprobs": None,
-                                                     "finish_reason": finish}]})
-    except Exception as error:   # the status line is sent: the error travels as an event
-        failure = as_api_error(error)
-        yield _event(error_body(failure.status, failure.message, failure.param))
-    yield "data: [DONE]\n\n"
-
-
-async def _iterate(entry: LoadedModel, pieces: Iterator[str], deadline: float, timeout_s: float
-                   ) -> AsyncIterator[str]:
-    """Pull a blocking iterator piece by piece in worker threads, one piece under the model's lock."""
-    done = object()
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise APIError(504, f"the stream took longer than the server's limit of {timeout_s:g} s")
-        piece = await run_job(entry, lambda: next(pieces, done), left)
-        if piece is done:
-            return
-        yield piece
-
-
-def _event(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload)}\n\n"

@@ -3,9 +3,11 @@
 Every error answer is ``{"error": {"message", "type", "param", "code"}}`` with the HTTP status as
 ``code`` (vLLM's ``ErrorResponse``): 400 a bad value, 401 a missing or wrong key, 404 an unknown model
 or route, 413 a body over the limit, 422 a body that does not fit the request's schema, 429 more
-requests in flight than ``max_concurrent`` (TGI's convention), 500 a model that failed, 504 a request
-over its time limit. Inside an event stream the same object is sent as one ``data:`` event before the
-end.
+requests in flight than ``max_concurrent`` (TGI's convention), 499 a client that left before its answer
+(nginx's code; nobody reads it), 500 a model that failed, 504 a request over its time limit. Inside an
+event stream the same object is sent as one ``data:`` event before the end. Beam search and logits
+processors are not options of ``POST /v1/completions``; in the library they decode one call at a time
+(:meth:`genlab.sampling.batch_decoding.BatchDecoder.accepts`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ log = logging.getLogger(__name__)
 #: The ``type`` of an error answer by HTTP status (OpenAI's names where it has one).
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                405: "invalid_request_error", 413: "request_too_large", 422: "invalid_request_error",
-               429: "rate_limit_error", 500: "internal_server_error", 504: "timeout_error"}
+               429: "rate_limit_error", 499: "client_closed_request", 500: "internal_server_error",
+               504: "timeout_error"}
 #: Paths anyone may read without a key: the health check and the playground page.
 OPEN_PATHS = ("/health", "/")
 STATIC_PREFIX = "/static/"

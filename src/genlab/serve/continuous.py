@@ -1,0 +1,225 @@
+"""Continuous batching in ``genlab serve``: the completions of every request to one text model decode
+together, one network step a token over every live sequence (:mod:`genlab.sampling.batch_decoding`).
+
+Per model, a decoding thread owns a :class:`~genlab.sampling.batch_decoding.BatchDecoder`. Requests
+hand it their sequences (one per choice, choice ``i`` with its own generator seeded ``seed + i``) and
+read back what each step made final: text pieces, the end of a choice, or the error that stopped the
+model. Between steps the thread admits new sequences and drops cancelled ones, so a request joins a
+batch already under way and a client that disconnects frees its places at the next step. Each step
+holds the model's lock, so the model's other routes run between steps, never during one.
+
+A model decodes here when its records are text (a token codec with ``tokenize``/``detokenize``), its
+network has GPT-2's layout and passes the row-exact probe, and it carries no sample processors of its own
+(a text watermark's logits processor); otherwise its completions run one at a time through
+``model.sample`` / ``model.stream``, as with ``--no-continuous-batching``. Beam search and logits
+processors never reach this route (``POST /v1/completions`` offers neither).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from starlette.concurrency import run_in_threadpool
+
+from genlab.data.text import TextCodec
+from genlab.errors import NotSupportedError
+from genlab.sampling.batch_decoding import BatchDecoder, Update
+from genlab.sampling.decoding import GenerationConfig
+from genlab.serve.registry import LoadedModel
+
+log = logging.getLogger(__name__)
+
+#: Seconds a decoding thread waits for work before it ends (the next request starts another).
+IDLE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a step did to choice ``index`` of a request: pieces of text made final, and whether it ended."""
+
+    index: int
+    pieces: tuple[str, ...]
+    done: bool
+
+
+@dataclass(eq=False)
+class Completion:
+    """The sequences of one request, and the queue the decoding thread answers them on."""
+
+    choices: list[tuple[list[int], GenerationConfig, torch.Generator]]
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    cancelled: bool = False
+    owner: "ModelLoop | None" = None
+
+    async def next(self, timeout: float, disconnected: asyncio.Future | None = None) -> list[Event]:
+        """The events of the next step(s) that touched this request.
+
+        Raises:
+            asyncio.TimeoutError: nothing came within ``timeout`` seconds.
+            ConnectionResetError: ``disconnected`` finished first (the client left).
+            Exception: the error that stopped the model, as the decoding thread caught it.
+        """
+        getting = asyncio.ensure_future(self.queue.get())
+        waiting = {getting} if disconnected is None else {getting, disconnected}
+        try:
+            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getting.done():
+                getting.cancel()
+        if getting not in done:
+            if disconnected is not None and disconnected in done:
+                raise ConnectionResetError("the client disconnected")
+            raise asyncio.TimeoutError
+        events = getting.result()
+        if isinstance(events, BaseException):
+            raise events
+        return events
+
+    def cancel(self) -> None:
+        """Free this request's places at the decoding thread's next step (a no-op once it has ended)."""
+        if not self.cancelled and self.owner is not None:
+            self.cancelled = True
+            self.owner.cancel(self)
+
+    def _deliver(self, item: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:   # the request's event loop is gone: nobody reads the answer
+            self.cancel()
+
+
+class ModelLoop:
+    """The decoding thread of one model: steps its decoder while any sequence is live (module doc)."""
+
+    def __init__(self, entry: LoadedModel, decoder: BatchDecoder, codec: TextCodec) -> None:
+        self.entry, self.decoder, self.codec = entry, decoder, codec
+        self.disabled = False        # the row-exact probe failed after start-up (the thread count changed)
+        self._wake = threading.Condition()
+        self._adding: list[Completion] = []
+        self._cancelling: list[Completion] = []
+        self._thread: threading.Thread | None = None
+        self._sequences: dict[Completion, list] = {}
+
+    def start(self, prompt_tokens: list[int]) -> list[int]:
+        """The ids a continuation of a prompt starts from: ``eos``, then the prompt's tokens (as
+        ``model.stream`` and ``model.sample`` build them)."""
+        return [self.codec.eos, *prompt_tokens]
+
+    def submit(self, completion: Completion) -> None:
+        """Queue the request's sequences; they join the batch at the next step."""
+        completion.owner = self
+        with self._wake:
+            self._adding.append(completion)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"genlab-decode-{self.entry.name}",
+                                                 daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def cancel(self, completion: Completion) -> None:
+        with self._wake:
+            self._cancelling.append(completion)
+            self._wake.notify()
+
+    @property
+    def live(self) -> int:
+        """Sequences in the batch or waiting for a place (for tests and logs)."""
+        return self.decoder.running + self.decoder.waiting
+
+    # ------------------------------------------------------------------ the decoding thread
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._adding or self._cancelling or self.live):
+                    if not self._wake.wait(IDLE_S) and not (self._adding or self._cancelling):
+                        self._thread = None
+                        return
+                adding, self._adding = self._adding, []
+                cancelling, self._cancelling = self._cancelling, []
+            for completion in cancelling:
+                for sequence in self._sequences.pop(completion, []):
+                    self.decoder.cancel(sequence)
+            for completion in adding:
+                if not completion.cancelled:
+                    self._sequences[completion] = [
+                        self.decoder.add(prompt, config, generator=generator, tag=(completion, index))
+                        for index, (prompt, config, generator) in enumerate(completion.choices)]
+            if self.live:
+                self._step()
+
+    def _step(self) -> None:
+        try:
+            with self.entry.lock:
+                updates = self.decoder.step()
+        except Exception as error:   # the model failed: every live request hears it, the loop goes on
+            if isinstance(error, NotSupportedError):
+                self.disabled = True
+            log.exception("continuous batching: a step of model %r failed", self.entry.name)
+            failed = {sequence.tag[0] for sequence in self.decoder.clear()}
+            for completion in failed:
+                self._sequences.pop(completion, None)
+                completion._deliver(error)
+            return
+        for completion, events in _by_request(updates).items():
+            completion._deliver(events)
+            if all(sequence.done for sequence in self._sequences.get(completion, ())):
+                self._sequences.pop(completion, None)
+
+
+def _by_request(updates: list[Update]) -> dict[Completion, list[Event]]:
+    grouped: dict[Completion, list[Event]] = {}
+    for update in updates:
+        if update.pieces or update.done:
+            completion, index = update.sequence.tag
+            grouped.setdefault(completion, []).append(Event(index, update.pieces, update.done))
+    return grouped
+
+
+class ContinuousBatcher:
+    """A :class:`ModelLoop` per text model that can decode in batches, built at its first completion.
+
+    Args:
+        max_num_seqs: the most sequences one model decodes at once (vLLM's ``--max-num-seqs``); more wait.
+    """
+
+    def __init__(self, *, max_num_seqs: int) -> None:
+        self.max_num_seqs = max_num_seqs
+        self._loops: dict[str, ModelLoop | None] = {}
+        self._building = threading.Lock()
+
+    async def loop_for(self, entry: LoadedModel) -> ModelLoop | None:
+        """The model's decoding loop, or ``None`` where its completions run one at a time (module doc)."""
+        if entry.name not in self._loops:
+            await run_in_threadpool(self._build_once, entry)
+        loop = self._loops[entry.name]
+        return None if loop is None or loop.disabled else loop
+
+    def _build_once(self, entry: LoadedModel) -> None:
+        with self._building:
+            if entry.name not in self._loops:
+                self._loops[entry.name] = self._build(entry)
+
+    def _build(self, entry: LoadedModel) -> ModelLoop | None:
+        model = entry.model
+        codec, network = getattr(model, "codec_", None), getattr(model, "network_", None)
+        if not isinstance(codec, TextCodec) or network is None:
+            return None
+        if getattr(model, "processors_", None):
+            log.info("model %r: completions one at a time (its sample processors %s act on each call)",
+                     entry.name, ", ".join(model.processors_))
+            return None
+        try:
+            with entry.lock:
+                decoder = BatchDecoder(network, eos=codec.eos, detokenize=codec.detokenize,
+                                       max_sequences=self.max_num_seqs)
+        except NotSupportedError as why:
+            log.warning("model %r: completions one at a time, no continuous batching: %s", entry.name, why)
+            return None
+        log.info("model %r: continuous batching of up to %d sequences", entry.name, self.max_num_seqs)
+        return ModelLoop(entry, decoder, codec)

@@ -1,0 +1,440 @@
+"""Continuous batching of text completions: the row-exact decoding step, the batch decoder, and
+`genlab serve` answering concurrent completions with exactly the texts the same requests get alone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+
+import httpx
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from genlab.cli import serve_command
+from genlab.cli.app import main
+from genlab.errors import ConfigError, NotSupportedError
+from genlab.models.transformer.gpt import GPT
+from genlab.sampling.batch_decoding import BatchDecoder
+from genlab.sampling.decoding import GenerationConfig, TextPieces, stream
+from genlab.sampling.row_exact import RowExactStep
+from genlab.serve import ModelRegistry, ServeSettings, create_app
+from serve_support import ThreadServer, build_code_run
+
+ALPHABET = "abcdefghijklmnopqrstuvwxyz ():\n"
+EOS = len(ALPHABET)
+
+
+def detokenize(ids: list[int]) -> str:
+    return "".join(ALPHABET[i] for i in ids if i < EOS)
+
+
+def network(n_layer: int, n_head: int, n_embd: int, block_size: int, seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(EOS + 1, block_size, n_layer, n_head, n_embd).eval()
+
+
+# ---------------------------------------------------------------------------------- the decoding step
+@pytest.mark.parametrize("shape", [(1, 2, 16, 32), (2, 4, 20, 24), (2, 2, 64, 64)])
+def test_row_exact_step_gives_each_row_its_logits_alone(shape):
+    # 16 wide: the attention projection (256 multiply-adds) runs row by row; 20 wide: so does the GELU
+    # (80 values, not whole vectors); 64 wide: every op batched
+    net = network(*shape)
+    step = RowExactStep(net, max_rows=8)
+    generator = torch.Generator().manual_seed(1)
+    lengths = [1, 9, 3, 17, 5, 2, 12, 7]
+    caches, alone_caches = [], []
+    for length in lengths:
+        prompt = torch.randint(EOS, (1, length), generator=generator)
+        for into in (caches, alone_caches):
+            cache = net.new_cache(1, shape[3])
+            net(prompt, cache=cache)
+            cache.advance(length)
+            into.append(cache)
+    tokens = torch.randint(EOS, (8,), generator=generator)
+    positions = torch.tensor(lengths)
+    with torch.inference_mode():
+        batched = step(tokens, positions, caches)
+        alone = torch.cat([net(tokens[i].view(1, 1), cache=alone_caches[i], positions=positions[i].view(1, 1))[:, -1]
+                           for i in range(8)])
+    assert torch.equal(batched, alone)   # bit for bit, not approximately
+    for cache, reference in zip(caches, alone_caches):   # and the same keys and values written
+        assert all(torch.equal(a[:, :, :cache.length + 1], b[:, :, :cache.length + 1])
+                   for a, b in zip(cache.keys + cache.values, reference.keys + reference.values))
+
+
+def test_row_exact_step_reprobes_when_the_thread_count_changes():
+    net, threads = network(1, 2, 64, 32), torch.get_num_threads()
+    step = RowExactStep(net, max_rows=4)
+    assert step.threads == threads
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        cache = net.new_cache(1, 32)
+        net(torch.tensor([[1, 2]]), cache=cache)
+        cache.advance(2)
+        step(torch.tensor([3]), torch.tensor([2]), [cache])
+        assert step.threads == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_networks_that_cannot_be_row_exact_are_refused():
+    with pytest.raises(NotSupportedError, match="training mode"):
+        RowExactStep(network(1, 2, 16, 32).train(), max_rows=4)
+    with pytest.raises(NotSupportedError, match="layout"):
+        RowExactStep(torch.nn.Linear(4, 4).eval(), max_rows=4)
+
+
+# ---------------------------------------------------------------------------------- the batch decoder
+def test_text_pieces_hold_back_split_characters_and_stop_prefixes():
+    def utf8(ids: list[int]) -> str:   # a byte-level tokenizer: "é" is two tokens
+        return bytes(ids).decode("utf-8", errors="replace")
+
+    pieces = TextPieces(utf8, ("cut",))
+    made = [pieces.add(byte) for byte in "caé cu".encode()]
+    assert made == ["", "ca", "", "é", " ", "", ""]   # "é" waits for its second byte; "c", "cu" may start "cut"
+    assert pieces.add(ord("p")) == "cup" and not pieces.stopped
+    assert [pieces.add(byte) for byte in b" cut"] == [" ", "", "", ""] and pieces.stopped
+    rest = TextPieces(utf8, ("cut",))
+    assert [rest.add(byte) for byte in b"a c"] == ["a", " ", ""] and rest.flush() == "c"
+
+
+def random_requests(rng: random.Random, count: int) -> list[tuple[list[int], GenerationConfig, int, int]]:
+    """(prompt, config, seed, step it joins at): greedy and sampled, every option, windows that slide."""
+    requests = []
+    for index in range(count):
+        config = GenerationConfig(max_new_tokens=rng.choice([1, 5, 30, 80]), temperature=rng.choice([0.0, 0.7, 1.5]),
+                                  top_k=rng.choice([None, 3]), top_p=rng.choice([None, 0.9]),
+                                  repetition_penalty=rng.choice([1.0, 1.3]),
+                                  stop=tuple(rng.sample(["ab", "e", "q)", "zz"], rng.randint(0, 2))))
+        prompt = [EOS] + [rng.randrange(EOS) for _ in range(rng.choice([0, 3, 40]))]   # 40: longer than the context
+        requests.append((prompt, config, 1000 + index, rng.randint(0, 25)))
+    return requests
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 16, 32), (2, 4, 20, 24)])
+def test_batch_decoder_sends_what_each_sequence_streams_alone(shape):
+    net = network(*shape)
+    decoder = BatchDecoder(net, eos=EOS, detokenize=detokenize, max_sequences=6)   # some wait for a place
+    requests = random_requests(random.Random(shape[2]), 16)
+    pieces: dict[int, list[str]] = {}
+    step = 0
+    while step <= 25 or decoder.running or decoder.waiting:
+        for index, (prompt, config, seed, joins) in enumerate(requests):
+            if joins == step:   # joining a batch already under way
+                decoder.add(prompt, config, generator=torch.Generator().manual_seed(seed), tag=index)
+                pieces[index] = []
+        for update in decoder.step():
+            pieces[update.sequence.tag].extend(update.pieces)
+        step += 1
+    assert max(decoder.batch_sizes) == 6
+    for index, (prompt, config, seed, _) in enumerate(requests):
+        alone = list(stream(net, prompt, config, detokenize, generator=torch.Generator().manual_seed(seed), eos=EOS))
+        assert pieces[index] == alone, (index, config)   # piece for piece
+
+
+def test_cancel_frees_the_place_and_the_cache_at_the_next_step():
+    decoder = BatchDecoder(network(1, 2, 16, 32), eos=EOS, detokenize=detokenize, max_sequences=2)
+    config = GenerationConfig(max_new_tokens=20, temperature=0)
+    first, second, third = (decoder.add([EOS, i], config) for i in range(3))
+    decoder.step()
+    assert (decoder.running, decoder.waiting) == (2, 1) and first.cache is not None
+    decoder.cancel(first)
+    assert first.cache is None and first.finish == "cancelled"
+    updates = decoder.step()
+    assert [u.sequence for u in updates] == [second, third] and decoder.running == 2 and decoder.waiting == 0
+    assert first.drawn == 1
+
+
+def test_the_decoder_takes_greedy_and_sampled_decoding_only():
+    decoder = BatchDecoder(network(1, 2, 16, 32), eos=EOS, detokenize=detokenize)
+    with pytest.raises(ConfigError, match="beam search"):
+        decoder.add([EOS], GenerationConfig(num_beams=2))
+    with pytest.raises(ConfigError, match="beam search"):
+        decoder.add([EOS], GenerationConfig(logits_processors=(lambda tokens, scores: scores,)))
+    with pytest.raises(ConfigError, match="start token"):
+        decoder.add([], GenerationConfig())
+
+
+# ---------------------------------------------------------------------------------- genlab serve
+#: Completions of every kind: greedy and sampled, several max_tokens, stop strings, n and prompt lists,
+#: a continuation past the context (block 32), a repetition penalty.
+REQUESTS = [
+    {"prompt": "def ", "max_tokens": 12, "temperature": 0, "seed": 1},
+    {"prompt": "def f1", "max_tokens": 30, "temperature": 0.8, "seed": 2},
+    {"prompt": "", "max_tokens": 64, "top_k": 5, "seed": 3},
+    {"prompt": "def f2(x):\n", "max_tokens": 20, "temperature": 0.7, "top_p": 0.9, "seed": 4, "stop": ["\n\n"]},
+    {"prompt": "def ", "max_tokens": 40, "temperature": 1.2, "repetition_penalty": 1.3, "seed": 5, "n": 2},
+    {"prompt": ["def f3", "def f4"], "max_tokens": 16, "temperature": 0.9, "seed": 6, "stop": "x"},
+    {"prompt": "def f5(x):", "max_tokens": 48, "temperature": 0, "repetition_penalty": 1.2, "seed": 7,
+     "stop": [")", "*"]},
+    {"prompt": "def ", "max_tokens": 1, "seed": 8},
+]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    return ModelRegistry.from_runs([build_code_run(tmp_path_factory.mktemp("batching-runs"))])
+
+
+@pytest.fixture(scope="module")
+def server(registry):
+    live = ThreadServer(registry, ServeSettings(max_tokens=64, max_concurrent=64)).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(registry):
+    live = ThreadServer(registry, ServeSettings(max_tokens=64, continuous_batching=False)).start()
+    yield live
+    live.stop()
+
+
+def decode_loop(app):
+    """The code model's decoding loop inside an app (the Guard wraps the FastAPI app)."""
+    return app.app.state.continuous._loops.get("code")
+
+
+@pytest.fixture
+def slow_steps(monkeypatch):
+    """Make every batched step last at least ``seconds`` (set the returned list's first item)."""
+    seconds, step = [0.0], BatchDecoder.step
+
+    def slow(self):
+        time.sleep(seconds[0])
+        return step(self)
+
+    monkeypatch.setattr(BatchDecoder, "step", slow)
+    return seconds
+
+
+async def ask(client: httpx.AsyncClient, url: str, request: dict, *, stream: bool) -> dict:
+    """One completion, read whole: the JSON answer, or the choices' texts and finish reasons from a stream."""
+    body = {"model": "code", **request, "stream": stream}
+    if not stream:
+        response = await client.post(f"{url}/v1/completions", json=body)
+        answer = response.json()
+        if response.status_code != 200:
+            return {"status": response.status_code, "error": answer["error"]}
+        return {"status": 200, "texts": [c["text"] for c in answer["choices"]],
+                "finish": [c["finish_reason"] for c in answer["choices"]], "usage": answer["usage"]}
+    texts: dict[int, str] = {}
+    finish: dict[int, str] = {}
+    async with client.stream("POST", f"{url}/v1/completions", json=body) as response:
+        if response.status_code != 200:
+            return {"status": response.status_code, "error": json.loads(await response.aread())["error"]}
+        lines = [line async for line in response.aiter_lines() if line]
+    assert lines[-1] == "data: [DONE]", lines[-3:]
+    order = []
+    for line in lines[:-1]:
+        event = json.loads(line[6:])
+        assert "error" not in event, event
+        choice = event["choices"][0]
+        order.append(choice["index"])
+        texts[choice["index"]] = texts.get(choice["index"], "") + choice["text"]
+        if choice["finish_reason"]:
+            finish[choice["index"]] = choice["finish_reason"]
+    assert order == sorted(order)   # choice by choice, as one at a time sends them
+    return {"status": 200, "texts": [texts.get(i, "") for i in range(len(finish))],
+            "finish": [finish[i] for i in range(len(finish))]}
+
+
+def answers(url: str, requests: list[dict], *, together: bool) -> list[dict]:
+    """Every request streamed and not: all at once, or one after another."""
+    async def run() -> list[dict]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            calls = [(request, streamed) for request in requests for streamed in (False, True)]
+            if together:
+                return list(await asyncio.gather(*(ask(client, url, r, stream=s) for r, s in calls)))
+            return [await ask(client, url, r, stream=s) for r, s in calls]
+
+    return asyncio.run(run())
+
+
+def seed_texts(model, request: dict) -> list[str]:
+    """Choice i of ``request`` as ``model.stream`` draws it alone from seed + i."""
+    prompts = [request["prompt"]] if isinstance(request["prompt"], str) else request["prompt"]
+    options = {"max_new_tokens": request["max_tokens"], "temperature": request.get("temperature", 1.0),
+               "top_k": request.get("top_k"), "top_p": request.get("top_p"),
+               "repetition_penalty": request.get("repetition_penalty", 1.0),
+               "stop": [request["stop"]] if isinstance(request.get("stop"), str) else request.get("stop", [])}
+    repeated = [prompt for prompt in prompts for _ in range(request.get("n", 1))]
+    seed = request.get("seed", 0)
+    return ["".join(model.stream(prompt, generator=torch.Generator().manual_seed(seed + i), **options))
+            for i, prompt in enumerate(repeated)]
+
+
+def test_concurrent_completions_equal_the_same_requests_served_one_at_a_time(server, one_at_a_time, registry,
+                                                                             slow_steps):
+    slow_steps[0] = 0.005   # every request arrives while others decode
+    together = answers(server.url, REQUESTS, together=True)
+    loop = decode_loop(server.app)
+    assert loop is not None and max(loop.decoder.batch_sizes) > 4   # the tiny model did decode in batches
+    alone = answers(server.url, REQUESTS, together=False)
+    unbatched = answers(one_at_a_time.url, REQUESTS, together=False)
+    assert decode_loop(one_at_a_time.app) is None
+    assert together == alone == unbatched
+    model = registry.get("code").model
+    for request, plain, streamed in zip(REQUESTS, together[::2], together[1::2]):
+        assert plain["texts"] == streamed["texts"] == seed_texts(model, request)
+        assert plain["finish"] == streamed["finish"]
+    sampled = model.sample(1, prompt="def ", max_new_tokens=40, temperature=1.2, repetition_penalty=1.3,
+                           generator=torch.Generator().manual_seed(5))[0]
+    assert together[8]["texts"][0] == sampled[len("def "):]   # what `genlab sample --seed 5` writes
+
+
+def test_a_request_joins_a_batch_under_way(server, registry, slow_steps):
+    slow_steps[0] = 0.02
+    loop_before = decode_loop(server.app)
+    steps_before = len(loop_before.decoder.batch_sizes) if loop_before else 0
+    # greedy: the tiny model's sampled texts often end early (eos), its greedy one runs the whole budget
+    long = {"prompt": "def ", "max_tokens": 60, "temperature": 0}
+    short = {"prompt": "def f", "max_tokens": 10, "seed": 12}
+
+    async def run():
+        async with httpx.AsyncClient(timeout=60) as client:
+            first = asyncio.ensure_future(ask(client, server.url, long, stream=True))
+            await asyncio.sleep(0.3)   # about 15 steps in
+            second = await ask(client, server.url, short, stream=False)
+            return await first, second
+
+    first, second = asyncio.run(run())
+    sizes = decode_loop(server.app).decoder.batch_sizes[steps_before:]
+    assert first["finish"] == ["length"]
+    assert sizes[0] == 1 and 2 in sizes and sizes[-1] == 1   # alone, then two, then alone again
+    model = registry.get("code").model
+    assert first["texts"] == seed_texts(model, long) and second["texts"] == seed_texts(model, short)
+
+
+def wait_until_free(loop, seconds: float) -> float:
+    start = time.monotonic()
+    while loop.live and time.monotonic() - start < seconds:
+        time.sleep(0.01)
+    assert loop.live == 0, "the slot was not freed"
+    return time.monotonic() - start
+
+
+def test_a_client_that_disconnects_frees_its_place_at_once(server, slow_steps):
+    slow_steps[0] = 0.05   # 64 tokens would take 3.2 s
+    request = {"model": "code", "prompt": "def ", "max_tokens": 64, "temperature": 0, "stream": True}   # no early eos
+    added = []
+    add = BatchDecoder.add
+
+    def remember(self, *args, **kwargs):
+        added.append(add(self, *args, **kwargs))
+        return added[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BatchDecoder, "add", remember)
+        with httpx.stream("POST", f"{server.url}/v1/completions", json=request, timeout=30) as response:
+            next(line for line in response.iter_lines() if line)   # the first piece: it is decoding
+        assert wait_until_free(decode_loop(server.app), 1.0) < 1.0
+        assert added[-1].finish == "cancelled" and added[-1].drawn < 30
+        with pytest.raises(httpx.ReadTimeout):   # not streamed: the client gives up waiting
+            httpx.post(f"{server.url}/v1/completions", json={**request, "stream": False}, timeout=0.4)
+        wait_until_free(decode_loop(server.app), 1.0)
+        assert added[-1].finish == "cancelled" and added[-1].drawn < 30
+    assert httpx.post(f"{server.url}/v1/completions", json={**request, "max_tokens": 4, "stream": False},
+                      timeout=30).status_code == 200
+
+
+def test_bad_requests_in_the_middle_get_json_errors_and_disturb_no_one(server, registry, slow_steps):
+    slow_steps[0] = 0.01
+    good = REQUESTS[1:5]
+    bad = [({"model": "code", "prompt": "x", "max_tokens": 10_000}, 400),
+           ({"model": "nope", "prompt": "x"}, 404),
+           ({"model": "code", "prompt": "x", "temperature": "hot"}, 422),
+           ({"model": "code", "prompt": [], "stream": True}, 400),
+           ({"model": "code", "prompt": "x", "n": 300}, 400),
+           ({"model": "code", "prompt": "x", "top_p": 0}, 422),
+           ({"model": "code", "prompt": "def €", "stream": True}, 400)]   # not in the vocabulary
+
+    async def run():
+        async with httpx.AsyncClient(timeout=60) as client:
+            pending = [asyncio.ensure_future(ask(client, server.url, r, stream=True)) for r in good]
+            await asyncio.sleep(0.05)
+            errors = [await client.post(f"{server.url}/v1/completions", json=body) for body, _ in bad]
+            errors.append(await client.post(f"{server.url}/v1/completions", content=b"{not json",
+                                            headers={"content-type": "application/json"}))
+            return errors, await asyncio.gather(*pending)
+
+    errors, streams = asyncio.run(run())
+    for response, status in zip(errors, [s for _, s in bad] + [422]):
+        assert response.status_code == status and response.json()["error"]["code"] == status
+    model = registry.get("code").model
+    assert [s["texts"] for s in streams] == [seed_texts(model, r) for r in good]
+
+
+def test_64_streams_at_once_lose_nothing(server, registry):
+    requests = [{"prompt": "def ", "max_tokens": 12, "seed": 100 + i, "temperature": 0.8} for i in range(64)]
+
+    async def run():
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await asyncio.gather(*(ask(client, server.url, r, stream=True) for r in requests))
+
+    streams = asyncio.run(run())
+    model = registry.get("code").model
+    assert [s["texts"] for s in streams] == [seed_texts(model, r) for r in requests]
+
+
+def test_a_burst_past_max_concurrent_gets_answers_or_429s(registry, slow_steps):
+    slow_steps[0] = 0.01
+    live = ThreadServer(registry, ServeSettings(max_tokens=64, max_concurrent=8)).start()
+    try:
+        requests = [{"prompt": "def ", "max_tokens": 16, "seed": 200 + i} for i in range(24)]
+
+        async def run():
+            async with httpx.AsyncClient(timeout=60) as client:
+                return await asyncio.gather(*(ask(client, live.url, r, stream=i % 2 == 0)
+                                              for i, r in enumerate(requests)))
+
+        results = asyncio.run(run())
+    finally:
+        live.stop()
+    model = registry.get("code").model
+    served = [(r, result) for r, result in zip(requests, results) if result["status"] == 200]
+    refused = [result for result in results if result["status"] != 200]
+    assert len(served) >= 8 and refused and len(served) + len(refused) == 24
+    assert all(result["status"] == 429 and result["error"]["type"] == "rate_limit_error" for result in refused)
+    assert all(result["texts"] == seed_texts(model, r) for r, result in served)
+
+
+def test_over_the_time_limit_is_504_and_frees_the_places(registry, slow_steps):
+    slow_steps[0] = 0.05
+    app = create_app(registry, ServeSettings(max_tokens=64, timeout_s=0.3))
+    client = TestClient(app)
+    request = {"model": "code", "prompt": "def ", "max_tokens": 64, "seed": 1, "n": 2}
+    response = client.post("/v1/completions", json=request)
+    assert response.status_code == 504 and response.json()["error"]["type"] == "timeout_error"
+    wait_until_free(decode_loop(app), 1.0)
+    with client.stream("POST", "/v1/completions", json={**request, "stream": True}) as streamed:
+        events = [line for line in streamed.iter_lines() if line]
+    assert events[-1] == "data: [DONE]" and json.loads(events[-2][6:])["error"]["code"] == 504
+    wait_until_free(decode_loop(app), 1.0)
+
+
+def test_a_model_with_its_own_processors_completes_one_at_a_time(registry):
+    entry = registry.get("code")
+    app = create_app(registry)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(entry.model.processors_, "mark", object())   # e.g. a text watermark's logits processor
+        loop = asyncio.run(app.app.state.continuous.loop_for(entry))
+    assert loop is None
+
+
+def test_genlab_serve_flags_turn_continuous_batching_off(registry, monkeypatch, capsys):
+    given = {}
+    monkeypatch.setattr(serve_command, "_serve", lambda listener, runs, runs_dir, timeout, settings:
+                        given.update(settings))
+    run = str(registry.get("code").run)
+    for flags, expected in (([], (True, 64)), (["--no-continuous-batching", "--max-num-seqs", "8"], (False, 8))):
+        with pytest.raises(SystemExit) as done:
+            main(["serve", run, "--port", "0", *flags])
+        assert done.value.code == 0 and (given["continuous_batching"], given["max_num_seqs"]) == expected
+    with pytest.raises(SystemExit) as done:
+        main(["serve", run, "--max-num-seqs", "0"])
+    assert done.value.code == 1 and "--max-num-seqs" in capsys.readouterr().err
+
