@@ -211,8 +211,10 @@ def slow_steps(monkeypatch):
     return seconds
 
 
-async def ask(client: httpx.AsyncClient, url: str, request: dict, *, stream: bool) -> dict:
-    """One completion, read whole: the JSON answer, or the choices' texts and finish reasons from a stream."""
+async def ask(client: httpx.AsyncClient, url: str, request: dict, *, stream: bool,
+              started: asyncio.Event | None = None) -> dict:
+    """One completion, read whole: the JSON answer, or the choices' texts and finish reasons from a stream
+    (``started`` is set at its first event)."""
     body = {"model": "code", **request, "stream": stream}
     if not stream:
         response = await client.post(f"{url}/v1/completions", json=body)
@@ -226,7 +228,12 @@ async def ask(client: httpx.AsyncClient, url: str, request: dict, *, stream: boo
     async with client.stream("POST", f"{url}/v1/completions", json=body) as response:
         if response.status_code != 200:
             return {"status": response.status_code, "error": json.loads(await response.aread())["error"]}
-        lines = [line async for line in response.aiter_lines() if line]
+        lines = []
+        async for line in response.aiter_lines():
+            if line:
+                lines.append(line)
+                if started is not None:
+                    started.set()
     assert lines[-1] == "data: [DONE]", lines[-3:]
     order = []
     for line in lines[:-1]:
@@ -296,8 +303,10 @@ def test_a_request_joins_a_batch_under_way(server, registry, slow_steps):
 
     async def run():
         async with httpx.AsyncClient(timeout=60) as client:
-            first = asyncio.ensure_future(ask(client, server.url, long, stream=True))
-            await asyncio.sleep(0.3)   # about 15 steps in
+            started = asyncio.Event()
+            first = asyncio.ensure_future(ask(client, server.url, long, stream=True, started=started))
+            await started.wait()
+            await asyncio.sleep(0.1)   # a few steps in
             second = await ask(client, server.url, short, stream=False)
             return await first, second
 
@@ -331,12 +340,12 @@ def test_a_client_that_disconnects_frees_its_place_at_once(server, slow_steps):
         patch.setattr(BatchDecoder, "add", remember)
         with httpx.stream("POST", f"{server.url}/v1/completions", json=request, timeout=30) as response:
             next(line for line in response.iter_lines() if line)   # the first piece: it is decoding
-        assert wait_until_free(decode_loop(server.app), 1.0) < 1.0
-        assert added[-1].finish == "cancelled" and added[-1].drawn < 30
+        wait_until_free(decode_loop(server.app), 2.0)   # the whole stream would take 3.2 s
+        assert added[-1].finish == "cancelled" and added[-1].drawn < 64
         with pytest.raises(httpx.ReadTimeout):   # not streamed: the client gives up waiting
             httpx.post(f"{server.url}/v1/completions", json={**request, "stream": False}, timeout=0.4)
-        wait_until_free(decode_loop(server.app), 1.0)
-        assert added[-1].finish == "cancelled" and added[-1].drawn < 30
+        wait_until_free(decode_loop(server.app), 2.0)
+        assert added[-1].finish == "cancelled" and added[-1].drawn < 64
     assert httpx.post(f"{server.url}/v1/completions", json={**request, "max_tokens": 4, "stream": False},
                       timeout=30).status_code == 200
 
