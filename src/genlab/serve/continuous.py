@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from genlab.data.text import TextCodec
 from genlab.errors import NotSupportedError
-from genlab.sampling.batch_decoding import BatchDecoder, Update
+from genlab.sampling.batch_decoding import BatchDecoder, DecodingSequence, Update
 from genlab.sampling.decoding import GenerationConfig
 from genlab.serve.registry import LoadedModel
 
@@ -104,7 +104,7 @@ class ModelLoop:
         self._adding: list[Completion] = []
         self._cancelling: list[Completion] = []
         self._thread: threading.Thread | None = None
-        self._sequences: dict[Completion, list] = {}
+        self._sequences: dict[Completion, list[DecodingSequence]] = {}
 
     def start(self, prompt_tokens: list[int]) -> list[int]:
         """The ids a continuation of a prompt starts from: ``eos``, then the prompt's tokens (as
@@ -123,6 +123,7 @@ class ModelLoop:
             self._wake.notify()
 
     def cancel(self, completion: Completion) -> None:
+        """End the request's sequences at the next step (use :meth:`Completion.cancel`)."""
         with self._wake:
             self._cancelling.append(completion)
             self._wake.notify()
