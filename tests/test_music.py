@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from genlab.data import music
-from genlab.errors import DataError
+from genlab.errors import ConfigError, DataError
 from genlab.metrics.music import chorale_statistics, compare_chorales
 
 # two bars of 4/4 in eighth-note steps: S A T B per step
@@ -106,8 +106,11 @@ def test_the_transformer_fits_and_samples_chorale_strings(tmp_path, single_threa
     data = Dataset(name="toy", modality="music", x_train=_array(pieces), x_test=_array(pieces[:1]))
     model = TransformerModel(n_layer=1, n_head=2, n_embd=16, block_size=32)
     model.fit(data, train=TrainConfig(steps=3, batch_size=8, device="cpu"))
-    samples = model.sample(3, generator=torch.Generator().manual_seed(0), max_new_tokens=24)
-    assert samples.shape == (3,) and all(isinstance(s, str) for s in samples)
+    samples = model.sample(3, generator=torch.Generator().manual_seed(0), max_new_tokens=66)
+    assert samples.shape == (3,) and all(music.parses(s) for s in samples)   # the grammar is on by default
+    with pytest.raises(ConfigError, match="the shortest takes 33 tokens"):   # a bar line and one bar of 8 steps
+        model.sample(1, max_new_tokens=24)
     model.save_pretrained(tmp_path / "run")
-    again = TransformerModel.from_pretrained(tmp_path / "run")
-    assert list(again.sample(3, generator=torch.Generator().manual_seed(0), max_new_tokens=24)) == list(samples)
+    again = TransformerModel.from_pretrained(tmp_path / "run")   # with the codec's voice ranges and meters
+    assert list(again.sample(3, generator=torch.Generator().manual_seed(0), max_new_tokens=66)) == list(samples)
+

@@ -24,6 +24,9 @@ training piece in every shift of ``-5 .. +6`` semitones (all twelve keys) that k
 
 Writing: :func:`to_stream` builds a music21 score (four parts) that writes ``.mid`` and ``.musicxml``;
 :func:`synthesize` renders a WAV by additive synthesis in numpy (no soundfont is needed).
+
+Sampling inside the grid: :meth:`ChoraleCodec.grammar` is a :class:`ChoraleSyntax` (each voice's pitch range
+and the meters of the training pieces), which the transformer applies by default so that every sample parses.
 """
 
 from __future__ import annotations
@@ -357,23 +360,123 @@ def write_wav(text: str, path: str | os.PathLike, *, sample_rate: int = 22_050, 
 
 
 # ---------------------------------------------------------------------------------------- codec
+#: A bar length (in steps) is one of the meters the codec fits when it is the meter of this share of the pieces.
+METER_SHARE = 0.05
+#: Token classes of :class:`ChoraleSyntax`; a pitch's class is ``PITCH_CLASS`` plus the bit set of the
+#: voices whose range holds it.
+BAR_CLASS, HOLD_CLASS, REST_CLASS, PITCH_CLASS = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class ChoraleSyntax:
+    """The grid's grammar as a finite state machine over token classes, for constrained sampling
+    (:mod:`genlab.sampling.token_grammar` compiles it into one allowed-token vector per state).
+
+    A sample opens with ``|``; a step is four voice tokens, each a pitch in its voice's range, ``R``, or ``_``
+    where the voice sounds. The first bar (a pickup) holds 1 to ``max(meters)`` steps, the second one of
+    ``meters`` (the meter), every later one the meter, or splits it in two bars (6 + 2 steps at a repeat in
+    4/4, as Bach's scores do). The sample ends (``eos``) only where a bar line may come after a whole bar, once
+    a note has started: so every sample parses. A state is ``(bar, meter, due, steps, voice, sounding, note)``:
+    bar 0 before the first ``|``, 1 the pickup, 2 the bar that fixes the meter, 3 any later one; the meter (0
+    while open); the steps the bar must hold (0 while open); whole steps so far; the voice next in the step;
+    a bit per voice that sounds; whether a note has started.
+
+    Attributes:
+        classes: the class of each token id (``BAR_CLASS`` ...); the ``eos`` id's is not read.
+        eos: the end-of-sample id.
+        meters: the bar lengths in steps a sample may take.
+    """
+
+    classes: tuple[int, ...]
+    eos: int
+    meters: tuple[int, ...]
+    name: str = "chorale grammar"
+    start: tuple = (0, 0, 0, 0, 0, 0, False)
+
+    def step(self, state: tuple, cls: int) -> tuple | None:
+        """The state after a token of class ``cls``, or ``None`` where the grammar does not allow it."""
+        bar, meter, due, steps, voice, sounding, note = state
+        if cls == BAR_CLASS:
+            if bar == 0:
+                return 1, 0, 0, 0, 0, 0, False
+            if voice or not steps or (bar == 2 and steps not in self.meters) or steps < due < meter:
+                return None   # mid-step, an empty bar, no meter, or the second half of a split bar cut again
+            if bar < 3:
+                return bar + 1, steps * (bar == 2), steps * (bar == 2), 0, 0, sounding, note
+            return 3, meter, meter if steps == due else meter - steps, 0, 0, sounding, note
+        if bar == 0 or (voice == 0 and steps >= (due or max(self.meters))):
+            return None   # before the first bar line, or the bar is full and its bar line comes first
+        bit = 1 << voice
+        if cls == HOLD_CLASS:
+            if not sounding & bit:
+                return None
+        elif cls == REST_CLASS:
+            sounding &= ~bit
+        elif cls >= PITCH_CLASS and (cls - PITCH_CLASS) & bit:
+            sounding, note = sounding | bit, True
+        else:
+            return None
+        voice = (voice + 1) % len(VOICES)
+        return bar, meter, due, steps + (voice == 0), voice, sounding, note
+
+    def accepts(self, state: tuple) -> bool:
+        """Whether a sample may end in ``state``."""
+        bar, _, due, steps, voice, _, note = state
+        return note and bar > 0 and voice == 0 and (steps == due if due else steps in self.meters)
+
+
 class ChoraleCodec(VocabularyCodec):
     """Chorale strings <-> token streams: one token per grid token (pitch, ``_``, ``R``, ``|``), ``eos`` last.
 
     Documents are one stream ``eos chorale_1 eos ...`` cut into windows of ``context`` tokens, as for
-    text (:class:`~genlab.data.text.TextCodec`).
+    text (:class:`~genlab.data.text.TextCodec`). ``fit`` also keeps each voice's pitch range and the meters
+    (bar lengths in steps) of the training pieces, for :meth:`grammar`; a run saved without them (before the
+    grammar) takes any pitch and 4/4.
     """
 
     name = "chorale"
     modality = "music"
 
+    def __init__(self, shape: tuple[int, ...] = (), *, context: int, tokens: Sequence[str] | None = None,
+                 ranges: Sequence[Sequence[int]] | None = None, meters: Sequence[int] | None = None) -> None:
+        super().__init__(shape, context=context, tokens=tokens)
+        self.ranges = tuple((int(lo), int(hi)) for lo, hi in ranges) if ranges else ((0, 127),) * len(VOICES)
+        self.meters = tuple(int(m) for m in meters) if meters else (DEFAULT_BAR_STEPS,)
+
     def fit(self, x: np.ndarray) -> "ChoraleCodec":
         pieces = self.check_records(x, "training chorales")
         # every pitch 0-127 is in the vocabulary, so any transposition of a training piece encodes
         self._set_tokens([BAR, HOLD, REST] + [str(p) for p in range(128)])
+        grids = []
         for piece in pieces:
             self.tokenize(piece)   # a string outside the grammar's tokens is an error now, not at encode
+            try:
+                grids.append(parse_chorale(piece))
+            except DataError:
+                continue   # kept for training; only the pieces that parse give the ranges and meters
+        sounding = [np.concatenate([g.pitch[g.onset[:, v], v] for g in grids] + [np.zeros(0, np.int16)])
+                    for v in range(len(VOICES))]
+        self.ranges = tuple((int(p.min()), int(p.max())) if len(p) else (0, 127) for p in sounding)
+        # a piece's meter: its most common bar length without its first and last bar (a pickup and the bar that
+        # completes it); split bars at a repeat (6 + 2 steps in 4/4) are rarer than whole ones in every piece
+        meters = []
+        for g in grids:
+            lengths = np.diff(np.append(g.bars, g.n_steps))
+            lengths = lengths[1:-1] if len(lengths) > 2 else lengths
+            values, counts = np.unique(lengths[lengths > 0], return_counts=True)
+            meters += [int(values[counts.argmax()])] if len(values) else []
+        values, counts = np.unique(meters, return_counts=True)
+        self.meters = tuple(int(v) for v in values[counts >= METER_SHARE * counts.sum()]) or (DEFAULT_BAR_STEPS,)
         return self
+
+    def grammar(self) -> ChoraleSyntax:
+        """The grid's grammar over this codec's ids (:class:`ChoraleSyntax`): a voice's fitted pitch range."""
+        def voices(pitch: int) -> int:
+            return sum(1 << v for v, (lo, hi) in enumerate(self.ranges) if lo <= pitch <= hi)
+
+        special = {BAR: BAR_CLASS, HOLD: HOLD_CLASS, REST: REST_CLASS}
+        classes = [special[t] if t in special else PITCH_CLASS + voices(int(t)) for t in self.tokens]
+        return ChoraleSyntax(classes=tuple(classes + [REST_CLASS]), eos=self.eos, meters=self.meters)
 
     def tokenize(self, text: str) -> list[int]:
         try:
@@ -386,8 +489,9 @@ class ChoraleCodec(VocabularyCodec):
         return " ".join(self.tokens[i] for i in ids if i != self.eos)
 
     def state(self) -> dict[str, Any]:
-        return self._state(tokens=self.tokens)
+        return self._state(tokens=self.tokens, ranges=[list(r) for r in self.ranges], meters=list(self.meters))
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "ChoraleCodec":
-        return cls(context=state["context"], tokens=state["tokens"])
+        return cls(context=state["context"], tokens=state["tokens"], ranges=state.get("ranges"),
+                   meters=state.get("meters"))

@@ -29,12 +29,20 @@ is native and exact as a factorisation, ``p(rest | condition) = prod_j p(x_j | c
 no rejection; its quality is only the network's fit of those conditionals. What is not exact: a number
 in a condition is seen by the network as its bin (the other columns follow ``p(. | x in bin)``), while
 the returned rows hold the exact value. Every returned row satisfies the condition.
+
+Grammars: a codec whose records have a grammar offers it (``codec.grammar()``: chorales, SMILES), and
+sampling adds it as the last logits processor (:class:`~genlab.sampling.token_grammar.GrammarProcessor`)
+unless ``constrain="none"``: a token the grammar does not allow next gets ``-inf``, so every sample keeps the
+format by construction, and near ``max_new_tokens`` only tokens that still let the sample finish in time are
+allowed, so a sample cut by the budget ends where the format lets it end (a chorale at a bar line after a whole
+bar). A budget shorter than the shortest sample is a ConfigError.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Iterator
 
 import numpy as np
@@ -48,7 +56,7 @@ from genlab.data.smiles import SmilesCodec
 from genlab.data.table_tokens import TableTokenCodec
 from genlab.data.text import BPECodec, CharCodec, TextCodec
 from genlab.defaults import DataDefaults
-from genlab.errors import ConfigError, NotSupportedError
+from genlab.errors import ConfigError, NotSupportedError, unknown_choice
 from genlab.models.base import DataInfo, GenerativeModel
 from genlab.models.options import SampleOption
 from genlab.models.transformer.config import TransformerConfig
@@ -56,7 +64,12 @@ from genlab.models.transformer.gpt import GPT, next_token_loss
 from genlab.models.transformer.hf import gpt_from_hf, gpt_to_hf
 from genlab.models.transformer.tabular import TabularTransformer
 from genlab.sampling.decoding import GenerationConfig, generate, stream
+from genlab.sampling.token_grammar import GrammarProcessor
 from genlab.train import Batch, Losses, Phase, TrainConfig
+
+logger = logging.getLogger(__name__)
+#: Values of the ``constrain`` option: the codec's grammar where it has one (the default), or none.
+GRAMMAR_CHOICES = ("grammar", "none")
 
 
 class TransformerModel(TabularTransformer, GenerativeModel):
@@ -72,7 +85,7 @@ class TransformerModel(TabularTransformer, GenerativeModel):
     family = "transformer"
     config_class = TransformerConfig
     supports_tables = True
-    sample_options = frozenset({"prompt"} | {f.name for f in fields(GenerationConfig)})
+    sample_options = frozenset({"prompt", "constrain"} | {f.name for f in fields(GenerationConfig)})
     declared_options = {
         "prompt": SampleOption("string", "text every sample starts with", "", modalities=("text",)),
         "temperature": SampleOption("number", "softmax temperature; 0 = greedy", GenerationConfig.temperature, 0, 100),
@@ -84,7 +97,10 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         "num_beams": SampleOption("integer", "beam width; 1 = no beam search", GenerationConfig.num_beams, 1, 64,
                                   modalities=("text", "points", "images", "smiles", "music")),
         "max_new_tokens": SampleOption("integer", "tokens generated after the prompt",
-                                       GenerationConfig.max_new_tokens, 1, 100_000, modalities=("text",)),
+                                       GenerationConfig.max_new_tokens, 1, 100_000,
+                                       modalities=("text", "smiles", "music")),
+        "constrain": SampleOption("string", "keep every sample inside the format's grammar ('grammar') or not "
+                                  "('none')", "grammar", choices=GRAMMAR_CHOICES, modalities=("smiles", "music")),
         "stop": SampleOption("array", "strings that end a sample (cut before them)", (), modalities=("text",)),
     }
 
@@ -182,7 +198,8 @@ class TransformerModel(TabularTransformer, GenerativeModel):
     def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None,
                         **options: Any) -> torch.Tensor:
         prompt = options.pop("prompt", None)
-        config = from_dict(GenerationConfig, options, what="generation")
+        constrain = options.pop("constrain", "grammar")
+        config = self._constrained(from_dict(GenerationConfig, options, what="generation"), constrain)
         if isinstance(self.codec_, TableTokenCodec):
             if prompt is not None or config.stop or config.num_beams > 1 or "max_new_tokens" in options:
                 raise ConfigError("a table row has one token per column: prompt, stop, num_beams and "
@@ -212,12 +229,25 @@ class TransformerModel(TabularTransformer, GenerativeModel):
 
         new = generate(self.network_, prompt_ids, config, generator=generator, eos=codec.eos,
                        ended=ended if config.stop else None)
+        _log_grammar(config)
         rows = [ids[1:] + continuation for ids, continuation in zip(prompt_ids, new)]
         if config.stop:
             rows = [ids[:len(p) - 1] + codec.tokenize(_cut(codec.detokenize(ids[len(p) - 1:]), config.stop))
                     for ids, p in zip(rows, prompt_ids)]
         width = max(map(len, rows)) + 1
         return torch.tensor([r + [codec.eos] * (width - len(r)) for r in rows], dtype=torch.long)
+
+    def _constrained(self, config: GenerationConfig, constrain: str) -> GenerationConfig:
+        """``config`` with the codec's grammar as its last logits processor (module doc), unless ``constrain``
+        is ``"none"`` or the codec offers none."""
+        if constrain not in GRAMMAR_CHOICES:
+            raise unknown_choice("constrain", constrain, GRAMMAR_CHOICES)
+        grammar = getattr(self.codec_, "grammar", None)
+        grammar = grammar() if grammar is not None and constrain == "grammar" else None
+        if grammar is None:
+            return config
+        processor = GrammarProcessor(grammar, max_new_tokens=config.max_new_tokens)
+        return replace(config, logits_processors=(*config.logits_processors, processor))
 
     # ------------------------------------------------------------------ text extras
     def stream(self, prompt: str = "", *, generator: torch.Generator | None = None, **options: Any) -> Iterator[str]:
@@ -228,11 +258,13 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         self._check_fitted()
         if not isinstance(self.codec_, TextCodec):
             raise NotSupportedError(f"streaming is for text; this model makes {self.data_.modality}")
-        config = from_dict(GenerationConfig, options, what="generation")
+        constrain = options.pop("constrain", "grammar")
+        config = self._constrained(from_dict(GenerationConfig, options, what="generation"), constrain)
         ids = [self.codec_.eos] + self.codec_.tokenize(prompt)
         with torch.no_grad():
             yield from stream(self.network_, ids, config, self.codec_.detokenize, generator=generator,
                               eos=self.codec_.eos)
+        _log_grammar(config)
 
     def log_prob(self, x: np.ndarray, *, condition: int | str | None = None) -> np.ndarray:
         """``log p(x)`` of each text record in nats, float64 ``(n,)`` (text models only).
@@ -353,6 +385,14 @@ class TokenLogLikelihood:
     def perplexity(self) -> float:
         """``exp(nll_per_token)``."""
         return math.exp(self.nll_per_token)
+
+
+def _log_grammar(config: GenerationConfig) -> None:
+    """Log what the grammar did: a warning when a row left it (a prompt outside it)."""
+    for processor in config.logits_processors:
+        if isinstance(processor, GrammarProcessor):
+            level = logging.WARNING if processor.off_grammar or processor.fallbacks else logging.DEBUG
+            logger.log(level, processor.summary())
 
 
 def _prompts(prompt: str | list[str] | tuple[str, ...] | None, n: int) -> list[str]:
