@@ -7,6 +7,7 @@ import importlib.util
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -118,3 +119,44 @@ def test_the_transformer_fits_and_samples_smiles_strings(tmp_path, single_thread
     with pytest.raises(ConfigError, match="not 'bpe'"):
         TransformerModel(tokenizer="bpe").fit(data, train=TrainConfig(steps=1))
     assert list(again.sample(4, generator=torch.Generator().manual_seed(0), max_new_tokens=20)) == list(samples)
+
+
+def test_cli_writes_one_smiles_a_line_or_a_property_table_and_constrain_none_turns_the_grammar_off(
+        tmp_path, capsys, single_thread):
+    from genlab.cli.app import main
+    from genlab.data.dataset import Dataset
+    from genlab.models.transformer import TransformerModel
+    from genlab.train import TrainConfig
+
+    def run(*argv):
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(argv))
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out, captured.err
+
+    data = Dataset(name="toy", modality="smiles", x_train=_array(MOLECULES * 4), x_test=_array(MOLECULES[:3]))
+    model = TransformerModel(n_layer=1, n_head=2, n_embd=16, block_size=24)
+    model.fit(data, train=TrainConfig(steps=3, batch_size=8, device="cpu"))
+    model.save_pretrained(tmp_path / "run")
+
+    def balanced(smiles):
+        tokens = tokenize_smiles(smiles)
+        labels = [t for t in tokens if t.isdigit() or t.startswith("%")]
+        return tokens.count("(") == tokens.count(")") and all(labels.count(t) % 2 == 0 for t in labels)
+
+    code, out, err = run("sample", str(tmp_path / "run"), "-n", "5")
+    assert code == 0 and "<|endoftext|>" not in out and len(out.splitlines()) == 5, (out, err)
+    assert all(balanced(s) for s in out.splitlines())
+    code, _, err = run("sample", str(tmp_path / "run"), "-n", "5", "--out", str(tmp_path / "m.smi"))
+    assert code == 0 and (tmp_path / "m.smi").read_text().splitlines() == out.splitlines(), err
+    code, _, err = run("sample", str(tmp_path / "run"), "-n", "5", "--out", str(tmp_path / "m.csv"))
+    table = pd.read_csv(tmp_path / "m.csv")
+    assert code == 0 and list(table.columns) == ["smiles", "valid", "qed", "logp", "sa", "mol_weight"], err
+    assert list(table.smiles.fillna("")) == out.splitlines()
+    assert table.qed.notna().tolist() == table.valid.tolist()
+    code, _, err = run("sample", str(tmp_path / "run"), "-n", "6", "--constrain", "none", "--out",
+                       str(tmp_path / "free.txt"))
+    free = model.sample(6, generator=torch.Generator().manual_seed(0), constrain="none")
+    assert code == 0 and (tmp_path / "free.txt").read_text() == "".join(f"{s}\n" for s in free), err
+    code, _, err = run("sample", str(tmp_path / "run"), "--constrain", "python")
+    assert code == 1 and "constrain='python' is not one of: grammar, none" in err, err

@@ -114,3 +114,28 @@ def test_the_transformer_fits_and_samples_chorale_strings(tmp_path, single_threa
     again = TransformerModel.from_pretrained(tmp_path / "run")   # with the codec's voice ranges and meters
     assert list(again.sample(3, generator=torch.Generator().manual_seed(0), max_new_tokens=66)) == list(samples)
 
+
+def test_cli_samples_chorales_inside_the_grammar_unless_constrain_none(tmp_path, capsys, single_thread):
+    from genlab.cli.app import main
+    from genlab.data.dataset import Dataset
+    from genlab.models.transformer import TransformerModel
+    from genlab.train import TrainConfig
+
+    def run(*argv):
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(argv))
+        return exit_info.value.code, capsys.readouterr().err
+
+    pieces = [music.transpose_chorale(CHORALE, k) for k in range(-3, 4)]
+    data = Dataset(name="toy", modality="music", x_train=_array(pieces), x_test=_array(pieces[:1]))
+    model = TransformerModel(n_layer=1, n_head=2, n_embd=16, block_size=32)
+    model.fit(data, train=TrainConfig(steps=3, batch_size=8, device="cpu"))
+    model.save_pretrained(tmp_path / "run")
+    read = lambda path: path.read_text().split("\n<|endoftext|>\n")[:-1]   # noqa: E731 (the .txt layout stays)
+    code, err = run("sample", str(tmp_path / "run"), "-n", "4", "--set", "max_new_tokens=66",
+                    "--out", str(tmp_path / "c.txt"))
+    assert code == 0 and all(music.parses(s) for s in read(tmp_path / "c.txt")), err
+    code, err = run("sample", str(tmp_path / "run"), "-n", "4", "--set", "max_new_tokens=66", "--constrain", "none",
+                    "--out", str(tmp_path / "free.txt"))
+    free = model.sample(4, generator=torch.Generator().manual_seed(0), max_new_tokens=66, constrain="none")
+    assert code == 0 and read(tmp_path / "free.txt") == list(free), err

@@ -1,6 +1,6 @@
 """``genlab sample DIR -n N --out FILE``: draw new records from a saved model.
 
-Text models (text, SMILES, music) print their samples to stdout, separated by ``<|endoftext|>`` lines,
+Text models (text, music) print their samples to stdout, separated by ``<|endoftext|>`` lines,
 unless ``--out`` names a ``.txt`` file (the same layout) or a ``.jsonl`` file (one ``{"prompt": ...,
 "text": ..., "valid": true|false|null}`` per sample, ``valid`` from ``--verify``); ``--prompt`` starts
 every sample, and ``--verify python`` keeps only samples that parse, drawing again until N pass or 10 N
@@ -8,6 +8,9 @@ have been drawn, and reports the share that passed. The decoding flags have Hugg
 names and meanings (:mod:`genlab.cli.decoding_options`): ``--max-new-tokens``, ``--temperature`` (0 =
 greedy), ``--top-k``, ``--top-p``, ``--num-beams``, ``--repetition-penalty``, ``--stop`` (repeatable);
 ``--stream`` prints each piece of text to stdout as it is generated (and writes ``--out`` only when given).
+Molecules are one SMILES a line (stdout, ``.smi`` or ``.txt``), or a ``.csv`` of each SMILES, whether RDKit
+parses it, and its QED, logP, SA score and molecular weight. SMILES and chorales are sampled inside their
+format's grammar (every sample parses; :mod:`genlab.sampling.token_grammar`) unless ``--constrain none``.
 
 Every flag sets the sampling option of its name (``--temperature`` is a VAE's prior temperature too,
 ``--steps`` a diffusion sampler's); a flag or ``--set`` key the run's family does not take, or a bad
@@ -50,7 +53,7 @@ from genlab.report.figures import save_image_grid, save_scatter
 from genlab.sampling.decoding import VERIFIERS, sample_verified
 from genlab.sampling.python_syntax import CONSTRAINTS, text_constraint
 
-SUFFIXES = (".npy", ".csv", ".png", ".txt", ".jsonl")
+SUFFIXES = (".npy", ".csv", ".png", ".txt", ".jsonl", ".smi")
 #: Line written between text samples in a ``.txt`` output.
 TEXT_SEPARATOR = "<|endoftext|>"
 #: Modalities whose records are strings: printed to stdout when no ``--out`` is given.
@@ -65,8 +68,9 @@ def sample(
     run: Annotated[Path, typer.Argument(help="Run directory written by `genlab fit`.")],
     n: Annotated[int, typer.Option("-n", "--n", help="How many records to draw.")] = 64,
     out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Output file: .npy, .csv (points, tables), .png, .txt (text) or .jsonl; default "
-                            "samples.png, samples.csv for tables; text is printed to stdout.")] = None,
+        "--out", "-o", help="Output file: .npy, .csv (points, tables, molecules), .png, .txt (text), .smi "
+                            "(molecules) or .jsonl; default samples.png, samples.csv for tables; text is printed "
+                            "to stdout.")] = None,
     condition: Annotated[list[str] | None, typer.Option(
         "--condition", "-c", help="Class index or name; for tables column=value (repeatable).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Sampler steps (diffusion).")] = None,
@@ -79,7 +83,8 @@ def sample(
     verify: Annotated[str | None, typer.Option("--verify", help=f"Keep only text samples that pass a check: {', '.join(VERIFIERS)}.")] = None,
     constrain: Annotated[str | None, typer.Option(
         "--constrain", help=f"Constrain text decoding: {', '.join(CONSTRAINTS)} (drop each token after which the "
-                            "text can no longer become valid Python).")] = None,
+                            "text can no longer become valid Python); smiles and music: grammar (the default: "
+                            "every sample parses) or none.")] = None,
     option: Annotated[list[str] | None, typer.Option("--set", "-s", help="Other sampling option key=value.")] = None,
     init: Init = None,
     strength: Strength = None,
@@ -127,6 +132,8 @@ def sample(
                     {flag: key for flag, key in used.items() if not (captioned and flag == "--prompt")},
                     FLAG_OPTIONS, stream)
     declared = model.sampling_options()   # types, ranges and choices, declared once by the family
+    if constrain is not None and "constrain" in declared:   # the run's own grammar (smiles, music)
+        options["constrain"], constrain = constrain, None
     model.check_declared_options({key: value for key, value in options.items() if key in declared})
     if init is not None:
         options["init"] = read_init(init, model.data_.shape)
@@ -171,7 +178,7 @@ def sample(
     if constraint is not None:
         console.print(constraint.summary())
     if printed and not stream and len(records):   # the layout --stream prints
-        print(f"\n{TEXT_SEPARATOR}\n".join(str(text) for text in records), flush=True)
+        print(_separator(modality).join(str(text) for text in records), flush=True)
     if out is not None:
         write_records(records, out, modality, prompt=options.get("prompt", ""), verify=verify)
         console.print(f"wrote {len(records)} samples to [bold]{out}[/bold]")
@@ -184,9 +191,11 @@ def _check_output(out: Path, modality: str, condition: dict[str, str] | str | No
                           f"pass one class index or name")
     if modality == "tables" and out.suffix not in (".csv", ".jsonl"):
         raise ConfigError(f"this model makes tables: write them to a .csv or .jsonl file, not {out.name!r}")
-    if out.suffix == ".csv" and modality not in ("points", "tables"):
+    if out.suffix == ".csv" and modality not in ("points", "tables", "smiles"):
         raise ConfigError(f"CSV output holds points; this model makes {modality}: use .npy or .png")
-    if out.suffix != ".jsonl" and (out.suffix == ".txt") != (modality in ("text", "smiles", "music")):
+    if out.suffix == ".smi" and modality != "smiles":
+        raise ConfigError(f".smi files hold molecules; this model makes {modality}")
+    if out.suffix not in (".jsonl", ".csv", ".smi") and (out.suffix == ".txt") != (modality in TEXT_MODALITIES):
         raise ConfigError(f"this model makes {modality}: write text to .txt or .jsonl and other records to "
                           f".npy, .csv, .png or .jsonl")
 
@@ -199,16 +208,17 @@ def write_records(records: np.ndarray | pd.DataFrame, out: Path, modality: str, 
     if out.suffix == ".jsonl":
         with atomic_path(out) as tmp:
             Path(tmp).write_text(_json_lines(records, modality, prompt, verify), encoding="utf-8")
-    elif out.suffix == ".txt":
+    elif out.suffix in (".txt", ".smi"):
         with atomic_path(out) as tmp:
-            Path(tmp).write_text("".join(f"{text}\n{TEXT_SEPARATOR}\n" for text in records), encoding="utf-8")
+            Path(tmp).write_text("".join(f"{text}{_separator(modality)}" for text in records), encoding="utf-8")
     elif out.suffix == ".npy":
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, records)
-    elif modality == "tables":
+    elif modality in ("tables", "smiles"):
+        table = records if modality == "tables" else _molecule_table(records)
         with atomic_path(out) as tmp:
-            records.to_csv(tmp, index=False)
+            table.to_csv(tmp, index=False)
     elif out.suffix == ".csv":
         columns = [f"x{i}" for i in range(records.shape[1])]
         with atomic_path(out) as tmp:
@@ -217,6 +227,31 @@ def write_records(records: np.ndarray | pd.DataFrame, out: Path, modality: str, 
         save_image_grid(records, out)
     else:
         save_scatter(records, out, title=f"{len(records)} samples")
+
+
+def _separator(modality: str) -> str:
+    """What ends each sample in a ``.txt`` file, and comes between them on stdout: a newline after a molecule
+    (one SMILES a line), a separator line after other text."""
+    return "\n" if modality == "smiles" else f"\n{TEXT_SEPARATOR}\n"
+
+
+def _molecule_table(records: np.ndarray) -> pd.DataFrame:
+    """One row per SMILES: whether RDKit parses it (MOSES's validity) and, where it does, QED, logP, SA and
+    molecular weight (empty otherwise)."""
+    from genlab.data.smiles import require_rdkit
+    from genlab.metrics import molecules
+
+    Chem = require_rdkit()   # a NotSupportedError naming the extra when RDKit is missing
+    from rdkit.Chem import Descriptors
+
+    smiles = [str(s) for s in records]
+    valid = np.array([molecules.canonical(s) is not None for s in smiles], dtype=bool)
+    table = pd.DataFrame({"smiles": smiles, "valid": valid})
+    parsed = [s for s, ok in zip(smiles, valid) if ok]
+    for column, values in molecules.properties(parsed).items():
+        table.loc[valid, column] = values.to_numpy()
+    table.loc[valid, "mol_weight"] = [Descriptors.MolWt(Chem.MolFromSmiles(s)) for s in parsed]
+    return table
 
 
 def _json_lines(records: np.ndarray | pd.DataFrame, modality: str, prompt: str | list[str],
