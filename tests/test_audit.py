@@ -12,19 +12,12 @@ import genlab
 from genlab.audit import audit, render_html
 from genlab.audit.remedies import balanced, fair_target, parity, proxies
 from genlab.cli.app import main
+from tables_support import biased_incomes
 from genlab.errors import ConfigError, DataError, NotSupportedError
 
 
 def biased(n: int, seed: int) -> pd.DataFrame:
-    """Group B is rarer; role carries the group (a proxy) and the income depends on role and hours."""
-    rng = np.random.default_rng(seed)
-    group = rng.choice(["A", "B"], size=n, p=[0.7, 0.3])
-    role = np.where(rng.random(n) < 0.85, np.where(group == "A", "lead", "aide"), rng.choice(["lead", "aide"], size=n))
-    hours = np.round(rng.normal(40, 8, size=n)).astype(int)
-    logit = -1.5 + 2.0 * (role == "lead") + 0.08 * (hours - 40)
-    income = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "high", "low")
-    return pd.DataFrame({"group": group, "role": role, "hours": hours, "city": rng.choice(["x", "y"], size=n),
-                         "income": income})
+    return biased_incomes(n, seed, fourth="city")
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,11 @@ def test_a_legacy_run_loads_and_samples_what_it_sampled_before(name, legacy_samp
     model = genlab.load(LEGACY / name)
     assert model.family == family and model.data_.modality == modality
     sample = draw(model, 4)
+    # `before` was drawn by the pre-redesign code on the machine that wrote the fixture. Another BLAS kernel
+    # changes float32 round-off only (about 1e-7 relative per operation; the fixtures' networks are a few
+    # narrow layers, the diffusion run 3 DDIM steps), so records, all within [-1, 1], agree to well within 1e-4;
+    # a token or a category could only differ where a uniform draw falls within that round-off of a
+    # cumulative-probability boundary, a chance of about 1e-5 over the few dozen draws here.
     before = legacy_samples[name]
     if modality == "tables":
         assert isinstance(sample, pd.DataFrame) and list(sample.columns) == ["role", "sex", "start", "end"]
@@ -63,7 +68,7 @@ def test_a_legacy_run_loads_and_samples_what_it_sampled_before(name, legacy_samp
         assert list(sample) == before
     else:
         assert sample.dtype == np.float32 and sample.shape == (4, *shape) and np.isfinite(sample).all()
-        np.testing.assert_allclose(sample, np.asarray(before, dtype=np.float32), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(sample, np.asarray(before, dtype=np.float32), rtol=0, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(sample), np.asarray(draw(model, 4)))   # seeded: the same again
 
 

@@ -15,6 +15,7 @@ import genlab
 from genlab.audit import Balance, Fair, Parity
 from genlab.audit.processors import default_positive
 from genlab.cli.app import main
+from tables_support import biased_incomes
 from genlab.errors import ConfigError, DataError, NotSupportedError
 from genlab.provenance import Watermark
 from genlab.provenance.table_watermark import green_rows
@@ -22,17 +23,7 @@ from genlab.rules import Range, Rules, broken_rows
 
 
 def biased(n: int, seed: int) -> pd.DataFrame:
-    """Group B is rarer (30 %); role carries the group and the income follows role and hours, so the rate of
-    high incomes is about 0.6 in group A and 0.2 in group B. The spread-out amount gives rows enough
-    distinct values for a watermark (its hash bins numbers by doublings) under a two-column condition."""
-    rng = np.random.default_rng(seed)
-    group = rng.choice(["A", "B"], size=n, p=[0.7, 0.3])
-    role = np.where(rng.random(n) < 0.85, np.where(group == "A", "lead", "aide"), rng.choice(["lead", "aide"], size=n))
-    hours = np.round(rng.normal(40, 8, size=n)).astype(int)
-    logit = -1.5 + 2.0 * (role == "lead") + 0.08 * (hours - 40)
-    income = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "high", "low")
-    amount = np.round(np.exp(rng.normal(8, 1.5, size=n)), 2)
-    return pd.DataFrame({"group": group, "role": role, "hours": hours, "amount": amount, "income": income})
+    return biased_incomes(n, seed, fourth="amount")
 
 
 @pytest.fixture(scope="module")

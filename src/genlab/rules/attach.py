@@ -52,12 +52,9 @@ class Rules(SampleProcessor):
             if not isinstance(rule, Rule):
                 raise RuleError(f"Rules takes genlab.rules rule objects, got {type(rule).__name__}")
 
-    def check(self, model: Any) -> None:
-        bind_rules(model, self.rules)
-
     def __call__(self, draw: Draw, n: int, request: SampleRequest) -> pd.DataFrame:
+        bound = bind_rules(request.model, self.rules)   # a bad rule is an error before anything is drawn
         records = draw(n, request)
-        bound = bind_rules(request.model, self.rules)
         if not bound:
             return records
 
