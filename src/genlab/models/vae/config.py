@@ -27,6 +27,10 @@ class VAEConfig:
         channels: channels of the first encoder and last decoder convolution (images).
         embed_dim: width of the class embeddings (conditional models).
         conditional: condition encoder and decoder on class labels when the data has them.
+        prior: where sampling draws latents: ``"standard"``, ``N(0, I)``; ``"gmm"``, a Gaussian mixture
+            fitted after training to the training set's posterior means, per class for a conditional model
+            (ex-post density estimation, :mod:`genlab.models.vae.ex_post`). Images and points only.
+        prior_components: components of that mixture (per class).
     """
 
     latent_dim: int = 16
@@ -41,9 +45,12 @@ class VAEConfig:
     channels: int = 32
     embed_dim: int = 16
     conditional: bool = True
+    prior: Literal["standard", "gmm"] = "standard"
+    prior_components: int = 10
 
     def __post_init__(self) -> None:
-        for name in ("latent_dim", "iwae_samples", "hidden", "depth", "channels", "embed_dim"):
+        for name in ("latent_dim", "iwae_samples", "hidden", "depth", "channels", "embed_dim",
+                     "prior_components"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.beta < 0:

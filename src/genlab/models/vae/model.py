@@ -62,12 +62,17 @@ from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_
 from genlab.models.latent_variations import LatentVariations
 from genlab.models.options import SampleOption
 from genlab.models.vae.config import VAEConfig
+from genlab.models.vae.ex_post import FittedPrior
 from genlab.models.vae.networks import VAENetwork, iwae_bound
 from genlab.models.vae.tabular import TabularVAE
 from genlab.nn.conv import ConvDecoder, ConvEncoder
 from genlab.nn.mlp import MLP
 from genlab.sampling.latent import check_latents
 from genlab.train import Batch, Callback, Losses, Phase, TrainConfig, TrainState
+
+
+#: Training records whose posterior means the ex-post mixture is fitted to (a seeded subset beyond this).
+PRIOR_RECORDS = 30_000
 
 
 class _WarmupClock(Callback):
@@ -105,10 +110,13 @@ class VAEModel(TabularVAE, LatentVariations, GenerativeModel):
 
     family = "vae"
     config_class = VAEConfig
-    sample_options = frozenset({"mean", "temperature"})
+    sample_options = frozenset({"mean", "temperature", "prior"})
     declared_options = {
         "mean": SampleOption("boolean", "decode to the likelihood's mean instead of drawing from it", False),
         "temperature": SampleOption("number", "prior temperature: latents drawn from N(0, t^2 I)", 1.0, 0, 5),
+        "prior": SampleOption("string", "where latents come from: the mixture fitted to the training encodings "
+                              "(gmm, where the run has one) or N(0, I) (standard)", "standard",
+                              choices=("gmm", "standard"), modalities=("points", "images")),
     }
     supports_tables = True
     encodes_records = True
@@ -167,9 +175,12 @@ class VAEModel(TabularVAE, LatentVariations, GenerativeModel):
         else:
             encoder_body = MLP(data.dim, config.hidden, hidden=config.hidden, depth=config.depth - 1)
             decoder_body = MLP(z_in, outputs * data.dim, hidden=config.hidden, depth=config.depth)
+        fitted_prior = None
+        if config.prior == "gmm":
+            fitted_prior = FittedPrior(max(n_classes, 1), config.prior_components, config.latent_dim)
         return VAENetwork(encoder_body, decoder_body, features=config.hidden, latent_dim=config.latent_dim,
                           n_classes=n_classes, embed_dim=config.embed_dim, likelihood=likelihood,
-                          min_std=config.min_std)
+                          min_std=config.min_std, fitted_prior=fitted_prior)
 
     @property
     def _conditional(self) -> bool:
@@ -182,6 +193,20 @@ class VAEModel(TabularVAE, LatentVariations, GenerativeModel):
         if self.config.kl_warmup > 0:
             context = replace(context, callbacks=[*context.callbacks, _WarmupClock(self)])
         super()._fit_network(x, labels, context)
+        if self.network_.fitted_prior is not None:
+            self._fit_prior(x, labels, seed=context.train.seed)
+
+    def _fit_prior(self, x: torch.Tensor, labels: torch.Tensor | None, *, seed: int) -> None:
+        """Fit the ex-post mixture to the posterior means of up to :data:`PRIOR_RECORDS` training records
+        (a seeded subset; per class for a conditional model)."""
+        rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:PRIOR_RECORDS]
+        network, means = self.network_, []
+        with torch.no_grad():
+            for chunk in rows.split(1024):
+                mu, _ = network.encode(x[chunk].to(self.device), None if labels is None else labels[chunk].to(self.device))
+                means.append(mu.cpu())
+        groups = None if labels is None else labels[rows].cpu().numpy()
+        network.fitted_prior.fit(torch.cat(means).numpy(), groups, seed=seed)
 
     def _phases(self) -> list[Phase]:
         if self.data_.modality == "tables":
@@ -219,10 +244,19 @@ class VAEModel(TabularVAE, LatentVariations, GenerativeModel):
         prior = self.network_.class_log_prior.exp().to(device)
         return torch.multinomial(prior, n, replacement=True, generator=generator).to(self.device)
 
+    def sampling_options(self) -> dict[str, SampleOption]:
+        """The declared options, ``prior`` defaulting to the run's (``gmm`` where it fitted a mixture)."""
+        options = super().sampling_options()
+        if "prior" in options:
+            options["prior"] = replace(options["prior"], default=self.config.prior)
+        return options
+
     def _sample_network(self, n: int, condition: int | None, generator: torch.Generator | None,
-                        mean: bool = False, temperature: float = 1.0) -> torch.Tensor:
-        """``z = tau * eps`` with ``eps ~ N(0, I)``, then ``x ~ p(x|z)`` (Gaussian), or ``E[x|z]`` with
-        ``mean=True`` and for Bernoulli images (whose gray levels are the Bernoulli means).
+                        mean: bool = False, temperature: float = 1.0, prior: str | None = None) -> torch.Tensor:
+        """``z = tau * eps`` with ``eps ~ N(0, I)`` (``prior="standard"``) or ``z = m_yk + tau C_yk eps`` from the
+        ex-post mixture (``prior="gmm"``, the default of a run that fitted one), then ``x ~ p(x|z)``
+        (Gaussian), or ``E[x|z]`` with ``mean=True`` and for Bernoulli images (whose gray levels are the
+        Bernoulli means).
 
         ``tau`` is the sampling option ``temperature`` (the reduced-temperature samples of Kingma & Dhariwal
         2018, Glow): 1 draws from the model; below 1 leaves out the prior's tails, trading diversity for
@@ -236,11 +270,21 @@ class VAEModel(TabularVAE, LatentVariations, GenerativeModel):
                               f"samples, smaller = less diverse), got {temperature!r}")
         if self.data_.modality == "tables":
             return self._sample_table(n, condition, generator, mean=mean, temperature=temperature)
+        network = self.network_
+        prior = self.config.prior if prior is None else prior
+        if prior not in ("gmm", "standard"):
+            raise ConfigError(f"sampling option prior must be 'gmm' or 'standard', got {prior!r}")
+        if prior == "gmm" and (network.fitted_prior is None or not network.fitted_prior.is_fitted):
+            raise ConfigError("prior='gmm' needs a VAE fitted with prior='gmm' (this run has no fitted mixture); "
+                              "sample with prior='standard'")
         device = generator.device if generator is not None else torch.device("cpu")
         y = self._labels(n, condition, generator, draw=True)
-        eps = torch.randn(n, self.config.latent_dim, generator=generator, device=device).to(self.device)
-        z = temperature * eps
-        network = self.network_
+        if prior == "gmm":
+            groups = torch.zeros(n, dtype=torch.long, device=self.device) if y is None else y
+            z = network.fitted_prior.sample(groups, generator, temperature)
+        else:
+            eps = torch.randn(n, self.config.latent_dim, generator=generator, device=device).to(self.device)
+            z = temperature * eps
         params = network.decode(z, y)
         x = network.mean(params)
         if network.likelihood == "gaussian" and not mean:

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.models.vae.ex_post import FittedPrior
+
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -26,10 +28,13 @@ class VAENetwork(nn.Module):
         embed_dim: width of the class embeddings.
         likelihood: ``"gaussian"`` or ``"bernoulli"``.
         min_std: floor of the Gaussian scale.
+        fitted_prior: the ex-post mixture sampling draws latents from (:mod:`genlab.models.vae.ex_post`),
+            or ``None`` for ``N(0, I)`` only.
     """
 
     def __init__(self, encoder_body: nn.Module, decoder_body: nn.Module, *, features: int, latent_dim: int,
-                 n_classes: int, embed_dim: int, likelihood: str, min_std: float) -> None:
+                 n_classes: int, embed_dim: int, likelihood: str, min_std: float,
+                 fitted_prior: FittedPrior | None = None) -> None:
         super().__init__()
         extra = embed_dim if n_classes else 0
         self.encoder_body = encoder_body
@@ -39,6 +44,7 @@ class VAENetwork(nn.Module):
         self.decoder_embed = nn.Embedding(n_classes, embed_dim) if n_classes else None
         self.likelihood = likelihood
         self.min_std = min_std
+        self.fitted_prior = fitted_prior
         if n_classes:
             self.register_buffer("class_log_prior", torch.full((n_classes,), -math.log(n_classes)))
 
