@@ -39,6 +39,8 @@ class GANConfig:
             resolve modes far narrower than the data's spread. Given to the game's discriminator they
             collapsed grid25 to 2-6 modes: its gradients then no longer reach across modes.
         drs_fourier_scale: highest angular frequency of those features, per standardised unit.
+        diffaugment: show the discriminator translated and cut-out real and generated images in both
+            players' losses (DiffAugment, Zhao et al. 2020; :mod:`genlab.models.gan.augment`). Images only.
     """
 
     latent_dim: int = 32
@@ -59,6 +61,7 @@ class GANConfig:
     drs: bool = False
     drs_fourier_features: int = 16
     drs_fourier_scale: float = 30.0
+    diffaugment: bool = False
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "n_critic", "pack", "hidden", "depth", "channels", "embed_dim"):

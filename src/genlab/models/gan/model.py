@@ -64,6 +64,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError, NotSupportedError
 from genlab.models.base import DataInfo, FitContext, GenerativeModel, class_log_prior
+from genlab.models.gan.augment import diff_augment
 from genlab.models.gan.config import GANConfig
 from genlab.models.gan.losses import critic_loss, pack
 from genlab.models.gan.networks import Discriminator, GANNetwork, Generator
@@ -179,6 +180,8 @@ class GANModel(TabularGAN, LatentVariations, GenerativeModel):
         if context.train.batch_size < self.config.pack:
             raise ConfigError(f"batch_size {context.train.batch_size} is smaller than pack {self.config.pack}; "
                               "the discriminator needs at least one packed group")
+        if self.config.diffaugment and self.data_.modality != "images":
+            raise ConfigError(f"diffaugment translates and cuts out images; this is {self.data_.modality} data")
         if self.data_.modality == "tables":
             self._tables_train = TrainingBySampling(x, TableHeads(self.codec_))
         labels = y if hasattr(self.network_, "class_log_prior") else None
@@ -192,6 +195,11 @@ class GANModel(TabularGAN, LatentVariations, GenerativeModel):
         config = self.config
         generator_net, discriminator = self.network_.generator, self.network_.discriminator
         conditional = hasattr(self.network_, "class_log_prior")
+        augment = config.diffaugment
+
+        def seen(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+            """What the discriminator sees of images ``(B, C, H, W)``: DiffAugment's view, or them."""
+            return diff_augment(x, rng) if augment else x
 
         def fakes(g: nn.Module, batch: Batch, rng: torch.Generator) -> torch.Tensor:
             z = torch.randn(len(batch.x), config.latent_dim, generator=rng, device=rng.device)
@@ -202,15 +210,15 @@ class GANModel(TabularGAN, LatentVariations, GenerativeModel):
             y = batch.y if conditional else None
             with torch.no_grad():
                 fake = fakes(generator_net, batch, rng)
-            real_p, y_p = pack(batch.x, y, config.pack)
-            fake_p, _ = pack(fake, y, config.pack)
+            real_p, y_p = pack(seen(batch.x, rng), y, config.pack)
+            fake_p, _ = pack(seen(fake, rng), y, config.pack)
             return critic_loss(config, lambda x, labels=y_p: module(x, labels), real_p, fake_p,
                                pair_labels=None if y_p is None else torch.cat([y_p, y_p]), rng=rng)
 
         def generator_loss(module: nn.Module, batch: Batch, rng: torch.Generator) -> Losses:
             # fake: (B, *shape) -> packed scores (B/m,)
             y = batch.y if conditional else None
-            fake_p, y_p = pack(fakes(module, batch, rng), y, config.pack)
+            fake_p, y_p = pack(seen(fakes(module, batch, rng), rng), y, config.pack)
             d_fake = discriminator(fake_p, y_p)
             loss = F.softplus(-d_fake).mean() if config.loss == "ns" else -d_fake.mean()
             return Losses(loss)
