@@ -36,6 +36,12 @@ unless ``constrain="none"``: a token the grammar does not allow next gets ``-inf
 format by construction, and near ``max_new_tokens`` only tokens that still let the sample finish in time are
 allowed, so a sample cut by the budget ends where the format lets it end (a chorale at a bar line after a whole
 bar). A budget shorter than the shortest sample is a ConfigError.
+
+Harmonisation: a chorale model given ``melody=`` (a soprano line as a melody string, :mod:`genlab.data.melody`)
+draws alto, tenor and bass under it: the melody's bar lines, soprano tokens and the final ``eos`` are forced at
+their positions of the grid and the lower voices drawn, inside their fitted ranges unless ``constrain="none"``
+(:class:`~genlab.sampling.layout.LayoutProcessor`), so every sample keeps the melody note for note, parses, and
+is as long as the melody.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from torch import nn
 
 from genlab.config import from_dict
 from genlab.data.codecs import ImageTokenCodec, PointTokenCodec, TokenCodec
+from genlab.data.melody import harmony_layout
 from genlab.data.music import ChoraleCodec
 from genlab.data.smiles import SmilesCodec
 from genlab.data.table_tokens import TableTokenCodec
@@ -64,6 +71,7 @@ from genlab.models.transformer.gpt import GPT, next_token_loss
 from genlab.models.transformer.hf import gpt_from_hf, gpt_to_hf
 from genlab.models.transformer.tabular import TabularTransformer
 from genlab.sampling.decoding import GenerationConfig, generate, stream
+from genlab.sampling.layout import LayoutProcessor
 from genlab.sampling.token_grammar import GrammarProcessor
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
@@ -85,7 +93,7 @@ class TransformerModel(TabularTransformer, GenerativeModel):
     family = "transformer"
     config_class = TransformerConfig
     supports_tables = True
-    sample_options = frozenset({"prompt", "constrain"} | {f.name for f in fields(GenerationConfig)})
+    sample_options = frozenset({"prompt", "constrain", "melody"} | {f.name for f in fields(GenerationConfig)})
     declared_options = {
         "prompt": SampleOption("string", "text every sample starts with", "", modalities=("text",)),
         "temperature": SampleOption("number", "softmax temperature; 0 = greedy", GenerationConfig.temperature, 0, 100),
@@ -102,6 +110,9 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         "constrain": SampleOption("string", "keep every sample inside the format's grammar ('grammar') or not "
                                   "('none')", "grammar", choices=GRAMMAR_CHOICES, modalities=("smiles", "music")),
         "stop": SampleOption("array", "strings that end a sample (cut before them)", (), modalities=("text",)),
+        "melody": SampleOption("string", "a soprano line to harmonise ('| 67 _ 69 _ ...': bar lines and a pitch, _ "
+                               "or R per eighth note); every sample keeps it note for note and is as long", None,
+                               nullable=True, modalities=("music",)),
     }
 
     def default_train_config(self) -> TrainConfig:
@@ -199,6 +210,11 @@ class TransformerModel(TabularTransformer, GenerativeModel):
                         **options: Any) -> torch.Tensor:
         prompt = options.pop("prompt", None)
         constrain = options.pop("constrain", "grammar")
+        melody = options.pop("melody", None)
+        if melody is not None:
+            if prompt is not None:
+                raise ConfigError("a harmonisation starts with its melody: prompt and melody do not go together")
+            return self._harmonise(n, melody, constrain, options, generator)
         config = self._constrained(from_dict(GenerationConfig, options, what="generation"), constrain)
         if isinstance(self.codec_, TableTokenCodec):
             if prompt is not None or config.stop or config.num_beams > 1 or "max_new_tokens" in options:
@@ -236,6 +252,25 @@ class TransformerModel(TabularTransformer, GenerativeModel):
                     for ids, p in zip(rows, prompt_ids)]
         width = max(map(len, rows)) + 1
         return torch.tensor([r + [codec.eos] * (width - len(r)) for r in rows], dtype=torch.long)
+
+    def _harmonise(self, n: int, melody: str, constrain: str, options: dict[str, Any],
+                   generator: torch.Generator | None) -> torch.Tensor:
+        """``n`` chorales that harmonise ``melody`` (module doc): int64 ``(n, L)`` ids, ``L`` the melody's bar
+        lines plus four tokens a step."""
+        codec = self.codec_
+        if not isinstance(codec, ChoraleCodec):
+            raise ConfigError(f"a melody is harmonised by a model of chorales (music); this model makes "
+                              f"{self.data_.modality}")
+        if constrain not in GRAMMAR_CHOICES:
+            raise unknown_choice("constrain", constrain, GRAMMAR_CHOICES)
+        if "max_new_tokens" in options or options.get("stop"):
+            raise ConfigError("a harmonisation is as long as its melody: it takes no max_new_tokens or stop")
+        layout = harmony_layout(melody, codec, grammar=constrain == "grammar")
+        config = from_dict(GenerationConfig, {**options, "max_new_tokens": layout.length}, what="generation")
+        processor = LayoutProcessor(layout.allowed, layout.previous, layout.hold, layout.sounding)
+        config = replace(config, logits_processors=(*config.logits_processors, processor))
+        rows = generate(self.network_, [[codec.eos]] * n, config, generator=generator, eos=codec.eos)
+        return torch.tensor(rows, dtype=torch.long)
 
     def _constrained(self, config: GenerationConfig, constrain: str) -> GenerationConfig:
         """``config`` with the codec's grammar as its last logits processor (module doc), unless ``constrain``
