@@ -11,6 +11,9 @@ greedy), ``--top-k``, ``--top-p``, ``--num-beams``, ``--repetition-penalty``, ``
 Molecules are one SMILES a line (stdout, ``.smi`` or ``.txt``), or a ``.csv`` of each SMILES, whether RDKit
 parses it, and its QED, logP, SA score and molecular weight. SMILES and chorales are sampled inside their
 format's grammar (every sample parses; :mod:`genlab.sampling.token_grammar`) unless ``--constrain none``.
+Chorales are also written as scores or sound (``.mid``, ``.musicxml``, ``.wav``: one file a sample), and
+``--melody FILE|bach:NAME`` harmonises a soprano line: every sample keeps it note for note and draws alto,
+tenor and bass under it (:mod:`genlab.cli.score_output`, :mod:`genlab.data.melody`).
 
 Every flag sets the sampling option of its name (``--temperature`` is a VAE's prior temperature too,
 ``--steps`` a diffusion sampler's); a flag or ``--set`` key the run's family does not take, or a bad
@@ -45,6 +48,7 @@ from genlab.cli.decoding_options import (DECODING_FLAGS, MaxNewTokens, NumBeams,
                                          stream_samples)
 from genlab.cli.image_edit_options import Init, Mask, Strength, read_init, read_mask
 from genlab.cli.options import Overwrite, Seed, parse_assignments, parse_conditions, refuse_existing
+from genlab.cli.score_output import SCORE_SUFFIXES, check_score_paths, melody_option, write_scores
 from genlab.errors import ConfigError
 from genlab.io import atomic_path
 from genlab.provenance.embed import watermark_options
@@ -53,7 +57,7 @@ from genlab.report.figures import save_image_grid, save_scatter
 from genlab.sampling.decoding import VERIFIERS, sample_verified
 from genlab.sampling.python_syntax import CONSTRAINTS, text_constraint
 
-SUFFIXES = (".npy", ".csv", ".png", ".txt", ".jsonl", ".smi")
+SUFFIXES = (".npy", ".csv", ".png", ".txt", ".jsonl", ".smi", *SCORE_SUFFIXES)
 #: Line written between text samples in a ``.txt`` output.
 TEXT_SEPARATOR = "<|endoftext|>"
 #: Modalities whose records are strings: printed to stdout when no ``--out`` is given.
@@ -69,8 +73,8 @@ def sample(
     n: Annotated[int, typer.Option("-n", "--n", help="How many records to draw.")] = 64,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Output file: .npy, .csv (points, tables, molecules), .png, .txt (text), .smi "
-                            "(molecules) or .jsonl; default samples.png, samples.csv for tables; text is printed "
-                            "to stdout.")] = None,
+                            "(molecules), .mid, .musicxml or .wav (chorales: one file a sample) or .jsonl; default "
+                            "samples.png, samples.csv for tables; text is printed to stdout.")] = None,
     condition: Annotated[list[str] | None, typer.Option(
         "--condition", "-c", help="Class index or name; for tables column=value (repeatable).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Sampler steps (diffusion).")] = None,
@@ -85,6 +89,10 @@ def sample(
         "--constrain", help=f"Constrain text decoding: {', '.join(CONSTRAINTS)} (drop each token after which the "
                             "text can no longer become valid Python); smiles and music: grammar (the default: "
                             "every sample parses) or none.")] = None,
+    melody: Annotated[str | None, typer.Option(
+        "--melody", help="Chorale models: harmonise this soprano line, a one-part MusicXML or MIDI file on the "
+                         "eighth-note grid or bach:NAME (the soprano of a piece of music21's Bach corpus, e.g. "
+                         "bach:bwv269); every sample keeps it note for note and is as long.")] = None,
     option: Annotated[list[str] | None, typer.Option("--set", "-s", help="Other sampling option key=value.")] = None,
     init: Init = None,
     strength: Strength = None,
@@ -134,6 +142,8 @@ def sample(
     declared = model.sampling_options()   # types, ranges and choices, declared once by the family
     if constrain is not None and "constrain" in declared:   # the run's own grammar (smiles, music)
         options["constrain"], constrain = constrain, None
+    if melody is not None:
+        options["melody"] = melody_option(model, melody)
     model.check_declared_options({key: value for key, value in options.items() if key in declared})
     if init is not None:
         options["init"] = read_init(init, model.data_.shape)
@@ -155,7 +165,10 @@ def sample(
     if out is None and not printed:
         out = Path("samples.csv" if modality == "tables" else "samples.png")
     if out is not None:
-        refuse_existing(out, overwrite)
+        if out.suffix in SCORE_SUFFIXES:
+            check_score_paths(out, check_count(n), overwrite)
+        else:
+            refuse_existing(out, overwrite)
         _check_output(out, modality, condition)
     console = Console(stderr=True)
     generator = torch.Generator().manual_seed(seed)
@@ -179,7 +192,10 @@ def sample(
         console.print(constraint.summary())
     if printed and not stream and len(records):   # the layout --stream prints
         print(_separator(modality).join(str(text) for text in records), flush=True)
-    if out is not None:
+    if out is not None and out.suffix in SCORE_SUFFIXES:
+        paths = write_scores(records, out)
+        console.print(f"wrote {len(paths)} samples to [bold]{paths[0]}[/bold]" + (" ..." if len(paths) > 1 else ""))
+    elif out is not None:
         write_records(records, out, modality, prompt=options.get("prompt", ""), verify=verify)
         console.print(f"wrote {len(records)} samples to [bold]{out}[/bold]")
 
@@ -195,6 +211,10 @@ def _check_output(out: Path, modality: str, condition: dict[str, str] | str | No
         raise ConfigError(f"CSV output holds points; this model makes {modality}: use .npy or .png")
     if out.suffix == ".smi" and modality != "smiles":
         raise ConfigError(f".smi files hold molecules; this model makes {modality}")
+    if out.suffix in SCORE_SUFFIXES:
+        if modality != "music":
+            raise ConfigError(f"{out.suffix} files hold chorales; this model makes {modality}")
+        return
     if out.suffix not in (".jsonl", ".csv", ".smi") and (out.suffix == ".txt") != (modality in TEXT_MODALITIES):
         raise ConfigError(f"this model makes {modality}: write text to .txt or .jsonl and other records to "
                           f".npy, .csv, .png or .jsonl")
