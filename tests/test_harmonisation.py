@@ -235,3 +235,31 @@ def test_a_melody_for_a_model_that_is_not_of_chorales_is_one_error_line(tmp_path
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "--melody needs a model of chorales (music)" in lines[0], err
     assert "this gaussian model makes points" in lines[0] and not (tmp_path / "h.mid").exists()
+
+
+# ------------------------------------------------------------------------------ figures
+def test_harmony_figures_count_kept_sopranos_ranges_and_parallel_fifths():
+    from genlab.metrics.harmony import harmony_statistics
+
+    fifths = "| 67 R R 60 _ R R _ 69 R R 62 _ R R _"   # soprano and bass a fifth apart, both up a step
+    low, high = [0, 0, 0, 61], [127] * 4               # the bass's 60 is below its range, its 62 inside
+    figures = harmony_statistics([fifths, fifths, "_ 1 2"], ["| 67 _ 69 _", "| 67 _ 71 _", "| 67 _ 69 _"], low, high)
+    assert figures.soprano_kept == pytest.approx(1 / 3) and figures.parse_rate == pytest.approx(2 / 3)
+    assert figures.lower_in_range == 0.5 and figures.fifths_per_100_beats == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="one melody per sample"):
+        harmony_statistics([fifths], [], low, high)
+
+
+def test_the_harmonisation_evaluation_sets_the_model_beside_bach(chorale_run):
+    from genlab.evaluation.harmony import evaluate_harmonisation, first_bars
+
+    model, data, _ = chorale_run
+    assert first_bars(CHORALE, 1) == CHORALE[:CHORALE.index(" | ")] and first_bars(CHORALE, 5) == CHORALE
+    report = evaluate_harmonisation(model, data, n=2, bars=1, n_bootstrap=5)
+    again = evaluate_harmonisation(model, data, n=2, bars=1, n_bootstrap=5)
+    assert report.to_dict() == again.to_dict() and report.n_samples == report.n_real == 2
+    assert report.metrics["soprano_kept"] == report.metrics["parse_rate"] == 1.0 == report.floor["soprano_kept"]
+    assert 0 <= report.metrics["lower_in_range"] <= 1 and set(report.intervals) == set(report.metrics)
+    with pytest.raises(DataError, match="needs chorales"):
+        evaluate_harmonisation(model, Dataset(name="dots", modality="points", x_train=np.zeros((4, 2), np.float32),
+                                              x_test=np.zeros((2, 2), np.float32)))
