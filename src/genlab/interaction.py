@@ -11,8 +11,8 @@ returns raw records as ``sample`` does.
   GAN, which has no encoder) with noise, ``sqrt(1 - s^2) z + s eps``, which keeps a prior-distributed
   latent prior-distributed (``s = 1`` is an independent draw); ``diffusion`` runs SDEdit (Meng et al.
   2022) as ``sample(init=record, strength=s)`` does: the one image-to-image edit genlab has.
-- ``transformer`` on text: keep a prefix (given, or the first ``1 - s`` of the record's characters)
-  and sample the rest again.
+- ``transformer`` on text and the other string modalities (SMILES, chorales): keep a prefix (given, or
+  the first ``1 - s`` of the record's characters) and sample the rest again.
 - tables (every family): keep the ``locked`` columns and draw the others from ``p(rest | locked)``;
   with nothing locked, each variation redraws a random ``s`` share of the columns (at least one).
 
@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from genlab.data.dataset import STRING_MODALITIES
 from genlab.errors import ConfigError, DataError, NotSupportedError
 from genlab.models.base import GenerativeModel
 from genlab.sampling.latent import check_latents, interpolate
@@ -60,7 +61,7 @@ def variations(model: GenerativeModel, record: Any = None, *, n: int = 4, streng
     modality = model.data_.modality
     if modality == "tables":
         return _table_variations(model, _one_row(record), n, strength, generator, condition, locked, options)
-    if modality == "text":
+    if modality in STRING_MODALITIES:
         _no_prompt(options)
         text = _one_text(record)
         kept = prefix if prefix is not None else text[:int(round((1 - strength) * len(text)))]
@@ -99,7 +100,7 @@ def refine(model: GenerativeModel, record: Any = None, *, n: int = 4, generator:
             raise DataError("locked columns need the record whose values they keep")
         return model.sample(n, condition={**kept, **(model.table_condition(condition) or {})} or None,
                             generator=generator, **options)
-    if modality == "text":
+    if modality in STRING_MODALITIES:
         _no_prompt(options)
         kept = prefix if prefix is not None else (_one_text(record) if record is not None else "")
         return model.sample(n, prompt=kept, generator=generator, **options)

@@ -1,9 +1,10 @@
 """Raw records <-> the JSON a client sends and receives.
 
 Each modality in its natural JSON: points as lists of floats ``[x0, x1, ...]``, table rows as objects
-keyed by column (missing values as ``null``), images as base64-encoded PNG (8-bit gray or RGB), text as
-strings. The reverse direction (:func:`record_from_json`) turns one record a client sent back (to make
-variations of it, to interpolate or refine it) into the raw array or one-row DataFrame the library takes.
+keyed by column (missing values as ``null``), images as base64-encoded PNG (8-bit gray or RGB), and the
+records of every string modality (text, SMILES, chorales: ``STRING_MODALITIES``) as strings. The reverse
+direction (:func:`record_from_json`) turns one record a client sent back (to make variations of it, to
+interpolate or refine it) into the raw array or one-row DataFrame the library takes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from genlab.data.dataset import STRING_MODALITIES
 from genlab.errors import DataError
 
 
@@ -25,7 +27,7 @@ def records_to_json(records: np.ndarray | pd.DataFrame, modality: str) -> list[A
     if modality == "tables":
         return [{column: _plain(value) for column, value in row.items()}
                 for row in records.to_dict(orient="records")]
-    if modality == "text":
+    if modality in STRING_MODALITIES:
         return [str(text) for text in records]
     if modality == "images":
         return [image_to_base64(image) for image in records]
@@ -69,10 +71,10 @@ def image_from_base64(text: str, shape: tuple[int, ...]) -> np.ndarray:
 def record_from_json(value: Any, modality: str, shape: tuple[int, ...], columns: list[str] | None = None
                      ) -> np.ndarray | pd.DataFrame:
     """One JSON record -> raw records of one row: float32 ``(1, *shape)``, a one-row DataFrame (tables,
-    with the model's ``columns``), or an object array ``(1,)`` of ``str`` (text). Raises DataError."""
-    if modality == "text":
+    with the model's ``columns``), or an object array ``(1,)`` of ``str`` (a string modality). Raises DataError."""
+    if modality in STRING_MODALITIES:
         if not isinstance(value, str):
-            raise DataError(f"a text record is a string, got {type(value).__name__}")
+            raise DataError(f"a {modality} record is a string, got {type(value).__name__}")
         return np.array([value], dtype=object)
     if modality == "tables":
         if not isinstance(value, dict):
