@@ -29,6 +29,8 @@ import torch.nn.functional as F
 
 from genlab.errors import ConfigError
 from genlab.nn.attention import KVCache, attention_mask
+from genlab.sampling.checked_draw import draw_checked
+from genlab.sampling.constraint import TokenConstraint, checked
 from genlab.sampling.cuda_graphs import StaticDecodeStep
 from genlab.sampling.python_syntax import names_resolve, parses
 
@@ -58,7 +60,8 @@ class GenerationConfig:
             applied in order after the repetition penalty and before temperature, top-k and top-p, as
             Hugging Face applies its ``LogitsProcessor`` list (watermarks, constraints). ``tokens`` are
             each row's ids so far, left-padded; in beam search ``scores`` are log-probabilities. Python
-            only (a callable is not JSON).
+            only (a callable is not JSON). A :class:`~genlab.sampling.constraint.TokenConstraint` whose full
+            mask is costly is asked about the drawn token only when sampling (same distribution).
     """
 
     max_new_tokens: int = 256
@@ -105,10 +108,12 @@ class GenerationConfig:
 
 # ----------------------------------------------------------------------------------- token choice
 def process_logits(logits: torch.Tensor, seen: torch.Tensor | None, config: GenerationConfig,
-                   tokens: torch.Tensor | None = None) -> torch.Tensor:
+                   tokens: torch.Tensor | None = None, *, skip: tuple[TokenConstraint, ...] = ()) -> torch.Tensor:
     """Apply the repetition penalty, the logits processors, temperature, top-k and top-p to ``logits
     (B, V)``; removed tokens get ``-inf``. ``seen`` is a bool ``(B, V)`` of tokens already in each
-    sequence (for the penalty); ``tokens (B, T)`` the sequences so far (for the processors)."""
+    sequence (for the penalty); ``tokens (B, T)`` the sequences so far (for the processors). Constraints
+    in ``skip`` check the drawn token instead (:func:`draw_checked`, which then applies temperature, top-k
+    and top-p itself): with any, they are left out and the scores are returned before temperature."""
     logits = logits.float()
     if config.repetition_penalty != 1.0 and seen is not None:
         penalised = torch.where(logits < 0, logits * config.repetition_penalty, logits / config.repetition_penalty)
@@ -117,8 +122,8 @@ def process_logits(logits: torch.Tensor, seen: torch.Tensor | None, config: Gene
         if tokens is None:
             raise ValueError("logits processors need the tokens so far")
         for processor in config.logits_processors:
-            logits = processor(tokens, logits)
-    if config.greedy or config.num_beams > 1:
+            logits = logits if any(processor is c for c in skip) else processor(tokens, logits)
+    if config.greedy or config.num_beams > 1 or skip:
         return logits
     logits = logits / config.temperature
     if config.top_k is not None and config.top_k < logits.shape[-1]:
@@ -235,10 +240,13 @@ def _steps(network: Any, prompts: Sequence[Sequence[int]], config: GenerationCon
     context = _Context(network, prompts, config, pad=0 if eos is None else eos, device=device)
     finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     new: list[list[int]] = [[] for _ in prompts]
+    constraints = checked(config.logits_processors)   # those that judge the drawn token, not every candidate
     for _ in range(config.max_new_tokens):
         logits = _limit(context.next_logits(), vocab_limit)
         seen = context.seen(logits.shape[-1]) if config.repetition_penalty != 1.0 else None
-        token = choose(process_logits(logits, seen, config, context.tokens), config, generator)
+        scores = process_logits(logits, seen, config, context.tokens, skip=constraints)
+        token = draw_checked(scores, context.tokens, constraints, temperature=config.temperature, top_k=config.top_k,
+                             top_p=config.top_p, generator=generator) if constraints else choose(scores, config, generator)
         if eos is not None:
             token = torch.where(finished, torch.full_like(token, eos), token)
         context.append(token)

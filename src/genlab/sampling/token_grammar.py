@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from genlab.errors import ConfigError
+from genlab.sampling.constraint import TokenConstraint
 
 #: ``need`` of a state that can never finish, and ``need_after`` of a token that is not allowed.
 NEVER = 1 << 30
@@ -122,16 +123,19 @@ def compile_syntax(syntax: Any) -> TableGrammar:
     return TableGrammar(syntax)
 
 
-class GrammarProcessor:
+class GrammarProcessor(TokenConstraint):
     """Logits processor ``(tokens (B, T), scores (B, V)) -> scores`` that gives ``-inf`` to every token the
     grammar does not allow next; the allowed tokens keep the model's scores (its distribution renormalised).
 
-    Each row's grammar state is carried from call to call and advanced by the one token decoding appended: a
-    table lookup or a few tensor operations per step, whatever the length so far. A row is replayed from its
-    start only on the first call (its prompt) or when beam search copied rows and no kept row matches. A
-    row's sample starts after the last ``eos`` of its prompt (genlab's decoding starts at ``eos`` and
-    left-pads with it); a prompt outside the grammar leaves its row unconstrained (counted in
-    :attr:`off_grammar`). A row ends with ``eos``.
+    A :class:`~genlab.sampling.constraint.TokenConstraint` whose whole allowed set is one table lookup a step
+    (``masks``), so decoding masks with it rather than checking draws: measured on random logits at 32 rows, a
+    masked step took 0.4 ms against 7.5 ms checking draws row by row for chorales (most tokens refused), and
+    0.30 against 0.36 ms for SMILES. Each row's grammar state is carried from step to step and advanced by
+    the one token decoding appended: a table lookup or a few tensor operations, whatever the length so far.
+    A row is replayed from its start only on the first call (its prompt) or when beam
+    search copied rows and no kept row matches. A row's sample starts after the last ``eos`` of its prompt
+    (genlab's decoding starts at ``eos`` and left-pads with it); a prompt outside the grammar leaves its row
+    unconstrained (counted in :attr:`off_grammar`). A row ends with ``eos``.
 
     With ``max_new_tokens``, a token is allowed only if the shortest completion after it still fits in the
     tokens left, so a row that reaches the budget without ``eos`` stops where the grammar lets a sample end:
@@ -147,20 +151,24 @@ class GrammarProcessor:
         the grammar; fallbacks: rows left without an allowed token (none for a consistent grammar).
     """
 
+    masks = True
+
     def __init__(self, grammar: Any, *, max_new_tokens: int | None = None) -> None:
+        super().__init__()
         self.grammar = compile_syntax(grammar) if hasattr(grammar, "accepts") else grammar
         self.max_new_tokens = max_new_tokens
-        self.rows = self.off_grammar = self.fallbacks = 0
-        self._tokens: torch.Tensor | None = None
+        self.rows = self.off_grammar = 0
         self._state: tuple[torch.Tensor, ...] = ()
         self._free = self._allowed = torch.zeros(0)
-        self._width = 0
 
     def __call__(self, tokens: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        first = self._tokens is None
-        if first:
-            self.grammar = self.grammar.to(tokens.device)
-        self._track(tokens)
+        self.update(tokens)
+        return scores.masked_fill(~self._allowed, float("-inf"))
+
+    def update(self, tokens: torch.Tensor) -> None:
+        """Follow ``tokens (B, T)`` (:class:`TokenConstraint`), then work out this step's allowed tokens."""
+        first = self._tokens is None or tokens.shape[1] <= self._tokens.shape[1]
+        super().update(tokens)
         grammar = self.grammar
         allowed = grammar.allowed(self._state)                                       # (B, V)
         if self.max_new_tokens is not None:
@@ -179,28 +187,22 @@ class GrammarProcessor:
             self.fallbacks += int(stuck.sum())
             self._free = self._free | stuck
         self._allowed = allowed | self._free[:, None]
-        return scores.masked_fill(~self._allowed, float("-inf"))
 
-    def _track(self, tokens: torch.Tensor) -> None:
-        """Bring every row's state up to ``tokens`` (B, T)."""
-        previous, self._tokens = self._tokens, tokens
-        if previous is None:
-            self._width = tokens.shape[1]
-            self.rows += tokens.shape[0]
-            self._replay(tokens)
-        elif tokens.shape[1] != previous.shape[1] + 1:
-            self._replay(tokens)
-        elif tokens.shape[0] == previous.shape[0] and torch.equal(tokens[:, :-1], previous):
-            self._advance(tokens[:, -1])
-        else:   # beam search kept some rows and copied others: each row continues the old row it copies
-            same = (tokens[:, None, :-1] == previous[None]).all(-1)                  # (B, B_old)
-            if not bool(same.any(1).all()):
-                self._replay(tokens)
-                return
-            parent = same.int().argmax(1)
-            self._state = tuple(part[parent] for part in self._state)
-            self._free, self._allowed = self._free[parent], self._allowed[parent]
-            self._advance(tokens[:, -1])
+    def allows(self, row: int, token: int) -> bool:
+        return bool(self._allowed[row, token])
+
+    def fallback(self, row: int) -> None:
+        self.fallbacks += 1
+        self._free[row] = True
+        self._allowed[row] = True
+
+    def _begin(self, tokens: torch.Tensor) -> None:
+        self.grammar = self.grammar.to(tokens.device)
+        self.rows += tokens.shape[0]
+
+    def _reorder(self, parent: torch.Tensor) -> None:
+        self._state = tuple(part[parent] for part in self._state)
+        self._free, self._allowed = self._free[parent], self._allowed[parent]
 
     def _advance(self, token: torch.Tensor) -> None:
         off = ~self._allowed.gather(1, token[:, None])[:, 0]
