@@ -27,14 +27,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from genlab.errors import ConfigError, NotSupportedError
 from genlab.io import atomic_path
 from genlab.models.base import GenerativeModel
 from genlab.models.sampling_graph import sampling_graph
-#: ONNX operator set of the exported graphs.
-OPSET = 18
+from genlab.sampling.onnx_denoiser import to_onnx
 
 
 def export_onnx(model: GenerativeModel, path: str | Path, *, dynamo: bool = True) -> Path:
@@ -59,10 +56,8 @@ def export_onnx(model: GenerativeModel, path: str | Path, *, dynamo: bool = True
                                                     graph.output_names, graph.dynamic_shapes, graph.meta)
     wrapper.eval()
     path = Path(path)
-    with atomic_path(path) as tmp, torch.no_grad():
-        program = torch.onnx.export(wrapper, args, dynamo=True, input_names=names, output_names=outputs,
-                                    dynamic_shapes=dynamic, opset_version=OPSET, optimize=True, verbose=False)
-        proto = program.model_proto
+    with atomic_path(path) as tmp:
+        proto = to_onnx(wrapper, args, input_names=names, output_names=outputs, dynamic_shapes=dynamic)
         onnx.helper.set_model_props(proto, {"genlab": json.dumps(meta)})
         onnx.save_model(proto, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)

@@ -23,6 +23,7 @@ from torch import nn
 
 from genlab.errors import NotSupportedError
 from genlab.models.base import GenerativeModel
+from genlab.sampling.onnx_denoiser import DenoiserCall
 
 #: Families with an exportable sampling network.
 EXPORTABLE: tuple[str, ...] = ("diffusion", "gan", "transformer", "vae")
@@ -59,15 +60,6 @@ class _Decoder(nn.Module):
         params = self.network.decode(z, y)
         mean = self.network.mean(params)
         return (mean, self.network.scale(params)) if self.network.likelihood == "gaussian" else mean
-
-
-class _Denoiser(nn.Module):
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.network(x, t, y)
 
 
 class _CachedGPT(nn.Module):
@@ -159,7 +151,7 @@ def sampling_graph(model: GenerativeModel) -> SamplingGraph:
         if conditional:
             meta["null_class"] = network.classes.null_class
         args, names = (torch.zeros(2, *shape), torch.zeros(2, dtype=torch.long)), ["x", "t"]
-        wrapper, outputs = _Denoiser(network), ["prediction"]
+        wrapper, outputs = DenoiserCall(network), ["prediction"]
     else:
         raise NotSupportedError(f"the {model.family} family has no exportable sampling network; "
                                 f"families that have: {', '.join(EXPORTABLE)}")
