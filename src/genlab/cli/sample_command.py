@@ -18,7 +18,8 @@ tenor and bass under it (:mod:`genlab.cli.score_output`, :mod:`genlab.data.melod
 Every flag sets the sampling option of its name (``--temperature`` is a VAE's prior temperature too,
 ``--steps`` a diffusion sampler's); a flag or ``--set`` key the run's family does not take, or a bad
 value, is a usage error (exit 2) that lists the family's options, before anything is written. Points
-and images write ``.jsonl`` as one JSON list per record, tables as one object per row.
+and images write ``.jsonl`` as one JSON list per record, tables as one object per row. A diffusion run
+first prints the backend that runs its network (``backend: onnxruntime`` or ``eager``; ``--backend``).
 
 Table models write ``.csv`` (the training columns, names and value formats); ``--condition
 column=value`` (repeatable) makes every row satisfy each condition, values read as their column's type.
@@ -65,7 +66,7 @@ TEXT_MODALITIES = ("text", "smiles", "music")
 #: Every flag that sets a sampling option, and the option it sets.
 FLAG_OPTIONS = {"--steps": "steps", "--sampler": "sampler", "--guidance": "guidance", "--truncation": "truncation",
                 "--prompt": "prompt", "--init": "init", "--strength": "strength",
-                "--mask": "mask", **DECODING_FLAGS}
+                "--mask": "mask", "--backend": "backend", **DECODING_FLAGS}
 
 
 def sample(
@@ -80,6 +81,9 @@ def sample(
     steps: Annotated[int | None, typer.Option("--steps", help="Sampler steps (diffusion).")] = None,
     sampler: Annotated[str | None, typer.Option("--sampler", help="Sampler name, e.g. ddpm, ddim (diffusion).")] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", help="Classifier-free guidance scale.")] = None,
+    backend: Annotated[str | None, typer.Option(
+        "--backend", help="What runs a diffusion network: auto (onnxruntime on CPU where it can and pays, else "
+                          "eager), onnxruntime or eager; the first line says which ran.")] = None,
     truncation: Annotated[float | None, typer.Option("--truncation", help="Latent truncation psi (GAN).")] = None,
     prompt: Annotated[str | None, typer.Option(
         "--prompt", help="Text every sample starts with (text models); the caption to draw (image models "
@@ -121,7 +125,7 @@ def sample(
     """Draw N new records from the model in RUN and write them to OUT."""
     flags = {"--steps": steps, "--sampler": sampler, "--guidance": guidance, "--truncation": truncation,
              "--prompt": prompt, "--init": init, "--strength": strength,
-             "--mask": mask}
+             "--mask": mask, "--backend": backend}
     given = {**{flag: value for flag, value in flags.items() if value is not None},
              **decoding_flags(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                               num_beams=num_beams, repetition_penalty=repetition_penalty, stop=stop)}
@@ -171,6 +175,8 @@ def sample(
             refuse_existing(out, overwrite)
         _check_output(out, modality, condition)
     console = Console(stderr=True)
+    if "backend" in declared:   # a family whose network can run on several engines says which this call uses
+        console.print(f"backend: {model.sampling_backend(check_count(n), condition=condition, **options)}")
     generator = torch.Generator().manual_seed(seed)
     if stream:
         model.condition_index(condition)   # text takes no condition: the same errors as sample's

@@ -49,6 +49,9 @@ class DiffusionConfig:
         sample_steps: sampler steps ``sample`` uses when it is given no ``steps``.
         guidance: classifier-free guidance scale ``sample`` uses when it is given none (1 = plain
             conditional sampling).
+        backend: what runs the network while sampling when ``sample`` is given none: ``"auto"`` (onnxruntime
+            on CPU where it can run and pays, else eager PyTorch), ``"onnxruntime"`` or ``"eager"`` (see
+            :mod:`genlab.models.diffusion.backends`).
         captions: condition images on their captions when the data has them (then ``cond_dropout`` is
             the share of training captions replaced by the empty caption).
         caption_width: width of the caption encoder and of the cross-attention keys and values.
@@ -73,6 +76,7 @@ class DiffusionConfig:
     sampler: Literal["ddpm", "ddim", "dpm++"] = "ddim"
     sample_steps: int = 50
     guidance: float = 1.0
+    backend: Literal["auto", "onnxruntime", "eager"] = "auto"
     captions: bool = True
     caption_width: int = 64
     caption_layers: int = 2

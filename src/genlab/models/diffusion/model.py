@@ -34,8 +34,10 @@ RePaint, Lugmayr et al. 2022, without its resampling jumps).
 
 Sampling is swappable at call time: ``sampler="ddpm"`` (ancestral, the configured variance),
 ``"ddim"`` (Song et al. 2021, with ``eta``) or ``"dpm++"`` (DPM-Solver++(2M), Lu et al. 2022), over
-``steps`` of the ``T`` training steps. The network is a time-conditioned MLP for points and a small
-UNet for images; fitted weights are the EMA of training (Ho et al. 2020, sec. 4).
+``steps`` of the ``T`` training steps; ``backend`` picks what runs the network at each step (on CPU by
+default onnxruntime where it can and pays, else eager PyTorch: :mod:`genlab.models.diffusion.backends`).
+The network is a time-conditioned MLP for points and a small UNet for images; fitted weights are the EMA
+of training (Ho et al. 2020, sec. 4).
 
 Tables (TabDDPM, Kotelnikov et al. 2023, "TabDDPM: Modelling Tabular Data with Diffusion Models"): the
 table codec maps numbers to normal scores through their empirical CDF (``numeric="quantile"``, TabDDPM's
@@ -69,6 +71,7 @@ from genlab.defaults import DataDefaults
 from genlab.errors import ConfigError, DataError, unknown_choice
 from genlab.models.base import DataInfo, GenerativeModel
 from genlab.models.options import SampleOption
+from genlab.models.diffusion.backends import BACKENDS, SamplingBackends
 from genlab.models.diffusion.captions import CaptionedDiffusion
 from genlab.models.diffusion.config import CPU_SAMPLE_VALUES, SAMPLERS, DiffusionConfig
 from genlab.models.diffusion.editing import DiffusionEditing
@@ -85,13 +88,14 @@ from genlab.sampling.schedules import NoiseSchedule, Sampler
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
 
-class DiffusionModel(CaptionedDiffusion, DiffusionEditing, TabularDiffusion, GenerativeModel):
+class DiffusionModel(CaptionedDiffusion, DiffusionEditing, SamplingBackends, TabularDiffusion, GenerativeModel):
     """The ``diffusion`` family: DDPM training; DDPM, DDIM or DPM-Solver++ sampling with guidance.
 
     Sampling options: ``steps`` (default 50), ``sampler`` (``"ddpm"``, ``"ddim"`` default, ``"dpm++"``),
     ``eta`` (DDIM only, default 0), ``guidance`` (classifier-free guidance scale, default 1) and
     ``batch_size`` (records denoised together; default: cache-sized chunks on CPU, all at once on CUDA;
-    it changes which noise each record gets in stochastic samplers, not the distribution). Speed options
+    it changes which noise each record gets in stochastic samplers, not the distribution) and ``backend``
+    (``"auto"`` default, ``"onnxruntime"``, ``"eager"``; :meth:`sampling_backend` says which runs). Speed options
     for images and points (default ``False``): ``cuda_graphs`` (replay the network call as a CUDA graph;
     ignored on CPU), ``compile`` (``torch.compile``), ``bf16`` (bfloat16 autocast); see
     :mod:`genlab.sampling.cuda_graphs`.
@@ -106,7 +110,7 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, TabularDiffusion, Gen
     family = "diffusion"
     config_class = DiffusionConfig
     sample_options = frozenset({"steps", "sampler", "eta", "guidance", "batch_size", "initial_noise", "prompt",
-                                "init", "strength", "mask", *DENOISER_OPTIONS})
+                                "init", "strength", "mask", "backend", *DENOISER_OPTIONS})
     supports_tables = True
     declared_options = {
         "steps": SampleOption("integer", "sampler steps over the T training steps", 50, 1, 1000),
@@ -116,6 +120,8 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, TabularDiffusion, Gen
         "guidance": SampleOption("number", "classifier-free guidance scale (1 = plain conditional)", 1.0, 0, 20),
         "prompt": SampleOption("string", "the caption to draw (models trained on captions)", None,
                                nullable=True, modalities=("images",)),
+        "backend": SampleOption("string", "what runs the network: auto (onnxruntime on CPU where it can and "
+                                "pays, else eager), onnxruntime or eager", "auto", choices=BACKENDS),
     }
 
     def sampling_options(self) -> dict[str, SampleOption]:
@@ -125,7 +131,8 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, TabularDiffusion, Gen
         if not self._captioned():
             options.pop("prompt", None)
         config = self.config
-        for name, value in (("steps", config.sample_steps), ("sampler", config.sampler), ("guidance", config.guidance)):
+        for name, value in (("steps", config.sample_steps), ("sampler", config.sampler), ("guidance", config.guidance),
+                            ("backend", config.backend)):
             options[name] = replace(options[name], default=value)
         return options
 
@@ -253,6 +260,7 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, TabularDiffusion, Gen
             raise ConfigError(f"guidance must be a number >= 0 (1 = plain conditional sampling), got {guidance!r}")
         sampler, eta = options.get("sampler", self.config.sampler), options.get("eta", 0.0)
         self._solver(sampler, eta)   # check the options before any work
+        backend = self.sampling_backend(n, condition=condition, **options)
         if options.get("prompt") is not None and not self._captioned():
             raise ConfigError("a prompt conditions a model trained on captions (e.g. shapes); this one was not")
         device = self.device
@@ -285,7 +293,10 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, TabularDiffusion, Gen
                 label = self.network_.classes.null_class if condition is None else condition
                 y = torch.full((n,), label, dtype=torch.long, device=device)
             guidance = guidance if self._conditional() and condition is not None else 1.0
-        denoise = denoiser(self.network_, **options)   # the network itself unless a speed option is set
+        if backend == "onnxruntime":
+            denoise = self._onnx_call(fallback=options.get("backend", self.config.backend) == "auto")
+        else:
+            denoise = denoiser(self.network_, **options)   # the network itself unless a speed option is set
         first, known = 0, None
         mask, strength = options.get("mask"), options.get("strength")
         if mask is not None and strength is None:
