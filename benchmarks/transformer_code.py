@@ -63,7 +63,8 @@ from genlab.config import to_dict
 from genlab.errors import DataError
 from genlab.metrics.text import parses
 from genlab.sampling.decoding import sample_verified
-from genlab.sampling.python_syntax import PythonSyntax, names_resolve
+from genlab.sampling.python_constraint import PythonSyntax
+from genlab.sampling.python_syntax import names_resolve
 from genlab.evaluation.text import CODE_PROMPT, CODE_STOP, NLL_TOKENS, evaluate_text, real_snippets
 from genlab.train import Callback, TrainConfig
 
@@ -197,7 +198,7 @@ def main() -> None:
     floor = float(np.mean([parses(t) for t in floor_snippets]))
     for (temperature, top_p), constrain in [(s, c) for s in settings for c in ((False, True) if args.constrain
                                                                               else (False,))]:
-        constraint = PythonSyntax.for_codec(model.codec_) if constrain else None
+        constraint = PythonSyntax.for_codec(model.codec_, stop=CODE_STOP) if constrain else None
         start, cpu = time.perf_counter(), time.process_time()
         texts = completions(model, args.samples, temperature=temperature, top_p=top_p,
                             max_new_tokens=args.max_new_tokens, seed=args.seed, constraint=constraint)
@@ -220,7 +221,7 @@ def main() -> None:
     verifications = []
     for level, constrain in [(v, c) for v in ("python", "python-names") for c in ((False, True) if args.constrain
                                                                                  else (False,))]:
-        extra = {"logits_processors": (PythonSyntax.for_codec(model.codec_),)} if constrain else {}
+        extra = {"logits_processors": (PythonSyntax.for_codec(model.codec_, stop=CODE_STOP),)} if constrain else {}
         start = time.perf_counter()
         checked = sample_verified(model, args.samples, level, generator=torch.Generator().manual_seed(args.seed),
                                   max_draws=3 * args.samples, prompt=CODE_PROMPT, stop=CODE_STOP,

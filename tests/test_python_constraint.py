@@ -1,8 +1,13 @@
-"""Syntax-constrained Python decoding (genlab.sampling.python_syntax) and the python-names verifier."""
+"""Syntax-constrained Python decoding (genlab.sampling.python_syntax, genlab.sampling.python_constraint) and the
+python-names verifier."""
 
 from __future__ import annotations
 
+import inspect
+import random
+import re
 import string
+import textwrap
 
 import numpy as np
 import pytest
@@ -11,12 +16,19 @@ import torch
 from gpt_support import random_gpt
 from genlab.data.text import CharCodec
 from genlab.sampling.decoding import LEVELS, VERIFIERS, GenerationConfig, generate, sample_verified
-from genlab.sampling.python_syntax import LineState, PythonSyntax, advance, names_resolve, parses
+from genlab.sampling.python_constraint import PythonSyntax
+from genlab.sampling.python_syntax import LineState, advance, names_resolve, parses
 
 ALIVE = ["def ", "def f", "def f(x):\n", "def f(x):\n    return x", "x = 'ab", "x = 1 +", "x = 1 i", "def f(x) -",
          "x = '''ab\ncd", "x = 1e", "if x:\n    # c\n  # d\n    y\n", "def f():\n    return (1,\n  2)\n",
          "def f(x):\n    return x\n  ", "try:\n    x\nexcept E:\n    pass\nfinally:\n    y\n", "x = 1 \\\n  + 2\n",
-         "class A:\n    def f(self):\n        pass\n\n    def g(self): "]
+         "class A:\n    def f(self):\n        pass\n\n    def g(self): ",
+         # inside a single-quoted string left open, tokenize reads \, $ and ? as stray characters: they are not
+         "x = 'a\\nb", "x = 'a$b", 'print("why? because', "f('#!',\n  a",
+         "f(a,\n  in",                      # a keyword may grow into a name (in -> int): 3.11 blames the bracket
+         "s = (r'a'\n     r",                # a string prefix may open a string after another one
+         "x = ('' if y =",                   # = may become == (3.11 blames the whole conditional)
+         "match x:\n    case None:\n"]      # case lines compile under a dummy match
 DEAD = {"def (": "def without a name", "x = 1)": "unbalanced closing bracket", "x = [1, 2]]": "unbalanced ]",
         "def f(x):\n    a\n  b": "dedent to a level never opened", "x = 1\n    y = 2": "unexpected indent",
         "def f(x):\nreturn": "no indented block after :", "x = 'ab\n": "unterminated string at a newline",
@@ -32,6 +44,29 @@ def test_completable_prefixes_stay_alive(text):
 @pytest.mark.parametrize("text, why", DEAD.items())
 def test_prefixes_no_text_can_fix_are_dead(text, why):
     assert advance(LineState(), text) is None, why
+
+
+#: What a model may write next at any point, right or wrong.
+CANDIDATES = (")", "]", ":", "\n", " ", "x", "'", '"', "'''", "#", "\\", "\\\n", "$", "!", "=", "1e", "def ", "el", "i",
+              "\n    ", "\n  ", "(", ",", "-", "return", "pass\n", "'a'", "\t", "\r", "\x00", "é", "b'", "?")
+
+
+@pytest.mark.parametrize("module, every", [(textwrap, 7), (inspect, 41)])
+def test_the_incremental_check_agrees_with_the_full_check_on_standard_library_prefixes(module, every):
+    """Real source read piece by piece is alive all the way, and after every ``every``-th piece each candidate
+    gets the same answer from the carried state (tokenize resumed at its mark, comments and docstrings taken
+    without a check) as from a fresh read of the unfinished line."""
+    source = inspect.getsource(module)[:40_000]
+    pieces = re.findall(r"\w+ ?|\n[ \t]*|[^\w\n]+ ?", source)   # about as a BPE tokenizer splits code
+    assert "".join(pieces) == source
+    state, rng = LineState(), random.Random(0)
+    for i, piece in enumerate(pieces):
+        if i % every == 0:
+            fresh = LineState(state.pending, state.indents, state.expect_indent)   # no mark: the full check
+            for candidate in rng.sample(CANDIDATES, 12):
+                assert advance(state, candidate) == advance(fresh, candidate), (state.pending, candidate)
+        state = advance(state, piece)
+        assert state is not None, "".join(pieces[max(0, i - 20):i + 1])
 
 
 def test_advancing_piece_by_piece_agrees_with_the_whole_text():
@@ -67,6 +102,55 @@ def test_dead_candidates_are_removed_and_the_rest_keep_the_models_scores(codec):
     renormalised = scores[0].softmax(-1)[allowed] / scores[0].softmax(-1)[allowed].sum()
     torch.testing.assert_close(out[0].softmax(-1)[allowed], renormalised)   # float32 softmax round-off only
     assert processor.fallbacks == 0 and processor.masked == int((~allowed).sum())
+
+
+def test_greedy_decoding_checking_draws_gives_the_tokens_of_masking_every_candidate(codec):
+    network = random_gpt(vocab=codec.vocab_size, block=64, seed=1)
+    prompts = [[codec.eos] + codec.tokenize(p) for p in ("def ", "def f(x):\n    return (", "class A:\n")]
+    checked = PythonSyntax.for_codec(codec)
+    full = PythonSyntax.for_codec(codec, coverage=1.0)
+    masked = lambda tokens, scores: full(tokens, scores)   # noqa: E731  a plain processor: every candidate checked
+    config = GenerationConfig(max_new_tokens=30, temperature=0.0)
+    rows = generate(network, prompts, GenerationConfig(**{**config.__dict__, "logits_processors": (checked,)}),
+                    eos=codec.eos)
+    assert rows == generate(network, prompts, GenerationConfig(**{**config.__dict__, "logits_processors": (masked,)}),
+                            eos=codec.eos)
+    assert checked.checks < full.checks / 5 and checked.fallbacks == full.fallbacks == 0
+
+
+def test_a_sample_ends_only_where_its_text_parses(codec):
+    """The end-of-text token and a stop string (the sample is cut before it) need the text before them to parse;
+    a stop string inside the prompt does not count."""
+    constraint = PythonSyntax.for_codec(codec, stop=("\n\n",))
+
+    def allowed(prompt: str, drawn: str, piece: str) -> bool:
+        ids = [codec.eos] + codec.tokenize(prompt)
+        constraint.update(torch.tensor([ids]))
+        for token in codec.tokenize(drawn):   # decoding appends the drawn tokens one at a time
+            ids.append(token)
+            constraint.update(torch.tensor([ids]))
+        return constraint.allows(0, codec.eos if piece == "<eos>" else codec.tokenize(piece)[0])
+
+    assert allowed("def f(x):\n    return x", "\n", "\n") and not allowed("def f(x):", "\n", "\n")
+    assert allowed("def f(x):\n", "    return x\n", "<eos>") and not allowed("def f(x):\n", "    return (x", "<eos>")
+    assert allowed("f(1)\n", "", "\n") and allowed("f(1)\n\nf(", "", "1")   # the prompt's lines do not stop it
+
+
+def test_a_character_split_over_byte_tokens_is_judged_once_whole():
+    def utf8(ids):
+        return bytes(i for i in ids if i != 256).decode("utf-8", "replace")
+
+    constraint, prompt = PythonSyntax(utf8, eos=256), [256] + list(b"x = ")
+
+    def allowed_after(ids: list[int], token: int) -> bool:
+        constraint.update(torch.tensor([prompt + ids]))
+        return constraint.allows(0, token)
+
+    euro, e_acute = list("€".encode()), list("é".encode())   # three bytes and two
+    assert allowed_after([], euro[0]) and allowed_after(euro[:1], euro[1])   # held: not a character yet
+    assert not allowed_after(euro[:2], euro[2])                             # x = €: a stray character
+    constraint._tokens = None                                                # a new generation
+    assert allowed_after([], e_acute[0]) and allowed_after(e_acute[:1], e_acute[1])   # x = é: a name
 
 
 def test_a_step_with_no_live_candidate_is_left_alone_and_counted():
@@ -131,7 +215,8 @@ def test_cli_constrain_and_verify_levels(capsys, tmp_path):
     assert code == 0, err
     code, err = run("sample", str(tmp_path / "run"), "-n", "3", "--prompt", "def ", "--constrain", "python",
                     "--max-new-tokens", "20", "--out", str(tmp_path / "s.txt"))
-    assert code == 0 and "python constraint: " in err and "0 steps without a live candidate" in " ".join(err.split()), err
+    err = " ".join(err.split())
+    assert code == 0 and "python constraint: " in err and "0 steps without a live candidate" in err, err
     for text in (tmp_path / "s.txt").read_text().split("\n<|endoftext|>\n")[:-1]:
         assert advance(LineState(), text) is not None, text
     code, err = run("sample", str(tmp_path / "run"), "-n", "2", "--prompt", "def ", "--verify", "python-names",

@@ -56,7 +56,7 @@ from genlab.provenance.embed import watermark_options
 from genlab.models.base import check_count
 from genlab.report.figures import save_image_grid, save_scatter
 from genlab.sampling.decoding import VERIFIERS, sample_verified
-from genlab.sampling.python_syntax import CONSTRAINTS, text_constraint
+from genlab.sampling.python_constraint import CONSTRAINTS, text_constraint
 
 SUFFIXES = (".npy", ".csv", ".png", ".txt", ".jsonl", ".smi", *SCORE_SUFFIXES)
 #: Line written between text samples in a ``.txt`` output.

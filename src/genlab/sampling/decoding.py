@@ -246,7 +246,8 @@ def _steps(network: Any, prompts: Sequence[Sequence[int]], config: GenerationCon
         seen = context.seen(logits.shape[-1]) if config.repetition_penalty != 1.0 else None
         scores = process_logits(logits, seen, config, context.tokens, skip=constraints)
         token = draw_checked(scores, context.tokens, constraints, temperature=config.temperature, top_k=config.top_k,
-                             top_p=config.top_p, generator=generator) if constraints else choose(scores, config, generator)
+                             top_p=config.top_p, generator=generator) if constraints else \
+            choose(scores, config, generator)
         if eos is not None:
             token = torch.where(finished, torch.full_like(token, eos), token)
         context.append(token)

@@ -1,5 +1,5 @@
-"""Syntax-constrained decoding for Python: a logits processor that removes the candidate tokens after
-which the text can no longer be completed into valid Python.
+"""Whether a prefix of text can still become valid Python: the check behind Python-constrained decoding
+(:mod:`genlab.sampling.python_constraint`).
 
 A prefix is *dead* when no continuation makes it parse. The check works one logical line at a time,
 with Python's own machinery:
@@ -11,20 +11,20 @@ with Python's own machinery:
   level: a dedent to a level never opened, or an unexpected indent, is dead;
 - Python's parser judges the logical line itself, compiled alone with ``PyCF_ALLOW_INCOMPLETE_INPUT``
   (``codeop``'s flag): an unfinished line gets a trailing line continuation (``\\``), so the parser
-  reads "more may follow" instead of "the statement ends here". ``incomplete input`` is alive; another
-  error is dead unless it lies in a last token that more characters could still change (a name, a
-  number, ``-`` before ``->`` ...). This catches unbalanced closing brackets, ``def`` without a name, an
-  unterminated single-quoted string at a newline, ``x = 1 +`` at a newline, ``x == = 1`` mid-line.
-  ``else``/``elif``/``except``/``finally`` lines are compiled after a dummy block they may follow.
+  reads "more may follow" instead of "the statement ends here". ``incomplete input`` is alive. Otherwise
+  the line is alive if it parses once its last token has grown into what more characters may still make
+  of it (a name into a keyword or a longer name, ``r`` into a string, ``=`` into ``==``), or if the error
+  lies in that last token (a name, a number, ``-`` before ``->`` ...). This catches unbalanced closing
+  brackets, ``def`` without a name, an unterminated single-quoted string at a newline, ``x = 1 +`` at a
+  newline, ``x == = 1`` mid-line. ``else``/``elif``/``except``/``finally`` lines are compiled after a dummy
+  block they may follow, ``case`` lines also under a dummy ``match``.
 
-The end-of-text token is allowed only when the whole text parses (``ast.parse``).
-
-Which candidates are checked: a step sorts the candidates by probability and checks them in that order
-until the checked ones hold ``coverage`` of the probability and one of them is alive; dead ones get
-``-inf``. The others keep their scores, so the distribution over the allowed tokens is the model's own,
-renormalised (what temperature, top-k and top-p then see). When no candidate at all is alive the step
-is left unconstrained and counted in :attr:`PythonSyntax.fallbacks`: nothing removes every candidate.
-Once a row's text is dead (a fallback step, or a dead prompt) that row is no longer constrained.
+The check is incremental: a :class:`LineState` carries the unfinished logical line with a :class:`Mark`, the
+last row start where tokenize's state is known, so :func:`advance` re-tokenizes only from there (the current
+row, or a multi-line string from its start) and compiles the one logical line; a piece that only lengthens a
+comment or a triple-quoted string the parser already reads as valid so far is taken without a check. Starting
+from an empty :class:`LineState` gives the same answer for any text (tests/test_python_constraint.py compares
+the two on every prefix of standard-library modules).
 """
 
 from __future__ import annotations
@@ -36,10 +36,8 @@ import keyword
 import re
 import tokenize
 import warnings
-from dataclasses import dataclass
-from typing import Callable, Sequence
-
-import torch
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 #: ``compile`` flags: an AST only (no compiler checks such as ``return`` outside a function), no
 #: implied dedent at the end, and ``incomplete input`` reported apart from other errors.
@@ -49,29 +47,78 @@ INCOMPLETE = ("incomplete input", "unexpected EOF while parsing")
 _OPERATORS = [op for op in tokenize.EXACT_TOKEN_TYPES if not op.isalnum()]
 #: Operators that more characters can turn into another one (``-`` into ``->``, ``*`` into ``**``).
 GROWABLE = frozenset(op for op in _OPERATORS if any(o != op and o.startswith(op) for o in _OPERATORS)) | {"!"}
-#: Dummy blocks a continuation keyword may follow, so that its line can be compiled alone.
-HEADERS = {"else": "if 1:\n pass\n", "elif": "if 1:\n pass\n", "except": "try:\n pass\n",
-           "finally": "try:\n pass\n"}
+#: Dummy blocks a line starting with a keyword may follow, so that it can be compiled alone, each tried in
+#: turn: a continuation keyword after its block; a ``case`` line (a soft keyword: also a name) alone, or one
+#: column in under a ``match``.
+HEADERS = {"else": ("if 1:\n pass\n",), "elif": ("if 1:\n pass\n",), "except": ("try:\n pass\n",),
+           "finally": ("try:\n pass\n",), "case": ("", "match 1:\n ")}
+#: Names a quote turns into the start of a string literal.
+STRING_PREFIXES = frozenset({"r", "u", "b", "f", "br", "rb", "fr", "rf"})
 #: Keywords and soft keywords a partial name may still become.
 KEYWORDS = tuple(keyword.kwlist) + tuple(getattr(keyword, "softkwlist", ()))
 _BLANK = re.compile(r"[ \t\f]*(?:#[^\r\n]*)?\r?\n")
 _INDENT = re.compile(r"[ \t\f]*")
 _SKIPPED = (tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT)
+_CLOSING = str.maketrans("([{", ")]}")
+_TRIPLE = re.compile("[A-Za-z]*('''|\"\"\")")   # a string prefix, then a triple quote
+#: Pieces that only lengthen a comment (``#``) or a triple-quoted string (its quote): no character that ends
+#: it or escapes, reads as a newline to the parser but not to tokenize, or is not Python source.
+_PLAIN = {"#": re.compile(r"[^\n\r\x00\ud800-\udfff]*"), "'": re.compile(r"[^'\\\r\x00\ud800-\udfff]*"),
+          '"': re.compile(r'[^"\\\r\x00\ud800-\udfff]*')}
+
+
+class Mark(NamedTuple):
+    """Where tokenizing an unfinished logical line may resume: a row start in the line's ``body`` that no
+    token spans (not inside a multi-line string). Tokens before it are final: nothing appended can change
+    them.
+
+    Attributes:
+        start: offset of the row start in ``body``; rows: the rows before it.
+        brackets: the brackets open there, outermost first (``"(["``).
+        last: the last significant token before it (positions in ``body``'s rows), or ``None``.
+        stray: end offset of the first stray character before it (an error token outside a string), -1 for
+            none: the text is dead once anything but newlines follows it.
+    """
+
+    start: int = 0
+    rows: int = 0
+    brackets: str = ""
+    last: tokenize.TokenInfo | None = None
+    stray: int = -1
 
 
 @dataclass(frozen=True)
 class LineState:
     """Where a prefix stands: its unfinished logical line (from the line's first character), the
-    indentation widths of the open blocks, and whether the next line must open a deeper block."""
+    indentation widths of the open blocks, and whether the next line must open a deeper block.
+
+    ``mark`` and ``inside`` only make the next :func:`advance` cheaper (they take no part in equality): where
+    tokenizing the line resumes, and ``"#"`` or a triple quote when the text ends inside a comment or a
+    triple-quoted string whose line the parser reads as valid so far."""
 
     pending: str = ""
     indents: tuple[int, ...] = (0,)
     expect_indent: bool = False
+    mark: Mark = field(default=Mark(), compare=False)
+    inside: str = field(default="", compare=False)
+
+
+class _Line(NamedTuple):
+    """What tokenizing a logical line found (:func:`_logical_line`)."""
+
+    end: int | None                      # offset just after its NEWLINE; None: the line goes on
+    last: tokenize.TokenInfo | None      # its last significant token
+    colon: bool                          # it ends in ":"
+    mark: Mark = Mark()                  # where tokenizing it may resume (unfinished lines)
+    inside: str = ""                     # "#" or a triple quote: the text ends inside a comment or that string
+    closers: str = ""                    # what closes the brackets left open, innermost first
 
 
 def advance(state: LineState, piece: str) -> LineState | None:
     """The state after ``piece`` is appended, or ``None`` when the text is dead (module doc)."""
-    text, indents, expect = state.pending + piece, state.indents, state.expect_indent
+    if state.inside and _PLAIN[state.inside[0]].fullmatch(piece):   # more of the comment or string only
+        return replace(state, pending=state.pending + piece)
+    text, indents, expect, mark = state.pending + piece, state.indents, state.expect_indent, state.mark
     while True:
         while (blank := _BLANK.match(text)) is not None:   # blank and comment-only lines: no indentation
             text = text[blank.end():]
@@ -88,89 +135,160 @@ def advance(state: LineState, piece: str) -> LineState | None:
             opened = indents[:indents.index(width) + 1]
         else:
             return None
-        line = _logical_line(body)
+        line = _logical_line(body, mark)
         if line is None:
             return None
-        end, last, colon = line
-        if end is None:   # the line goes on
-            return LineState(text, indents, expect) if _parses_so_far(body, False, last) else None
-        if not _parses_so_far(body[:end], True, None):
+        if line.end is None:   # the line goes on
+            alive, plain = _parses_so_far(body, False, line.last, line.closers)
+            return LineState(text, indents, expect, line.mark, line.inside if plain else "") if alive else None
+        if not _parses_so_far(body[:line.end], True, None)[0]:
             return None
-        text, indents, expect = body[end:], opened, colon
+        text, indents, expect, mark = body[line.end:], opened, line.colon, Mark()
 
 
-def _logical_line(body: str) -> tuple[int | None, tokenize.TokenInfo | None, bool] | None:
-    """Tokenize ``body`` (a logical line starting at column 0) up to its first NEWLINE: the offset just
-    after that newline (``None`` if the line is unfinished), its last token, and whether it ends in
-    ``:``. ``None`` when tokenize meets a stray character before the end."""
-    last = None
-    starts = [0]
-    for line in body.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
+def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
+    """Tokenize ``body`` (a logical line starting at column 0) up to its first NEWLINE, resuming at ``mark``
+    (from an earlier call on a prefix of ``body``) rather than at its start. ``None`` when tokenize meets a
+    stray character before the end (outside a string left open on its row: ``'a$b`` may still close).
+
+    Resuming feeds tokenize the rows from ``mark.start`` after one made-up row that puts it in the state it
+    was in there: the open brackets, or a line continuation when none is open. The tokens come out as from
+    the whole line, one row lower."""
+    limit = len(body.rstrip("\r\n"))
+    if 0 <= mark.stray < limit:
+        return None
+    prefix = (mark.brackets + "\n" if mark.brackets else "\\\n") if mark.start else ""
+    skip = 1 if prefix else 0
+    starts = [mark.start]                                  # body offset of each row from the mark on
+    while (newline := body.find("\n", starts[-1])) >= 0:
+        starts.append(newline + 1)
+    shift = mark.rows - skip                               # body row of a token's row in what tokenize reads
+    last, brackets, stray, balanced = _moved(mark.last, -shift), mark.brackets, mark.stray, True
+    reach, quoted, comment, string_at = 0, 0, False, None
+    resume = [(brackets, last, stray, True)]   # each row's start: brackets, last, stray, and whether resumable
     try:
-        for token in tokenize.generate_tokens(io.StringIO(body).readline):
+        for token in tokenize.generate_tokens(io.StringIO(prefix + body[mark.start:]).readline):
+            row, end_row = token.start[0] - skip, token.end[0] - skip
+            if row <= 0 or token.type in (tokenize.ENDMARKER, tokenize.DEDENT):
+                continue
+            while len(resume) < min(row, len(starts)):   # rows begun since: resumable unless a token spans them
+                resume.append((brackets, last, stray, balanced and reach <= len(resume)))
+            end = starts[min(end_row, len(starts)) - 1] + token.end[1]
             if token.type == tokenize.NEWLINE:
                 if token.string:   # a real newline, not the one tokenize adds at the end of the text
-                    return starts[token.end[0] - 1] + token.end[1], last, last is not None and last.string == ":"
+                    return _Line(end, _moved(last, shift), last is not None and last.string == ":")
                 continue
             if token.type == tokenize.ERRORTOKEN and not token.string.isspace():
-                at_end = starts[token.end[0] - 1] + token.end[1] >= len(body.rstrip("\r\n"))
-                if not at_end and token.string[:1] not in "'\"":
-                    return None
+                if token.string in ("'", '"'):   # a string left open: the rest of its row is inside it
+                    quoted = row
+                elif token.string[:1] not in "'\"" and row != quoted:
+                    if end < limit:
+                        return None
+                    stray = end if stray < 0 else stray
+            if token.type == tokenize.OP and token.string in "([{":
+                brackets += token.string
+            elif token.type == tokenize.OP and token.string in ")]}":
+                balanced, brackets = balanced and bool(brackets), brackets[:-1]
             if token.type not in _SKIPPED:
                 last = token
-    except tokenize.TokenError:   # EOF inside brackets or a multi-line string: unfinished
-        pass
-    return None, last, False
+            reach, comment = max(reach, end_row), token.type == tokenize.COMMENT and end == len(body) and row != quoted
+    except tokenize.TokenError as error:   # EOF inside brackets or a multi-line string: unfinished
+        if error.args[0] == "EOF in multi-line string":
+            string_at = error.args[1][0] - skip, starts[error.args[1][0] - skip - 1] + error.args[1][1]
+    while len(resume) < len(starts):
+        resume.append((brackets, last, stray, balanced and reach <= len(resume)))
+    row = max(r for r in range(1, (string_at[0] if string_at else len(starts)) + 1) if resume[r - 1][3])
+    inside = "#" if comment else ""
+    if string_at is not None:
+        quote = _TRIPLE.match(body, string_at[1])
+        inside = quote.group(1) if quote else ""
+    at_brackets, at_last, at_stray, _ = resume[row - 1]
+    resumed = Mark(starts[row - 1], mark.rows + row - 1, at_brackets, _moved(at_last, shift), at_stray)
+    return _Line(None, _moved(last, shift), False, resumed, inside, brackets[::-1].translate(_CLOSING))
 
 
-def _parses_so_far(line: str, complete: bool, last: tokenize.TokenInfo | None) -> bool:
+def _moved(token: tokenize.TokenInfo | None, rows: int) -> tokenize.TokenInfo | None:
+    """``token`` ``rows`` rows lower."""
+    if token is None or rows == 0:
+        return token
+    return token._replace(start=(token.start[0] + rows, token.start[1]), end=(token.end[0] + rows, token.end[1]))
+
+
+def _parses_so_far(line: str, complete: bool, last: tokenize.TokenInfo | None, closers: str = ""
+                   ) -> tuple[bool, bool]:
     """Whether Python's parser accepts the logical ``line`` as complete, or as the start of a longer one
-    (module doc). A name that ends an unfinished line may still grow into a keyword (``i`` -> ``if``),
-    so the line is also tried with each keyword the name begins."""
+    (module doc), and whether it does so for ``line`` as written (not only for a longer last token)."""
     if complete:
-        return _parser_error(line, True) is None
-    lines = [line]
-    if last is not None and last.type == tokenize.NAME and line.rstrip("\\").endswith(last.string):
-        stem = line[:len(line.rstrip("\\")) - len(last.string)]
-        lines += [stem + word for word in KEYWORDS if word.startswith(last.string) and word != last.string]
-    for candidate in lines:
-        error = _parser_error(candidate, False)
-        if error is None:
-            return True
-        if last is None or error.lineno is None:
-            continue
-        if last.type in (tokenize.NAME, tokenize.NUMBER):   # the whole trailing word may change ("1e" -> "1e5")
-            row = last.start[0]
-            physical = candidate.splitlines()[row - 1] if row <= len(candidate.splitlines()) else ""
-            start = (row, re.search(r"[\w.]*$", physical[:last.end[1]]).start())
-        elif last.string in GROWABLE or (last.type == tokenize.ERRORTOKEN and last.string[:1] in "'\""):
-            start = last.start
-        else:
-            continue
-        if error.lineno is not None and (error.lineno, (error.offset or 1) - 1) >= start:
-            return True
-    return False
+        return (valid := _parser_error(line, True) is None), valid
+    error = _parser_error(line, False, closers)
+    if error is None:
+        return True, True
+    if last is None:
+        return False, False
+    for candidate in _grown(line, last):
+        if _parser_error(candidate, False, closers) is None:
+            return True, False
+    if error.lineno is None:
+        return False, False
+    if last.type in (tokenize.NAME, tokenize.NUMBER):   # the whole trailing word may change ("1e" -> "1e5")
+        row = last.start[0]
+        physical = line.splitlines()[row - 1] if row <= len(line.splitlines()) else ""
+        start = (row, re.search(r"[\w.]*$", physical[:last.end[1]]).start())
+    elif last.string in GROWABLE or (last.type == tokenize.ERRORTOKEN and last.string[:1] in "'\""):
+        start = last.start
+    else:
+        return False, False
+    return (error.lineno, (error.offset or 1) - 1) >= start, False
 
 
-def _parser_error(line: str, complete: bool) -> SyntaxError | None:
-    """The parser's error on the logical ``line`` (with a trailing continuation when unfinished, after
-    the dummy block a continuation keyword needs), line numbers those of ``line``; ``None`` when it is
-    valid or incomplete."""
+def _grown(line: str, last: tokenize.TokenInfo) -> list[str]:
+    """``line`` with its last token grown into what it may still become: a name into each keyword it begins
+    (``i`` -> ``if``), a keyword into a longer name (``in`` -> ``int``), a string prefix into a string (``r``
+    -> ``r''``), an operator into each longer one (``=`` -> ``==``)."""
+    kept = line.rstrip("\\")
+    if not kept.endswith(last.string):
+        return []
+    stem, word = kept[:len(kept) - len(last.string)], last.string
+    if last.type == tokenize.NAME:
+        lines = [stem + w for w in KEYWORDS if w.startswith(word) and w != word]
+        if keyword.iskeyword(word):
+            lines.append(stem + word + "_")
+        if word.lower() in STRING_PREFIXES:   # a string, maybe after another one (implicit concatenation)
+            lines.append(stem + word + "''")
+        return lines
+    return [stem + op for op in _OPERATORS if op.startswith(word) and op != word] if word in GROWABLE else []
+
+
+def _parser_error(line: str, complete: bool, closers: str = "") -> SyntaxError | None:
+    """The parser's error on the logical ``line`` (with a trailing continuation when unfinished, after each
+    dummy block its first word may need until one takes it), positions those of ``line``; ``None`` when it
+    is valid or incomplete. Python 3.11 reports an error inside brackets that are still open as "'(' was
+    never closed" at the bracket; then the line is compiled again with its ``closers`` on a new row, which
+    gives the error where it lies (or none: then those closers complete it)."""
     word = line.split(None, 1)[0].rstrip(":") if line.strip() else ""
-    header = HEADERS.get(word, "")
     ending = "" if complete else ("\n" if line.endswith("\\") else "\\\n")
+    for header in HEADERS.get(word, ("",)):
+        error = _compile_error(header + line + ending)
+        if error is not None and closers and error.msg.endswith("was never closed"):
+            error = _compile_error(header + line + "\n" + closers + "\n")
+        if error is None:
+            return None
+        if error.lineno is not None:
+            error.lineno -= header.count("\n")
+            if error.lineno == 1 and error.offset is not None:   # the columns a header's indentation added
+                error.offset -= len(header) - 1 - header.rfind("\n")
+    return error
+
+
+def _compile_error(source: str) -> SyntaxError | None:
+    """``compile``'s error on ``source`` (:data:`FLAGS`); ``None`` when it is valid or incomplete."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # SyntaxWarnings of generated text (e.g. "invalid escape sequence")
         try:
-            compile(header + line + ending, "<line>", "exec", FLAGS)
+            compile(source, "<line>", "exec", FLAGS)
             return None
         except SyntaxError as error:
-            if error.msg in INCOMPLETE:
-                return None
-            if error.lineno is not None:
-                error.lineno -= header.count("\n")
-            return error
+            return None if error.msg in INCOMPLETE else error
         except (ValueError, OverflowError, MemoryError, RecursionError):   # e.g. a NUL byte
             return SyntaxError("not Python source")
 
@@ -199,105 +317,3 @@ def names_resolve(text: str) -> bool:
 
     undefined = (messages.UndefinedName, messages.UndefinedLocal, messages.UndefinedExport)
     return not any(isinstance(m, undefined) for m in checker.Checker(tree, filename="<sample>").messages)
-
-
-class PythonSyntax:
-    """Logits processor ``(tokens (B, T), scores (B, V)) -> scores`` that removes dead candidates.
-
-    Args:
-        detokenize: ids -> text (the model's codec; it drops the end-of-text id).
-        eos: the end-of-text id (also the left padding and start token of genlab's text decoding).
-        coverage: probability the checked candidates must hold before a step stops checking, in (0, 1].
-
-    Attributes:
-        fallbacks: steps left unconstrained because no candidate was alive.
-        checks: candidate checks made; ``masked``: candidates removed; ``steps``: rows x steps seen.
-    """
-
-    def __init__(self, detokenize: Callable[[Sequence[int]], str], eos: int, *, coverage: float = 0.999) -> None:
-        if not 0 < coverage <= 1:
-            raise ValueError(f"coverage must be in (0, 1], got {coverage}")
-        self.detokenize, self.eos, self.coverage = detokenize, eos, coverage
-        self.fallbacks = self.checks = self.masked = self.steps = 0
-        self._pieces: dict[int, str] = {}
-        self._rows: dict[int, tuple[str, LineState | None]] = {}
-
-    @classmethod
-    def for_codec(cls, codec, **options) -> "PythonSyntax":
-        """A processor for a genlab text codec (:class:`~genlab.data.text.BPECodec` or ``CharCodec``)."""
-        return cls(codec.detokenize, codec.eos, **options)
-
-    def __call__(self, tokens: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        probs = scores.float().softmax(-1)
-        keep = torch.ones_like(scores, dtype=torch.bool)
-        for row, ids in enumerate(tokens.tolist()):
-            started = next((i for i, t in enumerate(ids) if t != self.eos), len(ids))
-            if self.eos in ids[started:]:
-                continue   # this row has ended; decoding ignores its token
-            text = self.detokenize(ids)
-            state = self._state(row, text)
-            if state is None:
-                continue
-            self.steps += 1
-            dead, alive, covered = [], False, 0.0
-            order = torch.argsort(probs[row], descending=True).tolist()
-            for token in order:
-                if (covered >= self.coverage and alive) or probs[row, token] <= 0:
-                    break
-                covered += float(probs[row, token])
-                self.checks += 1
-                if self._alive(state, text, token):
-                    alive = True
-                else:
-                    dead.append(token)
-            if not alive:
-                self.fallbacks += 1
-                continue
-            keep[row, dead] = False
-            self.masked += len(dead)
-        return scores.masked_fill(~keep, float("-inf"))
-
-    def _alive(self, state: LineState, text: str, token: int) -> bool:
-        if token == self.eos:
-            return parses(text)
-        if token not in self._pieces:
-            self._pieces[token] = self.detokenize([token])
-        piece = self._pieces[token]
-        if "\ufffd" in piece:   # part of a multi-byte character: judged once it is whole
-            return True
-        return advance(state, piece) is not None
-
-    def _state(self, row: int, text: str) -> LineState | None:
-        """The row's state, advanced from its previous step's when the text only grew."""
-        previous = self._rows.get(row)
-        if previous is not None and text.startswith(previous[0]):
-            state = None if previous[1] is None else advance(previous[1], text[len(previous[0]):])
-        else:
-            state = advance(LineState(), text)
-        self._rows[row] = (text, state)
-        return state
-
-    def summary(self) -> str:
-        """One line: steps constrained, candidates checked and removed, fallbacks."""
-        return (f"python constraint: {self.steps} steps, {self.checks} candidates checked, {self.masked} removed, "
-                f"{self.fallbacks} steps without a live candidate (left unconstrained)")
-
-
-#: Constraints ``genlab sample --constrain NAME`` can put on text decoding.
-CONSTRAINTS = ("python",)
-
-
-def text_constraint(model, name: str) -> PythonSyntax:
-    """The logits processor of constraint ``name`` for a fitted text ``model``.
-
-    Raises:
-        ConfigError: an unknown constraint (listing them) or a model that does not make text.
-    """
-    from genlab.errors import ConfigError, unknown_choice
-
-    if name not in CONSTRAINTS:
-        raise unknown_choice("constraint", name, CONSTRAINTS)
-    if model.data_.modality != "text" or "logits_processors" not in model.sample_options:
-        raise ConfigError(f"--constrain {name} constrains text decoding; this {model.family} model makes "
-                          f"{model.data_.modality}")
-    return PythonSyntax.for_codec(model.codec_)

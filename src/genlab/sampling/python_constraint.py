@@ -1,0 +1,208 @@
+"""Python-constrained decoding (``genlab sample --constrain python``): a token constraint that keeps every
+sample a prefix of valid Python, and lets it end only where the whole text parses.
+
+Each row carries its text and the checker's state (:mod:`genlab.sampling.python_syntax`) from token to token, so
+a check reads the token's piece, the current row of the unfinished logical line and one compile of that line,
+whatever the length of the text. Greedy decoding and sampling ask about the drawn token only
+(:mod:`genlab.sampling.checked_draw`: the distribution of masking every dead candidate, about one check a row a
+step when the model mostly writes valid Python). Beam search uses the logits-processor form, which checks the
+candidates by probability until the checked ones hold ``coverage`` of it and one is alive, and masks the dead
+ones (unchecked candidates keep their scores).
+
+Where a sample may end: the end-of-text token only where the whole text parses (``ast.parse``); with stop
+strings, a token that completes one only where the text before the stop string parses, since the sample is cut
+there. A sample that reaches ``max_new_tokens`` first is unfinished: callers report it as not valid
+(:func:`~genlab.sampling.python_syntax.parses` of the text).
+
+A byte-level token that ends inside a character is held until the character is whole; the whole character is
+checked then. A row whose text is dead (a dead prompt, or a step with no allowed token: a fallback, counted)
+is no longer constrained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+import torch
+
+from genlab.errors import ConfigError, unknown_choice
+from genlab.sampling.constraint import TokenConstraint
+from genlab.sampling.python_syntax import LineState, advance, parses
+
+#: Constraints ``genlab sample --constrain NAME`` can put on text decoding.
+CONSTRAINTS = ("python",)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One row: the checker's state (``None``: dead, unconstrained), the text so far in whole characters, the
+    ids of a character not yet whole, where the sample starts in the text (after the prompt), and whether it
+    has ended."""
+
+    state: LineState | None
+    text: str = ""
+    held: tuple[int, ...] = ()
+    start: int = 0
+    ended: bool = False
+
+
+class PythonSyntax(TokenConstraint):
+    """The Python constraint (module doc), for greedy decoding, sampling and, as a logits processor
+    ``(tokens (B, T), scores (B, V)) -> scores``, beam search.
+
+    Args:
+        detokenize: ids -> text (the model's codec; it drops the end-of-text id).
+        eos: the end-of-text id (also the left padding and start token of genlab's text decoding).
+        coverage: beam search only: probability the checked candidates must hold before a step stops checking,
+            in (0, 1].
+        stop: the stop strings of the decoding: a sample that meets one ends before it.
+
+    Attributes:
+        fallbacks: steps left unconstrained because no candidate was alive.
+        checks: candidate checks made; ``masked``: candidates found dead; ``steps``: rows x steps constrained.
+    """
+
+    masks = False
+
+    def __init__(self, detokenize: Callable[[Sequence[int]], str], eos: int, *, coverage: float = 0.999,
+                 stop: Sequence[str] = ()) -> None:
+        if not 0 < coverage <= 1:
+            raise ValueError(f"coverage must be in (0, 1], got {coverage}")
+        if any(not s for s in stop):
+            raise ValueError("stop strings must not be empty")
+        super().__init__()
+        self.detokenize, self.eos, self.coverage, self.stop = detokenize, eos, coverage, tuple(stop)
+        self._firsts = {s[0] for s in self.stop}
+        self.checks = self.masked = self.steps = 0
+        self._pieces: dict[int, str] = {}
+        self._rows: list[_Row] = []
+        self._next: dict[tuple[int, int], _Row | None] = {}   # this step's answers: the row after each token
+
+    @classmethod
+    def for_codec(cls, codec, **options) -> "PythonSyntax":
+        """A constraint for a genlab text codec (:class:`~genlab.data.text.BPECodec` or ``CharCodec``)."""
+        return cls(codec.detokenize, codec.eos, **options)
+
+    def update(self, tokens: torch.Tensor) -> None:
+        super().update(tokens)
+        self._next = {}
+        self.steps += sum(row.state is not None and not row.ended for row in self._rows)
+
+    def allows(self, row: int, token: int) -> bool:
+        current = self._rows[row]
+        if current.state is None or current.ended:
+            return True
+        if (row, token) not in self._next:
+            self.checks += 1
+            self._next[row, token] = after = self._after(current, token)
+            self.masked += after is None
+        return self._next[row, token] is not None
+
+    def fallback(self, row: int) -> None:
+        self.fallbacks += 1
+        self._rows[row] = replace(self._rows[row], state=None)
+
+    def __call__(self, tokens: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.update(tokens)
+        probs = scores.float().softmax(-1)
+        keep = torch.ones_like(scores, dtype=torch.bool)
+        for row, current in enumerate(self._rows):
+            if current.state is None or current.ended:
+                continue
+            dead, alive, covered = [], False, 0.0
+            values, order = torch.sort(probs[row], descending=True)
+            for p, token in zip(values.tolist(), order.tolist()):
+                if (covered >= self.coverage and alive) or p <= 0:
+                    break
+                covered += p
+                if self.allows(row, token):
+                    alive = True
+                else:
+                    dead.append(token)
+            if not alive:
+                self.fallback(row)
+                continue
+            keep[row, dead] = False
+        return scores.masked_fill(~keep, float("-inf"))
+
+    def summary(self) -> str:
+        """One line: steps constrained, candidates checked and removed, fallbacks."""
+        return (f"python constraint: {self.steps} steps, {self.checks} candidates checked, {self.masked} removed, "
+                f"{self.fallbacks} steps without a live candidate (left unconstrained)")
+
+    def _after(self, current: _Row, token: int) -> _Row | None:
+        """The row after ``token``, or ``None`` when ``token`` may not come next (module doc)."""
+        if token == self.eos:
+            return replace(current, ended=True) if not current.held and parses(current.text) else None
+        ids = current.held + (token,)
+        piece = self._piece(ids)
+        if piece.endswith("\ufffd") and len(ids) < 4:   # a character not yet whole: judged once it is
+            return replace(current, held=ids)
+        text = current.text + piece
+        cut = self._stop_at(text, current)
+        if cut is not None:   # the sample ends here, before the stop string
+            return replace(current, text=text[:cut], held=(), ended=True) if parses(text[:cut]) else None
+        state = advance(current.state, piece)
+        return None if state is None else _Row(state, text, (), current.start)
+
+    def _piece(self, ids: tuple[int, ...]) -> str:
+        if len(ids) > 1:
+            return self.detokenize(list(ids))
+        if ids[0] not in self._pieces:
+            self._pieces[ids[0]] = self.detokenize([ids[0]])
+        return self._pieces[ids[0]]
+
+    def _stop_at(self, text: str, current: _Row) -> int | None:
+        """Where the first stop string in the sample's part of ``text`` begins, if the newest piece completed one."""
+        if not self.stop:
+            return None
+        since = max(current.start, len(current.text) - max(map(len, self.stop)) + 1)
+        if not any(first in text[since:] for first in self._firsts):   # cheap: most pieces complete none
+            return None
+        found = [at for at in (text.find(s, since) for s in self.stop) if at >= 0]
+        return min(found) if found else None
+
+    def _replay(self, tokens: torch.Tensor) -> None:
+        self._rows = [self._start(ids) for ids in tokens.tolist()]
+
+    def _start(self, ids: list[int]) -> _Row:
+        """A row from its ids: left padding and the start token (``eos``), the prompt, what was drawn since."""
+        begun = next((i for i, t in enumerate(ids) if t != self.eos), len(ids))
+        if self.eos in ids[begun:]:
+            return _Row(None, ended=True)
+        held = 0
+        while held < 3 and held < len(ids) - begun and self.detokenize(ids[:len(ids) - held]).endswith("\ufffd"):
+            held += 1
+        text = self.detokenize(ids[:len(ids) - held])
+        prompt = self.detokenize(ids[:min(self._width, len(ids) - held)])
+        return _Row(advance(LineState(), text), text, tuple(ids[len(ids) - held:]), len(prompt))
+
+    def _reorder(self, parent: torch.Tensor) -> None:
+        self._rows = [self._rows[i] for i in parent.tolist()]
+        self._next = {}   # its answers were for the old rows: the new tokens are checked again
+
+    def _advance(self, token: torch.Tensor) -> None:
+        for row, value in enumerate(token.tolist()):
+            current = self._rows[row]
+            if current.ended:
+                continue
+            if current.state is None:   # unconstrained: only its end matters
+                self._rows[row] = replace(current, ended=value == self.eos)
+                continue
+            after = self._next[row, value] if (row, value) in self._next else self._after(current, value)
+            self._rows[row] = after if after is not None else _Row(None, ended=value == self.eos)
+
+
+def text_constraint(model, name: str, *, stop: Sequence[str] = ()) -> PythonSyntax:
+    """The constraint ``name`` for a fitted text ``model``, with the decoding's ``stop`` strings.
+
+    Raises:
+        ConfigError: an unknown constraint (listing them) or a model that does not make text.
+    """
+    if name not in CONSTRAINTS:
+        raise unknown_choice("constraint", name, CONSTRAINTS)
+    if model.data_.modality != "text" or "logits_processors" not in model.sample_options:
+        raise ConfigError(f"--constrain {name} constrains text decoding; this {model.family} model makes "
+                          f"{model.data_.modality}")
+    return PythonSyntax.for_codec(model.codec_, stop=stop)
