@@ -4,6 +4,7 @@ python-names verifier."""
 from __future__ import annotations
 
 import inspect
+import json
 import random
 import re
 import string
@@ -219,6 +220,14 @@ def test_cli_constrain_and_verify_levels(capsys, tmp_path):
     assert code == 0 and "python constraint: " in err and "0 steps without a live candidate" in err, err
     for text in (tmp_path / "s.txt").read_text().split("\n<|endoftext|>\n")[:-1]:
         assert advance(LineState(), text) is not None, text
+    # a sample cut by the token budget before its text parses is written as not valid, and counted
+    code, err = run("sample", str(tmp_path / "run"), "-n", "4", "--prompt", "def ", "--constrain", "python",
+                    "--max-new-tokens", "6", "--out", str(tmp_path / "s.jsonl"))
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert code == 0 and [row["valid"] for row in rows] == [parses(row["text"]) for row in rows]
+    invalid = sum(not row["valid"] for row in rows)
+    assert invalid > 0 and f"{invalid} of 4 samples reached --max-new-tokens before their text parsed" in \
+        " ".join(err.split()), err
     code, err = run("sample", str(tmp_path / "run"), "-n", "2", "--prompt", "def ", "--verify", "python-names",
                     "--max-new-tokens", "20", "--out", str(tmp_path / "v.txt"))
     assert code == 0 and "python: " in err and "python-names: " in err, err

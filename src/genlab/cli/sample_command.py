@@ -4,10 +4,13 @@ Text models (text, music) print their samples to stdout, separated by ``<|endoft
 unless ``--out`` names a ``.txt`` file (the same layout) or a ``.jsonl`` file (one ``{"prompt": ...,
 "text": ..., "valid": true|false|null}`` per sample, ``valid`` from ``--verify``); ``--prompt`` starts
 every sample, and ``--verify python`` keeps only samples that parse, drawing again until N pass or 10 N
-have been drawn, and reports the share that passed. The decoding flags have Hugging Face ``generate``'s
-names and meanings (:mod:`genlab.cli.decoding_options`): ``--max-new-tokens``, ``--temperature`` (0 =
-greedy), ``--top-k``, ``--top-p``, ``--num-beams``, ``--repetition-penalty``, ``--stop`` (repeatable);
-``--stream`` prints each piece of text to stdout as it is generated (and writes ``--out`` only when given).
+have been drawn, and reports the share that passed. Under ``--constrain python`` a sample ends (end of text
+or ``--stop``) only where its text parses; one that reaches ``--max-new-tokens`` first is cut unfinished,
+written with ``"valid": false`` when it does not parse and counted on stderr. The decoding flags have
+Hugging Face ``generate``'s names and meanings (:mod:`genlab.cli.decoding_options`): ``--max-new-tokens``,
+``--temperature`` (0 = greedy), ``--top-k``, ``--top-p``, ``--num-beams``, ``--repetition-penalty``,
+``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it is generated (and writes
+``--out`` only when given).
 Molecules are one SMILES a line (stdout, ``.smi`` or ``.txt``), or a ``.csv`` of each SMILES, whether RDKit
 parses it, and its QED, logP, SA score and molecular weight. SMILES and chorales are sampled inside their
 format's grammar (every sample parses; :mod:`genlab.sampling.token_grammar`) unless ``--constrain none``.
@@ -162,7 +165,7 @@ def sample(
             raise ConfigError(f"--{remedy.name} decides {fixed[0]}: drop --condition {fixed[0]}=..., or the "
                               f"remedy, which would have nothing to equalise")
         options["processors"] = [*options.get("processors", ()), remedy]
-    constraint = None if constrain is None else text_constraint(model, constrain)
+    constraint = None if constrain is None else text_constraint(model, constrain, stop=options.get("stop") or ())
     if constraint is not None:
         options["logits_processors"] = (*options.get("logits_processors", ()), constraint)
     printed = out is None and modality in TEXT_MODALITIES   # text goes to the terminal unless --out says where
@@ -196,13 +199,17 @@ def sample(
         records = model.sample(n, condition=condition, generator=generator, **options)
     if constraint is not None:
         console.print(constraint.summary())
+        unfinished = sum(not VERIFIERS[constrain](str(text)) for text in records)
+        console.print(f"{unfinished} of {len(records)} samples reached --max-new-tokens before their text parsed "
+                      f"(valid: false)")
     if printed and not stream and len(records):   # the layout --stream prints
         print(_separator(modality).join(str(text) for text in records), flush=True)
     if out is not None and out.suffix in SCORE_SUFFIXES:
         paths = write_scores(records, out)
         console.print(f"wrote {len(paths)} samples to [bold]{paths[0]}[/bold]" + (" ..." if len(paths) > 1 else ""))
     elif out is not None:
-        write_records(records, out, modality, prompt=options.get("prompt", ""), verify=verify)
+        write_records(records, out, modality, prompt=options.get("prompt", ""),
+                      verify=verify if verify is not None or constraint is None else constrain)
         console.print(f"wrote {len(records)} samples to [bold]{out}[/bold]")
 
 
