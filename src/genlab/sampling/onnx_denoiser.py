@@ -55,7 +55,8 @@ def to_onnx(module: nn.Module, args: tuple, *, input_names: list[str], output_na
     returns the ``onnx.ModelProto``. The module must be in eval mode.
 
     The exporter's notes that ask nothing of genlab (torchvision's operators are not registered; one
-    ``batch`` name shared by several inputs; a torch-internal deprecation) are kept out of the user's terminal.
+    ``batch`` name shared by several inputs, or an input that is None and so absent from the graph; a
+    torch-internal deprecation) are kept out of the user's terminal.
     """
     registry = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registry.level
@@ -63,6 +64,7 @@ def to_onnx(module: nn.Module, args: tuple, *, input_names: list[str], output_na
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*The axis name: \w+ will not be used")
+            warnings.filterwarnings("ignore", message=r".*different number of inputs than the flatten dynamic_shapes")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
             program = torch.onnx.export(module, args, dynamo=True, input_names=input_names,
                                         output_names=output_names, dynamic_shapes=dynamic_shapes,
