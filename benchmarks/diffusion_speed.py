@@ -1,4 +1,5 @@
-"""CPU sampling speed of genlab's diffusion UNet against diffusers' UNet2DModel + DDIMScheduler.
+"""CPU sampling speed of genlab's diffusion sampler, by its default path, against diffusers' UNet2DModel +
+DDIMScheduler.
 
 Both sample ``--n`` (256) 28x28 images with 50 DDIM steps from a UNet of about 1M parameters (genlab:
 channels (32, 64, 64), one block per level; diffusers: ``block_out_channels=(32, 64, 64)``, one layer
@@ -7,9 +8,15 @@ depend on them. Timing is the best of ``--repeats`` interleaved runs, one thread
 with other jobs (pessimistic); CPU seconds of the process are reported beside wall seconds because
 they are less exposed to the other jobs. Issue #4's bar: genlab at least as fast (ratio >= 1.0).
 
+genlab's row is ``model.sample`` as a user calls it: ``backend="auto"`` (``--backend``) picks onnxruntime
+for the network call where it can run and pays (:mod:`genlab.models.diffusion.backends`; at the default
+sizes it does), else eager PyTorch; the row names the backend that ran. Its graph is exported by an
+untimed first call, into a fresh cache folder, and that call's seconds (export, session and sampling) are
+reported apart. A second row forces the eager path for comparison.
+
 genlab's sampler denoises cache-sized chunks of records on CPU (41 images here, see
 ``genlab.models.diffusion.CPU_SAMPLE_VALUES``); diffusers' pipelines denoise the whole batch at once.
-For transparency a third row runs diffusers' UNet and scheduler over the same chunks: it shows how much
+For transparency a further row runs diffusers' UNet and scheduler over the same chunks: it shows how much
 of the difference is the chunking and how much the network.
 
     OMP_NUM_THREADS=1 python benchmarks/diffusion_speed.py
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -40,29 +48,22 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def genlab_sampler(n: int, steps: int):
-    """A 28x28 genlab diffusion model (one training step, so weights are near-initial) and its sampling call."""
+def genlab_model() -> DiffusionModel:
+    """A 28x28 genlab diffusion model (one training step, so weights are near-initial)."""
     images = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
-    model = DiffusionModel(conditional=False).fit(images, train=TrainConfig(steps=1, batch_size=8, device="cpu"))
-    params = sum(p.numel() for p in model.network_.parameters())
-    return params, lambda: model.sample(n, steps=steps, sampler="ddim", generator=torch.Generator().manual_seed(0))
+    return DiffusionModel(conditional=False).fit(images, train=TrainConfig(steps=1, batch_size=8, device="cpu"))
 
 
-def onnx_sampler(n: int, steps: int, chunk: int):
-    """The same genlab model exported to ONNX and sampled by :mod:`genlab.export.runner` (onnxruntime, one
-    thread) over the same chunks; ``None`` when the onnx extra is not installed."""
-    try:
-        from genlab.export.onnx import export_onnx
-        from genlab.export.runner import OnnxSampler
-    except ImportError:
-        return None
-    images = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32)
-    model = DiffusionModel(conditional=False).fit(images, train=TrainConfig(steps=1, batch_size=8, device="cpu"))
+def genlab_sampler(model: DiffusionModel, n: int, steps: int, backend: str):
+    """``model.sample`` of ``n`` images with ``steps`` DDIM steps on ``backend``: the backend that runs, the
+    seconds of a first, untimed call (the one that exports a graph) and the sampling call."""
+    def sample() -> np.ndarray:
+        return model.sample(n, steps=steps, sampler="ddim", backend=backend, generator=torch.Generator().manual_seed(0))
+
+    ran = model.sampling_backend(n, steps=steps, backend=backend)
+    first, _ = timed(sample)
     params = sum(p.numel() for p in model.network_.parameters())
-    path = Path(tempfile.mkdtemp()) / "denoiser.onnx"
-    sampler = OnnxSampler(export_onnx(model, path), threads=1)
-    noise = torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(0)).numpy()
-    return params, lambda: sampler.sample(n, noise=noise, steps=steps, batch_size=chunk)
+    return ran, first, (params, sample)
 
 
 def diffusers_peer():
@@ -100,16 +101,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=256, help="images per sampling call")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--backend", default="auto", help="genlab's backend: auto (its default), onnxruntime, eager")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    os.environ["GENLAB_CACHE"] = tempfile.mkdtemp()   # a fresh cache: the first call pays the export
 
     chunk = max(1, CPU_SAMPLE_VALUES // (28 * 28))
-    samplers = {"genlab": genlab_sampler(args.n, args.steps), "diffusers": diffusers_sampler(args.n, args.steps),
+    model = genlab_model()
+    backend, first_call, genlab = genlab_sampler(model, args.n, args.steps, args.backend)
+    _, _, eager = genlab_sampler(model, args.n, args.steps, "eager")
+    samplers = {"genlab": genlab, "genlab eager": eager, "diffusers": diffusers_sampler(args.n, args.steps),
                 f"diffusers, chunks of {chunk}": diffusers_sampler(args.n, args.steps, chunk)}
-    onnx = onnx_sampler(args.n, args.steps, chunk)
-    if onnx is not None:
-        samplers["genlab onnxruntime"] = onnx
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in samplers}
     for _ in range(args.repeats):   # interleaved, so a change in the machine's load hits both alike
         for name, (_, sample) in samplers.items():
@@ -125,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
               for name in rows if name.startswith("genlab")
               for peer in ("diffusers", f"diffusers, chunks of {chunk}")}
     print(f"{'':<24} {'params':>10} {'seconds':>8} {'CPU s':>8} {'images/s':>9}   "
-          f"({args.n} images, DDIM {args.steps} steps, 1 thread)")
+          f"({args.n} images, DDIM {args.steps} steps, 1 thread; genlab --backend {args.backend}: {backend} ran, "
+          f"its first call took {first_call:.2f} s)")
     for name, row in rows.items():
         print(f"{name:<24} {row['parameters']:>10,} {row['seconds']:>8.2f} {row['cpu_seconds']:>8.2f} "
               f"{row['images_per_second']:>9.1f}")
@@ -137,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = vars(args) | {"out": str(args.out)}
     args.out.write_text(json.dumps({"benchmark": "diffusion sampling speed (CPU)", "settings": settings,
                                     "machine": platform.platform(), "torch": torch.__version__,
+                                    "genlab_backend": backend, "genlab_first_call_seconds": first_call,
                                     "results": rows, "speedup": ratio, "cpu_speedup": cpu_ratio,
                                     "ratios": ratios}, indent=2))
     print(f"wrote {args.out}")
