@@ -146,7 +146,7 @@ def _draw(q: torch.Tensor, x: int, allowed: Callable[[int], bool], k: int | None
         if allowed(x):
             if nucleus is None or nucleus.holds(x):
                 return x
-            drop = nucleus.from_(x)        # x and every less likely token: all outside S
+            drop = nucleus.at_and_below(x)   # x and every less likely token: all outside S
         else:
             drop = torch.tensor([x])
         live = q.clone() if live is None else live
@@ -190,7 +190,7 @@ class _Nucleus:
                 return False
             self._scan(i + 1)
 
-    def from_(self, x: int) -> torch.Tensor:
+    def at_and_below(self, x: int) -> torch.Tensor:
         """int64: ``x`` and every token ranked below it."""
         return torch.from_numpy(self.order[self.rank[x]:])
 
