@@ -29,12 +29,14 @@ ALIVE = ["def ", "def f", "def f(x):\n", "def f(x):\n    return x", "x = 'ab", "
          "f(a,\n  in",                      # a keyword may grow into a name (in -> int): 3.11 blames the bracket
          "s = (r'a'\n     r",                # a string prefix may open a string after another one
          "x = ('' if y =",                   # = may become == (3.11 blames the whole conditional)
-         "match x:\n    case None:\n"]      # case lines compile under a dummy match
+         "match x:\n    case None:\n",      # case lines compile under a dummy match
+         "x = 1\n        # c", "x = 1\n   ",  # a comment or blank line may come at any indentation
+         'msg = "a \\\\']                    # an escaped backslash is not a line continuation
 DEAD = {"def (": "def without a name", "x = 1)": "unbalanced closing bracket", "x = [1, 2]]": "unbalanced ]",
         "def f(x):\n    a\n  b": "dedent to a level never opened", "x = 1\n    y = 2": "unexpected indent",
         "def f(x):\nreturn": "no indented block after :", "x = 'ab\n": "unterminated string at a newline",
         "x = 1 +\n": "statement cut at a newline", "x == = 1": "invalid mid-line", "x = $": "stray character",
-        "def f(x):\n    return x\n     ": "indent between levels"}
+        "def f(x):\n    return x\n     y": "indent between levels"}
 
 
 @pytest.mark.parametrize("text", ALIVE)

@@ -125,8 +125,8 @@ def advance(state: LineState, piece: str) -> LineState | None:
         space = _INDENT.match(text).group()
         body = text[len(space):]
         width = len(space.expandtabs(8))
-        if not body or body[0] == "#":   # only indentation (or a comment) so far: it may still grow
-            return LineState(text, indents, expect) if expect or width <= indents[-1] else None
+        if not body or body[0] == "#":   # only indentation or a comment so far: it may still be a blank or
+            return LineState(text, indents, expect)   # comment line, whose indentation does not count
         if expect:
             if width <= indents[-1]:
                 return None
@@ -266,7 +266,8 @@ def _parser_error(line: str, complete: bool, closers: str = "") -> SyntaxError |
     never closed" at the bracket; then the line is compiled again with its ``closers`` on a new row, which
     gives the error where it lies (or none: then those closers complete it)."""
     word = line.split(None, 1)[0].rstrip(":") if line.strip() else ""
-    ending = "" if complete else ("\n" if line.endswith("\\") else "\\\n")
+    escaped = (len(line) - len(line.rstrip("\\"))) % 2 == 1   # a last backslash that escapes what follows
+    ending = "" if complete else ("\n" if escaped else "\\\n")
     for header in HEADERS.get(word, ("",)):
         error = _compile_error(header + line + ending)
         if error is not None and closers and error.msg.endswith("was never closed"):
