@@ -3,9 +3,9 @@
 A sampler calls its network ``f(x_t, t, y)`` once per step (twice under guidance), so on CPU the network
 call is the cost. Eager PyTorch dispatches each operator from Python; onnxruntime runs one optimised
 graph (convolutions fused with their bias and activation, the embeddings' constant parts folded). On
-genlab's networks, one thread, a machine loaded by other jobs, a call took 1.1-1.5x less time for image
-UNets and about half the time for the point MLP (``benchmarks/diffusion_speed.py`` measures the whole
-sampler against diffusers); the outputs equal eager ones within ~1e-6.
+genlab's networks, one thread, a machine loaded by other jobs, a call ran 1.1-1.5x faster for image UNets
+and about 2x for the point MLP, whole sampler calls 1.3-1.9x (``benchmarks/diffusion_speed.py`` measures
+the sampler against diffusers); the outputs equal eager ones within ~1e-6.
 
 Exporting costs seconds (``torch.export`` traces the module, onnxscript translates it: 2.4-13 s on that
 machine), so the graph is exported once and cached on disk, under ``$GENLAB_CACHE/onnx`` (else

@@ -34,11 +34,13 @@ BACKENDS: tuple[str, ...] = ("auto", "onnxruntime", "eager")
 #: Config fields that are only ``sample``'s defaults: they do not change the network's graph.
 SAMPLING_DEFAULTS = frozenset({"sampler", "sample_steps", "guidance", "backend"})
 #: Network work (records x values per record x sampler steps, doubled under guidance) from which ``auto``
-#: exports a graph it does not have yet. One thread, a loaded 2-core machine: an export took 2.4-13 s and
-#: an eager call 0.7-4.4 us per value (28x28 UNets, point MLP), onnxruntime saving 10-50% of it; at 10^7
-#: value-steps (e.g. 256 digits x 50 steps) eager takes ~7-45 s, so the export is repaid in this call or
-#: the next, and every later call (any size) finds the graph cached. Below it, a first call stays eager.
-AUTO_EXPORT_WORK = 10 ** 7
+#: exports a graph it does not have yet. Whole sampler calls, one thread, a loaded 2-core machine: eager
+#: took 0.9-3.8 us per value-step (28x28 UNets at full and half resolution, the point MLP) and onnxruntime
+#: 1.3-1.9x less; the first onnxruntime call cost 1.5-5 s more (export and session). At 4 x 10^6
+#: value-steps (e.g. 64 digits x 20 guided steps) eager takes ~3.5-15 s, so the export is repaid within a
+#: few calls of that size, and every later call (any size) finds the graph cached. Below it a first call
+#: stays eager: one small call would pay more for the export than it saves.
+AUTO_EXPORT_WORK = 4 * 10 ** 6
 
 
 @dataclass
