@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -111,10 +112,7 @@ class SamplingBackends:
         share = strength if isinstance(strength, (int, float)) and 0 < strength <= 1 else 1.0
         conditioned = condition is not None or options.get("prompt") is not None
         guided = conditioned and options.get("guidance", self.config.guidance) != 1
-        values = 1
-        for side in self.data_.shape:
-            values *= side
-        return n * values * steps * share * (2 if guided else 1)
+        return n * math.prod(self.data_.shape) * steps * share * (2 if guided else 1)
 
     def _weights_version(self) -> tuple:
         """Where every parameter and buffer lives and its in-place version counter: any change of the weights
