@@ -91,3 +91,9 @@ def test_prior_gmm_on_a_run_without_a_mixture_is_a_clear_error():
         model.sample(2, condition=0, prior="gmm")
     with pytest.raises(ConfigError, match="prior='sideways' is not one of: gmm, standard"):
         model.check_declared_options({"prior": "sideways"})
+
+
+def test_the_servers_micro_batcher_never_treats_mixture_latents_as_scaled_noise(digits_vae):
+    model, _ = digits_vae
+    assert model.latent_noise_scale(3, {"mean": True}) is None
+    assert model.latent_noise_scale(3, {"mean": True, "prior": "standard", "temperature": 0.5}) == 0.5
