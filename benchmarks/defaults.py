@@ -226,7 +226,7 @@ def digits28_folder() -> Path:
 FOLDERS: dict[str, Callable[[], Path]] = {"mnist": mnist_folder, "digits28": digits28_folder}
 
 
-def folder_row(family: str | None, folder: str, seconds: float = 180) -> dict[str, Any]:
+def folder_row(family: str | None, folder: str, seconds: float = 120) -> dict[str, Any]:
     """A user's folder of PNGs in class sub-folders (module doc), fitted with ``family`` (None: the default)."""
     from mnist_families import scores
     from genlab.metrics.features import feature_classifier
