@@ -180,17 +180,19 @@ def technique_row(name: str) -> dict[str, Any]:
 
 def technique_table() -> str:
     """Markdown: the finished rows of :data:`TECHNIQUES`."""
-    lines = ["| technique | options | steps | Fréchet | cond. acc | floor |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| technique | fit options | sampling options | steps | Fréchet | cond. acc | floor |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, (family, model_options, train_options, sample_options) in TECHNIQUES.items():
         path = OUT / f"technique-{_slug(name)}.json"
         if not path.is_file():
-            lines.append(f"| {name} | | | not run | | |")
+            lines.append(f"| {name} | | | | not run | | |")
             continue
         row = json.loads(path.read_text())
-        options = ", ".join(f"{k}={v}" for k, v in {**model_options, **train_options, **sample_options}.items())
+        fit_options = ", ".join(f"{k}={v}" for k, v in {**model_options, **train_options}.items())
+        sampling = ", ".join(f"{k}={v}" for k, v in sample_options.items()) or "the run's own"
         metrics = row["metrics"]
-        lines.append(f"| {name} | {options} | {row['steps']} | {metrics['frechet']:.1f} | {metrics['cond_acc']:.3f} "
-                     f"| {metrics['floor_frechet']:.2f} |")
+        lines.append(f"| {name} | {fit_options} | {sampling} | {row['steps']} | {metrics['frechet']:.1f} "
+                     f"| {metrics['cond_acc']:.3f} | {metrics['floor_frechet']:.2f} |")
     return "\n".join(lines)
 
 
@@ -305,6 +307,7 @@ def write_doc(path: Path) -> None:
         (path.parent / "images").mkdir(exist_ok=True)
         shutil.copyfile(grid, path.parent / "images" / f"defaults_{grid.name}")
         grids += [f"`{grid.name.removesuffix('_grid.png')}`:", "", f"![8 samples of each class](images/defaults_{grid.name})", ""]
+    earlier = earlier_rows(path)
     path.write_text("\n".join([
         "# What the defaults give",
         "",
@@ -322,7 +325,10 @@ def write_doc(path: Path) -> None:
         "",
         "## Figures",
         "",
-        table(),
+        "A row marked `cpu (earlier run)` was not rerun when this page was last written: its figures are",
+        "those of its last run under the CPU-clock protocol, with the defaults of that time.",
+        "",
+        table(earlier),
         "",
         f"## Techniques on MNIST, one change at a time ({TECHNIQUE_SECONDS} CPU seconds each, seed 0)",
         "",
@@ -338,14 +344,30 @@ def write_doc(path: Path) -> None:
     ]), encoding="utf-8")
 
 
-def table() -> str:
-    """The markdown table of every finished row, under each protocol it was run with."""
+def earlier_rows(path: Path) -> dict[str, str]:
+    """The figure lines of ``docs/defaults.md`` as it stands, by row name, with their protocol column marked
+    ``cpu (earlier run)``: a row not rerun keeps its last measured figures, said to be from that run."""
+    if not path.is_file():
+        return {}
+    rows = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        cells = line.split(" | ")
+        if line.startswith("| ") and len(cells) > 2 and cells[0][2:] in ROWS:
+            protocol = cells[1] if cells[1].startswith("cpu") or cells[1] == "wall" else None
+            rest = cells[2:] if protocol else cells[1:]                   # tables before the protocol column
+            rows[cells[0][2:]] = " | ".join([cells[0], "cpu (earlier run)" if protocol != "wall" else "wall", *rest])
+    return rows
+
+
+def table(earlier: dict[str, str] | None = None) -> str:
+    """The markdown table of every finished row, under each protocol it was run with; a row with no result
+    here takes its line from ``earlier`` (:func:`earlier_rows`) where there is one."""
     lines = ["| row | protocol | family | budget (s) | steps | settings chosen from the data | figures | bar | met |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in ROWS:
         paths = [(protocol, OUT / f"{name}{suffix}.json") for protocol, suffix in (("cpu", ""), ("wall", "@wall"))]
         if not any(path.is_file() for _, path in paths):
-            lines.append(f"| {name} | | | | | | not run | | |")
+            lines.append((earlier or {}).get(name, f"| {name} | | | | | | not run | | |"))
         for protocol, path in paths:
             if not path.is_file():
                 continue

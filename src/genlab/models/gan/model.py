@@ -120,10 +120,11 @@ class GANModel(TabularGAN, LatentVariations, GenerativeModel):
         (benchmarks/gan_vae_points.py: 8/8 and 25/25 modes, 98.7 / 99.2 % high quality in 110 CPU s; at
         the DCGAN settings the generator hit 1 mode of ring8 in 2 minutes). Images: DCGAN's network at
         batch 64, but five times its learning rate: on MNIST at 150 CPU s (benchmarks/defaults.py
-        --techniques) lr 2e-4 gave Fréchet 50, 5e-4 25, 1e-3 13 and 2e-3 11; hinge loss with spectral
-        normalisation (71) and an EMA of the weights (598: it averages the batch-norm statistics of
-        generators that no longer exist) did worse. 1e-3 rather than 2e-3: nearly as good, and half as far
-        from the rates GANs are known to train stably at. Tables keep CTGAN's settings."""
+        --techniques, docs/defaults.md) lr 2e-4 gave Fréchet 47, 5e-4 22, 1e-3 13 and 2e-3 10; hinge loss
+        with spectral normalisation (61) and an EMA of the weights (416: the averaged weights meet
+        batch-norm statistics of generators that no longer exist) did worse. 1e-3 rather than 2e-3: nearly
+        as good, and half as far from the rates GANs are known to train stably at. Tables keep CTGAN's
+        settings."""
         if info.modality == "points":
             return DataDefaults(
                 model={"pack": 4, "latent_dim": 16, "hidden": 128, "depth": 3, "drs": True},
