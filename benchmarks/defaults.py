@@ -349,7 +349,9 @@ def write_doc(path: Path) -> None:
         technique_table(),
         "",
         "The image-folder rows (PNGs in class folders: 3,000 MNIST training digits, and scikit-learn's 1,797",
-        "digits upsampled to 28x28), 8 samples of each class, one class a row:",
+        "digits upsampled to 28x28), 8 samples of each class in class order (0-0-...-1-1-...), read left to",
+        "right; the real floor of a folder row is as many real training images (100 a class) against the",
+        "folder's test split, in the feature space of a classifier trained on the folder's training split:",
         "",
         *grids,
     ]), encoding="utf-8")
