@@ -71,6 +71,7 @@ class OnnxSampler:
 
     def sample(self, n: int, *, noise: np.ndarray | None = None, condition: int | None = None, seed: int = 0,
                steps: int = 50, guidance: float = 1.0, mean: bool = False, temperature: float = 1.0,
+               prior: str | None = None,
                max_new_tokens: int | None = None, batch_size: int | None = None) -> np.ndarray:
         """``n`` records: raw float32 ``(n, *shape)``, or int64 token ids ``(n, L)`` for a transformer.
 
@@ -81,6 +82,8 @@ class OnnxSampler:
             seed: seed of the NumPy generator of every other draw.
             steps, guidance: diffusion's DDIM steps and guidance scale.
             mean: VAE: return ``E[x|z]`` without observation noise.
+            prior: VAE: ``"standard"`` draws ``z`` from ``N(0, t^2 I)``; otherwise a graph exported with an
+                ex-post mixture prior draws from it, ``noise`` then being the mixture's ``eps``.
             temperature: transformer: 0 = greedy; VAE: prior temperature.
             max_new_tokens: transformer: tokens to generate (default: the record length).
             batch_size: diffusion: records denoised together (default all ``n``; on CPU chunks that fit the
@@ -104,11 +107,24 @@ class OnnxSampler:
             z = noise if noise is not None else rng.standard_normal((n, self.meta["latent_dim"]))
             decoder = "likelihood" in self.meta   # a VAE's decoder: prior temperature and observation noise
             z = np.asarray(z, np.float32) * (temperature if decoder else 1.0)
+            if decoder and "prior" in self.meta and prior != "standard":
+                z = self._mixture_latents(z, y, rng)
             outputs = self.run(z=z.astype(np.float32), y=y)
             x = outputs[0]
             if decoder and len(outputs) > 1 and not mean:
                 x = x + outputs[1] * rng.standard_normal(x.shape).astype(np.float32)
         return self._decode_records(x)
+
+    def _mixture_latents(self, scaled_eps: np.ndarray, y: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+        """A VAE's ex-post mixture prior (:mod:`genlab.models.vae.ex_post`): ``z = m_yk + C_yk (tau eps)`` with
+        ``k ~ pi_y`` drawn by ``rng``; ``scaled_eps (n, L)``, labels ``y (n,)`` or None -> ``(n, L)`` float32."""
+        prior = self.meta["prior"]
+        weights, means, tril = (np.exp(np.asarray(prior["log_weights"])), np.asarray(prior["means"]),
+                                np.asarray(prior["scale_tril"]))
+        groups = np.zeros(len(scaled_eps), dtype=np.int64) if y is None else np.asarray(y, dtype=np.int64)
+        k = np.array([rng.choice(weights.shape[1], p=weights[g] / weights[g].sum()) for g in groups])
+        z = means[groups, k] + np.einsum("nij,nj->ni", tril[groups, k], scaled_eps)
+        return z.astype(np.float32)
 
     # ------------------------------------------------------------------ families
     def _labels(self, n: int, rng: np.random.Generator, condition: int | None) -> np.ndarray | None:

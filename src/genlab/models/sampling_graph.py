@@ -139,6 +139,10 @@ def sampling_graph(model: GenerativeModel) -> SamplingGraph:
         meta["graph"] = "latent"
         latent = model.config.latent_dim
         meta |= {"latent_dim": latent, "likelihood": network.likelihood}
+        if network.fitted_prior is not None and network.fitted_prior.is_fitted:   # the ex-post mixture
+            mixture = network.fitted_prior
+            meta["prior"] = {"log_weights": mixture.log_weights.tolist(), "means": mixture.means.tolist(),
+                             "scale_tril": mixture.scale_tril.tolist()}
         args, names = (torch.zeros(2, latent),), ["z"]
         wrapper = _Decoder(network)
         outputs = ["mean", "scale"] if network.likelihood == "gaussian" else ["mean"]
