@@ -39,6 +39,7 @@ Rows run one at a time, on an otherwise idle machine (``--only NAME``); each wri
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import time
@@ -173,10 +174,16 @@ TECHNIQUES: dict[str, tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]
 _FITS: dict[str, Any] = {}
 
 
+@functools.cache
+def mnist() -> Any:
+    """MNIST, loaded once for every technique row of a process."""
+    return genlab.datasets.load("mnist", data_dir=DATA)
+
+
 def technique_row(name: str) -> dict[str, Any]:
     """One row of :data:`TECHNIQUES`: its fit and its MNIST scores."""
     family, model_options, train_options, sample_options = TECHNIQUES[name]
-    data = genlab.datasets.load("mnist", data_dir=DATA)
+    data = mnist()
     key = json.dumps([family, model_options, train_options], sort_keys=True)
     if key not in _FITS:
         wall, cpu = time.perf_counter(), time.process_time()

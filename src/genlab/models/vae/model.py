@@ -198,7 +198,7 @@ class VAEModel(TabularVAE, LatentVariations, GenerativeModel):
         if self.config.kl_warmup > 0:
             context = replace(context, callbacks=[*context.callbacks, _WarmupClock(self)])
         super()._fit_network(x, labels, context)
-        if getattr(self.network_, "fitted_prior", None) is not None:   # table networks have no latent prior
+        if self.data_.modality != "tables" and self.network_.fitted_prior is not None:
             self._fit_prior(x, labels, seed=context.train.seed)
 
     def _fit_prior(self, x: torch.Tensor, labels: torch.Tensor | None, *, seed: int) -> None:
