@@ -303,7 +303,7 @@ def test_every_constrained_smiles_is_balanced_and_rdkit_parses_no_fewer(smiles_m
     assert not all(smiles_complete(tokenize_smiles(s)) for s in free)
     parsed = sum(Chem.MolFromSmiles(s) is not None for s in samples)
     assert parsed >= sum(Chem.MolFromSmiles(s) is not None for s in free) and parsed > 0
-    rows = generate(model.network_, [[codec.eos]] * 128, GenerationConfig(max_new_tokens=30),
+    rows = generate(model.network_, [[codec.eos, *codec.prefix(None)]] * 128, GenerationConfig(max_new_tokens=30),
                     generator=torch.Generator().manual_seed(0), eos=codec.eos)
     assert list(free) == [codec.detokenize(r) for r in rows]
     short = model.sample(16, generator=torch.Generator().manual_seed(0), max_new_tokens=4)

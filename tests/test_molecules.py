@@ -160,3 +160,97 @@ def test_cli_writes_one_smiles_a_line_or_a_property_table_and_constrain_none_tur
     assert code == 0 and (tmp_path / "free.txt").read_text() == "".join(f"{s}\n" for s in free), err
     code, _, err = run("sample", str(tmp_path / "run"), "--constrain", "python")
     assert code == 1 and "constrain='python' is not one of: grammar, none" in err, err
+
+
+# ------------------------------------------------------------------ property conditioning
+class _Recorder:
+    """A logits processor that keeps the rows it is first shown (the prompts) and changes nothing."""
+
+    def __init__(self):
+        self.prompts = None
+
+    def __call__(self, tokens, scores):
+        if self.prompts is None:
+            self.prompts = tokens.tolist()
+        return scores
+
+
+def _toy_model(**options):
+    from genlab.data.dataset import Dataset
+    from genlab.models.transformer import TransformerModel
+    from genlab.train import TrainConfig
+
+    data = Dataset(name="toy", modality="smiles", x_train=_array(MOLECULES * 4), x_test=_array(MOLECULES[:3]))
+    model = TransformerModel(n_layer=1, n_head=2, n_embd=16, block_size=24, **options)
+    return model.fit(data, train=TrainConfig(steps=3, batch_size=8, device="cpu"))
+
+
+@pytest.mark.parametrize("selfies", [False, True])
+def test_property_prefixes_round_trip_and_their_bins_survive_the_saved_state(selfies):
+    if selfies:
+        pytest.importorskip("selfies")
+    from genlab.data.smiles import PROPERTIES, molecule_properties
+
+    codec = SmilesCodec(context=16, selfies=selfies, augment=2, properties=PROPERTIES).fit(_array(MOLECULES))
+    values = molecule_properties(MOLECULES)
+    for name in PROPERTIES:   # tertiles of the training molecules
+        low, high = codec.edges[name]
+        assert np.mean(values[name] < low) == pytest.approx(1 / 3, abs=0.1) and low < high
+    stream = codec.stream(_array(MOLECULES)).tolist()
+    starts = [i + 1 for i, t in enumerate(stream[:-1]) if t == codec.eos]
+    assert len(starts) == 2 * len(MOLECULES)   # augment=2: two random SMILES of each molecule
+    names = [[codec.tokens[t] for t in stream[s:s + 4]] for s in starts]
+    assert all([n.split(":")[0] for n in row] == [f"<{p}" for p in PROPERTIES] for row in names)
+    anys = sum(n.endswith(":any>") for row in names for n in row)
+    assert 0.3 < anys / (4 * len(starts)) < 0.7   # property_dropout 0.5
+    qed_bins = [row[0] for row in names[::2]]
+    expected = ["<qed:any>" if t == "<qed:any>" else f"<qed:{('low', 'mid', 'high')[np.searchsorted(codec.edges['qed'], v, side='right')]}>"
+                for t, v in zip(qed_bins, values["qed"])]
+    assert qed_bins == expected
+    ends = starts[1:] + [len(stream)]
+    for k, (s, e) in enumerate(zip(starts, ends)):   # the prefix is dropped on the way back
+        assert molecules.canonical(codec.detokenize(stream[s:e])) == molecules.canonical(MOLECULES[k // 2])
+    again = SmilesCodec.from_state(codec.state())
+    assert again.edges == codec.edges and again.tokens == codec.tokens and again.properties == PROPERTIES
+    assert again.prefix({"qed": "high"}) == [again.tokens.index(t) for t in
+                                             ("<qed:high>", "<logp:any>", "<sa:any>", "<mw:any>")]
+    old = {key: value for key, value in codec.state().items()
+           if key not in ("properties", "property_dropout", "property_molecules", "edges")}
+    assert SmilesCodec.from_state(old).prefix(None) == []   # a run saved before conditioning has no prefix
+
+
+def test_sampling_forces_the_condition_tokens_inside_the_grammar(tmp_path, single_thread):
+    from genlab.models.transformer import TransformerModel
+
+    model = _toy_model()
+    recorder = _Recorder()
+    samples = model.sample(4, condition={"qed": "high", "logp": "low"}, generator=torch.Generator().manual_seed(0),
+                           logits_processors=[recorder])
+    codec = model.codec_
+    heads = {tuple(codec.tokens[t] for t in row[1:5]) for row in recorder.prompts}
+    assert heads == {("<qed:high>", "<logp:low>", "<sa:any>", "<mw:any>")}
+    assert all(isinstance(s, str) and "<" not in s for s in samples)
+    recorder = _Recorder()
+    model.sample(2, generator=torch.Generator().manual_seed(0), logits_processors=[recorder])
+    assert {tuple(codec.tokens[t] for t in row[1:5]) for row in recorder.prompts} == {
+        ("<qed:any>", "<logp:any>", "<sa:any>", "<mw:any>")}
+    grammar = codec.grammar()   # the prefix keeps a row at a molecule's start: inside the grammar
+    from genlab.sampling.token_grammar import GrammarProcessor
+
+    processor = GrammarProcessor(grammar, max_new_tokens=20)
+    rows = torch.tensor([[codec.eos, *codec.prefix({"sa": "low"})]] * 3)
+    allowed = processor(rows, torch.zeros(3, codec.vocab_size))
+    assert processor.off_grammar == 0 and torch.isinf(allowed[:, codec.eos]).all()
+    model.save_pretrained(tmp_path / "run")
+    again = TransformerModel.from_pretrained(tmp_path / "run")
+    g = dict(generator=torch.Generator().manual_seed(1))
+    assert list(again.sample(3, condition={"mw": "low"}, **g)) == list(
+        model.sample(3, condition={"mw": "low"}, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ConfigError, match="unknown property 'tpsa'.*qed, logp, sa, mw"):
+        model.sample(2, condition={"tpsa": "high"})
+    with pytest.raises(ConfigError, match="unknown bin 'huge' of qed; the bins: low, mid, high"):
+        model.sample(2, condition={"qed": "huge"})
+    plain = _toy_model(properties=[])
+    assert plain.codec_.prefix(None) == [] and len(plain.codec_.tokens) == len(codec.tokens) - 16
+    with pytest.raises(ConfigError, match="without property conditioning"):
+        plain.sample(2, condition={"qed": "high"})

@@ -12,7 +12,9 @@ Hugging Face ``generate``'s names and meanings (:mod:`genlab.cli.decoding_option
 ``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it is generated (and writes
 ``--out`` only when given).
 Molecules are one SMILES a line (stdout, ``.smi`` or ``.txt``), or a ``.csv`` of each SMILES, whether RDKit
-parses it, and its QED, logP, SA score and molecular weight. SMILES and chorales are sampled inside their
+parses it, and its QED, logP, SA score and molecular weight; ``--condition qed=high`` (repeatable: ``--condition
+logp=low`` too) draws molecules in those tertiles of the training molecules' RDKit properties (qed, logp, sa, mw;
+bins low, mid, high; :mod:`genlab.data.smiles`). SMILES and chorales are sampled inside their
 format's grammar (every sample parses; :mod:`genlab.sampling.token_grammar`) unless ``--constrain none``.
 Chorales are also written as scores or sound (``.mid``, ``.musicxml``, ``.wav``: one file a sample), and
 ``--melody FILE|bach:NAME`` harmonises a soprano line: every sample keeps it note for note and draws alto,
@@ -80,7 +82,9 @@ def sample(
                             "(molecules), .mid, .musicxml or .wav (chorales: one file a sample) or .jsonl; default "
                             "samples.png, samples.csv for tables; text is printed to stdout.")] = None,
     condition: Annotated[list[str] | None, typer.Option(
-        "--condition", "-c", help="Class index or name; for tables column=value (repeatable).")] = None,
+        "--condition", "-c", help="Class index or name; for tables column=value, for molecules property=bin, "
+                                  "e.g. qed=high (properties qed, logp, sa, mw; bins low, mid, high; "
+                                  "repeatable).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Sampler steps (diffusion).")] = None,
     sampler: Annotated[str | None, typer.Option("--sampler", help="Sampler name, e.g. ddpm, ddim (diffusion).")] = None,
     guidance: Annotated[float | None, typer.Option("--guidance", help="Classifier-free guidance scale.")] = None,
@@ -215,9 +219,9 @@ def sample(
 
 def _check_output(out: Path, modality: str, condition: dict[str, str] | str | None) -> None:
     """Refuse an output suffix or a condition that does not fit what the model makes."""
-    if isinstance(condition, dict) and modality != "tables":
-        raise ConfigError(f"column=value conditions are for tables; this model makes {modality}: "
-                          f"pass one class index or name")
+    if isinstance(condition, dict) and modality not in ("tables", "smiles"):
+        raise ConfigError(f"column=value conditions are for tables (and property=bin for molecules); this model "
+                          f"makes {modality}: pass one class index or name")
     if modality == "tables" and out.suffix not in (".csv", ".jsonl"):
         raise ConfigError(f"this model makes tables: write them to a .csv or .jsonl file, not {out.name!r}")
     if out.suffix == ".csv" and modality not in ("points", "tables", "smiles"):

@@ -308,7 +308,7 @@ class GenerativeModel(Persistence, ABC):
         """
         self._check_fitted()
         n = check_count(n)
-        parsed = self.table_condition(condition) if self.data_.modality == "tables" else self.condition_index(condition)
+        parsed = self.parse_condition(condition)
         self.check_sample_options(options)
         given: dict[str, SampleProcessor] = {}
         for processor in processors:
@@ -360,9 +360,15 @@ class GenerativeModel(Persistence, ABC):
         with torch.no_grad():
             z = self._sample_network(n, request.condition, request.generator, **request.options)
         records = self.codec_.decode(z)
-        if isinstance(request.condition, dict):
+        if self.data_.modality == "tables" and isinstance(request.condition, dict):
             _impose(records, request.condition, self.codec_)
         return records
+
+    def parse_condition(self, condition: Any) -> Any:
+        """``condition`` of :meth:`sample` checked and resolved: a table's dict (:meth:`table_condition`) or
+        a class index (:meth:`condition_index`); a family whose modality conditions otherwise overrides it."""
+        self._check_fitted()
+        return self.table_condition(condition) if self.data_.modality == "tables" else self.condition_index(condition)
 
     def table_condition(self, condition: Any) -> dict[str, Any] | None:
         """Check a table condition and cast its values (``TableCodec.parse_condition``); a bare value

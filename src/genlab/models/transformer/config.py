@@ -19,6 +19,12 @@ class TransformerConfig:
         tokenizer: text: ``"char"`` (one token per character) or ``"bpe"`` (byte-level BPE); smiles:
             ``"char"`` or ``"smiles"`` (atom-level SMILES tokens) or ``"selfies"`` (atom-level SELFIES).
         augment: smiles: random SMILES written per training molecule (1: as given).
+        properties: smiles: the RDKit properties each molecule is conditioned on through prefix tokens
+            (``qed``, ``logp``, ``sa``, ``mw``; :mod:`genlab.data.smiles` says why all four by default); empty
+            for none. Sampling takes ``condition={"qed": "high", ...}`` (bins ``low``, ``mid``, ``high``).
+        property_dropout: smiles: probability that a training prefix token says ``any`` instead of its bin.
+        property_molecules: smiles: the most training molecules whose properties are computed (RDKit
+            takes about 1.1 ms a molecule); the others train the unconditional model only.
         vocab_size: text with ``"bpe"``: the BPE vocabulary size to train.
         levels: images and points: intensity levels / bins per coordinate (17 is lossless for digits).
         bins: tables: the most tokens of a numeric column (its atoms and quantile bins together).
@@ -35,6 +41,9 @@ class TransformerConfig:
     dropout: float = 0.0
     tokenizer: Literal["char", "bpe", "smiles", "selfies"] = "char"
     augment: int = 1
+    properties: tuple[str, ...] = ("qed", "logp", "sa", "mw")
+    property_dropout: float = 0.5
+    property_molecules: int = 100_000
     vocab_size: int = 512
     levels: int = 17
     bins: int = 32

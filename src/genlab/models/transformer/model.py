@@ -157,7 +157,9 @@ class TransformerModel(TabularTransformer, GenerativeModel):
                 raise ConfigError("smiles takes tokenizer 'smiles' (or 'char', the same atom-level tokens) "
                                   "or 'selfies', not 'bpe'")
             return SmilesCodec(context=config.block_size + 1, selfies=config.tokenizer == "selfies",
-                               augment=config.augment)
+                               augment=config.augment, properties=config.properties,
+                               property_dropout=config.property_dropout,
+                               property_molecules=config.property_molecules)
         if data.modality == "music":
             return ChoraleCodec(context=config.block_size + 1)
         if data.modality == "text":
@@ -187,6 +189,14 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         config = self.config
         return GPT(self.codec_.vocab_size + self._n_classes(data), config.block_size, config.n_layer,
                    config.n_head, config.n_embd, config.dropout, bias=config.bias)
+
+    def parse_condition(self, condition: Any) -> Any:
+        """Molecules take ``{property: bin}`` (:meth:`~genlab.data.smiles.SmilesCodec.parse_condition`); other
+        modalities as the base contract says."""
+        self._check_fitted()
+        if isinstance(self.codec_, SmilesCodec):
+            return self.codec_.parse_condition(condition)
+        return super().parse_condition(condition)
 
     def _phases(self) -> list[Phase]:
         if isinstance(self.codec_, TableTokenCodec):
@@ -221,6 +231,8 @@ class TransformerModel(TabularTransformer, GenerativeModel):
                 raise ConfigError("a table row has one token per column: prompt, stop, num_beams and "
                                   "max_new_tokens are not table options; use condition={column: value}")
             return self._sample_table(n, condition, config, generator)
+        if isinstance(self.codec_, SmilesCodec):   # each molecule starts with its property prefix (module doc)
+            return self._sample_text(n, prompt, config, generator, prefix=self.codec_.prefix(condition))
         if isinstance(self.codec_, TextCodec):
             return self._sample_text(n, prompt, config, generator)
         if prompt is not None or config.stop or "max_new_tokens" in options:
@@ -232,10 +244,10 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         return torch.tensor(rows, dtype=torch.long)
 
     def _sample_text(self, n: int, prompt: str | list[str] | None, config: GenerationConfig,
-                     generator: torch.Generator | None) -> torch.Tensor:
+                     generator: torch.Generator | None, *, prefix: list[int] | None = None) -> torch.Tensor:
         codec: TextCodec = self.codec_
         prompts = _prompts(prompt, n)
-        prompt_ids = [[codec.eos] + codec.tokenize(p) for p in prompts]
+        prompt_ids = [[codec.eos, *(prefix or [])] + codec.tokenize(p) for p in prompts]
 
         tail_tokens = 8 * max(map(len, config.stop), default=1)
 
