@@ -254,3 +254,60 @@ def test_sampling_forces_the_condition_tokens_inside_the_grammar(tmp_path, singl
     assert plain.codec_.prefix(None) == [] and len(plain.codec_.tokens) == len(codec.tokens) - 16
     with pytest.raises(ConfigError, match="without property conditioning"):
         plain.sample(2, condition={"qed": "high"})
+
+
+# ------------------------------------------------------------------ the command line, bad input included
+def _cli(capsys, *argv):
+    from genlab.cli.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def _one_error(capsys, *argv, match):
+    code, out, err = _cli(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("genlab: error:"), err
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+TINY = ("--steps", 2, "--batch-size", 4, "--set", "n_layer=1", "--set", "n_head=2", "--set", "n_embd=16",
+        "--set", "block_size=24")
+
+
+def test_cli_fits_a_smi_file_and_samples_molecules_under_several_conditions(tmp_path, capsys, single_thread):
+    data = tmp_path / "mols.smi"
+    data.write_text("".join(f"{s} mol{i}\n" for i, s in enumerate(MOLECULES * 3)))
+    code, _, err = _cli(capsys, "fit", data, *TINY, "--out", tmp_path / "run")
+    assert code == 0, err
+    code, _, err = _cli(capsys, "sample", tmp_path / "run", "-n", 4, "--condition", "qed=high", "--condition",
+                        "logp=low", "--out", tmp_path / "m.smi")
+    lines = (tmp_path / "m.smi").read_text().splitlines()
+    assert code == 0 and len(lines) == 4 and not any("<" in s for s in lines), err
+
+
+def test_each_bad_molecule_input_is_one_error_line_and_nothing_is_written(tmp_path, capsys, single_thread):
+    no_column = tmp_path / "names.csv"
+    no_column.write_text("name,weight\nethanol,46\nbenzene,78\n")
+    _one_error(capsys, "fit", no_column, "--modality", "smiles", *TINY, "--out", tmp_path / "a",
+               match="names.csv: no column named 'smiles' among name, weight")
+    mostly_bad = tmp_path / "data.smi"
+    mostly_bad.write_text("CCO\nc1ccccc1\nC1CC\nxyz\n(((\nCC#N\nC(C\n")
+    _one_error(capsys, "fit", mostly_bad, *TINY, "--out", tmp_path / "b",
+               match="data.smi: 4 of 7 lines are not valid SMILES (first: line 3 'C1CC')")
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("id,SMILES\n1,CCO\n2,C1CC\n3,xyz\n")
+    _one_error(capsys, "fit", bad_csv, "--modality", "smiles", *TINY, "--out", tmp_path / "c",
+               match="2 of 3 SMILES in column 'SMILES' are not valid SMILES (first: line 3 'C1CC')")
+    assert not any((tmp_path / name).exists() for name in "abc")
+    _toy_model().save_pretrained(tmp_path / "run")
+    for condition, match in (("tpsa=high", "unknown property 'tpsa' to condition on; this model's properties: "
+                                           "qed, logp, sa, mw"),
+                             ("qed=huge", "unknown bin 'huge' of qed; the bins: low, mid, high (low < "),
+                             ("high", "condition molecules on properties as property=bin")):
+        _one_error(capsys, "sample", tmp_path / "run", "-n", 2, "--condition", condition, "--out",
+                   tmp_path / "m.csv", match=match)
+        assert not (tmp_path / "m.csv").exists()

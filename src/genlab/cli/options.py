@@ -22,8 +22,8 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an output 
 Target = Annotated[str | None, typer.Option(
     "--target", help="Label column of a table (reads a .csv file as a table).")]
 ModalityOption = Annotated[str | None, typer.Option(
-    "--modality", help="Read DATA as points, images, text or tables (default: inferred; a .csv file that is "
-                       "not purely numeric is a table).")]
+    "--modality", help="Read DATA as points, images, text, tables, smiles or music (default: inferred; a .csv "
+                       "file that is not purely numeric is a table, a .smi file holds molecules).")]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")
 _SECONDS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}

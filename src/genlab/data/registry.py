@@ -2,7 +2,8 @@
 
 :func:`load` takes a built-in name (``ring8``, ``grid25``, ``moons``, ``swissroll``, ``digits``, ``mnist``,
 ``tinyshakespeare``, ``pystdlib``, ``adult``, ``shapes``, ``moses``, ``chorales``) or a path: a ``.npy``/``.npz``/``.csv`` file of points, a
-``.csv`` table, a text file (``.txt``, ``.py``, ...), a folder of images, or a folder of text files.
+``.csv`` table, a ``.smi`` file of molecules (or a ``.csv``/``.txt`` file read with ``modality="smiles"``),
+a text file (``.txt``, ``.py``, ...), a folder of images, or a folder of text files.
 A ``.csv`` file is a table (modality ``tables``) when asked (``modality="tables"`` or a ``target``) or
 when it is not purely numeric (:func:`genlab.data.table_files.is_table_file`); a purely numeric one stays
 points, as it always was. A built-in name wins over a
@@ -158,7 +159,8 @@ def _load(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None, s
     if isinstance(name_or_path, str) and name_or_path in BUILTINS:
         return BUILTINS[name_or_path].loader(data_dir, seed)
     path = Path(name_or_path)
-    if path.is_file() and path.suffix.lower() == ".csv" and modality == "smiles":
+    if path.is_file() and (path.suffix.lower() == ".smi" or (
+            path.suffix.lower() in (".csv", ".txt") and modality == "smiles")):
         return smiles.smiles_file(path)
     if path.is_file() and path.suffix.lower() == ".csv" and (
             modality == "tables" or target is not None or (modality is None and table_files.is_table_file(path))):

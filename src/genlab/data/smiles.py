@@ -7,9 +7,9 @@ one SMILES each (record shape ``()``, like text). Sources:
   ``molsets`` wheel, ``moses/dataset/data/train.csv.gz`` (1,584,663 molecules) and ``test.csv.gz``
   (176,074). Only those files are read (the wheel is installed with ``--no-deps``; its code is never
   imported). ``n_train`` keeps a seeded random subset of the training molecules;
-- any ``.csv`` file with a SMILES column: every SMILES is parsed by RDKit, unparsable ones are counted
-  and skipped with one warning, and the file is refused when more than half are invalid. Split 80/20
-  with the fixed split.
+- any ``.smi`` file (one SMILES a line) or ``.csv`` file with a SMILES column: every SMILES is parsed by
+  RDKit, unparsable ones are counted and skipped with one warning, and the file is refused when more than half
+  are invalid (the error counts them and names the first). Split 80/20 with the fixed split.
 
 :class:`SmilesCodec` tokenizes at the atom level with the regular expression of Schwaller et al. 2019
 ("Molecular Transformer", their footnote): a bracket atom (``[nH]``, ``[C@@H]``, ``[O-]``) is one token,
@@ -179,34 +179,49 @@ def moses(*, n_train: int | None = None, n_test: int | None = None) -> Dataset:
 
 
 def smiles_file(path: str | os.PathLike, *, column: str | None = None) -> Dataset:
-    """The SMILES column of a ``.csv`` file, checked by RDKit and split 80/20 (module doc).
+    """The molecules of a ``.smi`` file (one SMILES a line, a name may follow after white space, as in the
+    SMILES file format; ``.txt`` alike) or of a ``.csv`` file's SMILES column, checked by RDKit and split 80/20
+    (module doc).
 
     Args:
         path: the file.
-        column: the SMILES column; ``None`` takes the column named ``smiles`` (any case), or the only one.
+        column: a CSV's SMILES column; ``None`` takes the column named ``smiles`` (any case), or the only one.
 
     Raises:
-        DataError: no such column, fewer than 2 valid molecules, or more than half of them invalid.
+        DataError: no such column, fewer than 2 valid molecules, or more than half of them invalid (counted,
+            with the first invalid one and its line).
     """
     path = Path(path)
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if column is None:
-        named = [c for c in table.columns if c.strip().lower() == "smiles"]
-        if not named and len(table.columns) != 1:
-            raise DataError(f"{path}: no column named 'smiles' among {', '.join(map(str, table.columns))}; "
-                            f"name it with column=")
-        column = named[0] if named else table.columns[0]
-    if column not in table.columns:
-        raise DataError(f"{path}: no column {column!r}; the columns are: {', '.join(map(str, table.columns))}")
+    if path.suffix.lower() == ".csv":
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if column is None:
+            named = [c for c in table.columns if c.strip().lower() == "smiles"]
+            if not named and len(table.columns) != 1:
+                raise DataError(f"{path}: no column named 'smiles' among {', '.join(map(str, table.columns))}; "
+                                f"name the SMILES column 'smiles'")
+            column = named[0] if named else table.columns[0]
+        if column not in table.columns:
+            raise DataError(f"{path}: no column {column!r}; the columns are: {', '.join(map(str, table.columns))}")
+        lines = [(k + 2, s.strip()) for k, s in enumerate(table[column])]   # line 1 is the header
+        what = f"SMILES in column {column!r}"
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+        lines = [(k + 1, line.split()[0]) for k, line in enumerate(text.splitlines()) if line.strip()]
+        what = "lines"
     Chem = require_rdkit()
-    given = [s.strip() for s in table[column]]
-    valid = [s for s in given if s and Chem.MolFromSmiles(s) is not None]
-    invalid = len(given) - len(valid)
-    if invalid * 2 > len(given):
-        raise DataError(f"{path}: {invalid} of {len(given)} SMILES in column {column!r} are not valid molecules "
-                        f"(RDKit cannot parse them); refusing a file that is more than half invalid")
+    invalid = [(k, s) for k, s in lines if not s or Chem.MolFromSmiles(s) is None]
+    if len(invalid) * 2 > len(lines):
+        k, first = invalid[0]
+        raise DataError(f"{path}: {len(invalid)} of {len(lines)} {what} are not valid SMILES (first: line {k} "
+                        f"{first!r}); refusing a file that is more than half invalid")
     if invalid:
-        logger.warning("%s: skipped %d of %d SMILES that RDKit cannot parse", path, invalid, len(given))
+        logger.warning("%s: skipped %d of %d SMILES that RDKit cannot parse (first: line %d %r)", path,
+                       len(invalid), len(lines), *invalid[0])
+    bad = {k for k, _ in invalid}
+    valid = [s for k, s in lines if k not in bad]
     if len(valid) < 2:
         raise DataError(f"{path}: need at least 2 valid molecules to split into train and test, found {len(valid)}")
     train, test = fixed_split(len(valid))
