@@ -311,3 +311,16 @@ def test_each_bad_molecule_input_is_one_error_line_and_nothing_is_written(tmp_pa
         _one_error(capsys, "sample", tmp_path / "run", "-n", 2, "--condition", condition, "--out",
                    tmp_path / "m.csv", match=match)
         assert not (tmp_path / "m.csv").exists()
+
+
+def test_property_wasserstein_distances_follow_scipy_and_vanish_against_the_same_molecules():
+    from scipy.stats import wasserstein_distance
+
+    from genlab.data.smiles import molecule_properties
+
+    same = molecules.evaluate_molecules(MOLECULES, train=MOLECULES[:2], reference=MOLECULES)
+    assert same.qed_wasserstein == pytest.approx(0.0, abs=1e-12) and same.sa_wasserstein == pytest.approx(0.0)
+    other = molecules.evaluate_molecules(MOLECULES[:6], train=MOLECULES[:2], reference=MOLECULES[6:])
+    a, b = molecule_properties(MOLECULES[:6], ("logp",)), molecule_properties(MOLECULES[6:], ("logp",))
+    assert other.logp_wasserstein == pytest.approx(wasserstein_distance(a["logp"], b["logp"]))
+    assert molecules.evaluate_molecules(MOLECULES, train=[]).qed_wasserstein is None

@@ -14,6 +14,9 @@ definitions follow MOSES's ``moses/metrics``:
 - filters: share of valid samples that pass MOSES's filters (no ring of 8 or more atoms, no charged
   atom, atoms only of C N S O F Cl Br H, and no match of the MCF and PAINS SMARTS in ``mcf.csv`` and
   ``wehi_pains.csv``, read from the molsets wheel);
+- QED, logP and SA Wasserstein distances: the 1-D Wasserstein-1 distance (``scipy.stats.wasserstein_distance``)
+  between each property's values over the valid samples and over the reference molecules, as MOSES's
+  ``WassersteinMetric`` computes its property rows;
 - Fréchet descriptor distance: the Fréchet distance between Gaussians fitted to RDKit 2-D descriptor
   vectors (:data:`DESCRIPTORS`), each descriptor standardised by the reference set's mean and standard
   deviation. **This is not FCD** (Preuer et al. 2018): FCD uses ChemNet's activations, whose weights are
@@ -22,15 +25,15 @@ definitions follow MOSES's ``moses/metrics``:
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import wasserstein_distance
 
-from genlab.data.smiles import moses_dir, require_rdkit
+from genlab.data.smiles import molecule_properties, moses_dir, require_rdkit, sascorer
 from genlab.metrics.frechet import frechet_distance
 
 #: RDKit descriptors behind the Fréchet descriptor distance (``rdkit.Chem.Descriptors`` names).
@@ -93,27 +96,16 @@ def passes_filters(smiles: str) -> bool:
     return not any(with_h.HasSubstructMatch(pattern) for pattern in _filters())
 
 
-@lru_cache(maxsize=1)
-def _sascorer():
-    from rdkit import RDConfig
-
-    path = f"{RDConfig.RDContribDir}/SA_Score/sascorer.py"
-    spec = importlib.util.spec_from_file_location("sascorer", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def properties(smiles: Sequence[str]) -> pd.DataFrame:
     """QED, logP and SA of parsable SMILES: a DataFrame ``(n, 3)`` with columns ``qed``, ``logp``, ``sa``."""
     Chem = require_rdkit()
     from rdkit.Chem import QED, Crippen
 
-    sascorer = _sascorer()
+    scorer = sascorer()
     rows = []
     for s in smiles:
         mol = Chem.MolFromSmiles(s)
-        rows.append((QED.qed(mol), Crippen.MolLogP(mol), sascorer.calculateScore(mol)))
+        rows.append((QED.qed(mol), Crippen.MolLogP(mol), scorer.calculateScore(mol)))
     return pd.DataFrame(rows, columns=["qed", "logp", "sa"])
 
 
@@ -140,7 +132,9 @@ class MoleculeMetrics:
 
     Attributes:
         n: samples scored. validity, unique_1k, unique_10k, novelty, intdiv1, intdiv2, filters: shares in
-        ``[0, 1]``. qed, logp, sa: means over valid samples. frechet_descriptors: see module doc (not FCD).
+        ``[0, 1]``. qed, logp, sa: means over valid samples. qed_wasserstein, logp_wasserstein,
+        sa_wasserstein: Wasserstein-1 distances to the reference molecules (``None`` without a reference).
+        frechet_descriptors: see module doc (not FCD).
     """
 
     n: int
@@ -155,6 +149,9 @@ class MoleculeMetrics:
     logp: float | None
     sa: float | None
     frechet_descriptors: float | None
+    qed_wasserstein: float | None = None
+    logp_wasserstein: float | None = None
+    sa_wasserstein: float | None = None
 
     def to_dict(self) -> dict[str, float | int | None]:
         """The metrics as a JSON-ready dict."""
@@ -168,7 +165,8 @@ def evaluate_molecules(samples: Sequence[str], *, train: Sequence[str], referenc
     Args:
         samples: generated SMILES, invalid ones included (they count against validity).
         train: the training SMILES (for novelty; canonicalised here).
-        reference: held-out SMILES for the Fréchet descriptor distance; ``None`` skips it.
+        reference: held-out SMILES for the Fréchet descriptor distance and the property Wasserstein distances;
+            ``None`` skips them.
         max_pairs: IntDiv, filters, properties and the Fréchet distance use the first ``max_pairs`` valid
             samples (IntDiv is quadratic in them).
     """
@@ -186,13 +184,17 @@ def evaluate_molecules(samples: Sequence[str], *, train: Sequence[str], referenc
     head = valid[:max_pairs]
     fps = fingerprints(head)
     props = properties(head)
-    frechet = None
+    frechet, wasserstein = None, {}
     if reference is not None and len(head) >= 2:
-        frechet = frechet_descriptor_distance(list(reference)[:max_pairs], head)
+        reference = list(reference)[:max_pairs]
+        frechet = frechet_descriptor_distance(reference, head)
+        real = molecule_properties(reference, ("qed", "logp", "sa"))
+        wasserstein = {f"{name}_wasserstein": float(wasserstein_distance(props[name], values[~np.isnan(values)]))
+                       for name, values in real.items()}
     return MoleculeMetrics(
         n=n, validity=len(valid) / n, unique_1k=unique_at(1000), unique_10k=unique_at(10_000),
         novelty=len(distinct - train_canon) / len(distinct),
         intdiv1=internal_diversity(fps, p=1), intdiv2=internal_diversity(fps, p=2),
         filters=float(np.mean([passes_filters(s) for s in head])),
         qed=float(props["qed"].mean()), logp=float(props["logp"].mean()), sa=float(props["sa"].mean()),
-        frechet_descriptors=frechet)
+        frechet_descriptors=frechet, **wasserstein)
