@@ -1,28 +1,37 @@
-"""A transformer trained on a MOSES subset for a CPU-time budget, scored with MOSES's metrics (issue #18).
+"""MOSES as a user runs it: ``genlab fit moses --max-time M`` with defaults only, then ``genlab sample RUN -n N``,
+scored with MOSES's metrics and the property conditioning of issue #23.
 
-Data: ``genlab.data.smiles.moses(n_train=--n-train)`` (default 50,000 molecules, a seeded random subset
-of MOSES's 1,584,663 training molecules from the molsets wheel); novelty is against that subset, the
-Fréchet descriptor distance against ``--n-reference`` (5,000) molecules of MOSES's test split.
-Model: atom-level SMILES tokens (or ``--tokenizer selfies``), 4 layers, 4 heads, width 128, block 64,
-batch 64, AdamW lr 2e-3 (warm-up 100, cosine to 2e-4 over the budget), betas (0.9, 0.99), weight decay
-0.1, clip 1.0. The budget (``--minutes``) is CPU time of the Trainer's loop (``clock="cpu"``); the
-issue allows 20 minutes, this script defaults to 5 because the machine it was written on was shared.
-Sampling: ``--samples`` molecules at temperature 1 (the model's own distribution), each from ``eos`` to
-the next ``eos`` (at most 100 tokens). Metrics: :func:`genlab.metrics.molecules.evaluate_molecules`
-(IntDiv, filters, properties and the Fréchet distance on the first ``--max-pairs`` valid samples).
+Fit: :func:`genlab.api.fit`, the function ``genlab fit`` calls, with what that command passes and nothing else:
+the built-in ``moses`` dataset (all 1,584,663 training molecules; ``--n-train`` keeps a seeded subset, for smoke
+tests only), no family (genlab picks the transformer for SMILES), ``train={"max_time": M, "seed": 0}``, every
+other setting genlab's default for SMILES (printed and saved in the JSON: network, batch, learning rate, atom-level
+tokens inside the SMILES grammar, property prefixes on). ``--tokenizer selfies`` adds what ``--set
+tokenizer=selfies`` adds, the only option the script passes on a user's behalf. The fit keeps no checkpoints
+(``genlab fit`` writes them to its run directory; they cost a save every ``checkpoint_every`` steps).
 
-MOSES's published rows (Polykovskiy et al. 2020, Table 2, 30,000 samples) are printed beside it, and
-the first 16 valid samples are drawn with RDKit's ``MolsToGridImage`` beside the JSON.
+Samples: ``--samples`` (10,000) molecules as ``genlab sample RUN -n N --seed 0`` draws them (the model's
+defaults: temperature 1, the SMILES grammar, every property ``any``), drawn with one generator in calls of
+1,000 to bound the decoding cache's memory.
 
-Bar (issue #18, 20 CPU minutes, 30,000 samples): validity >= 0.95 (SMILES) and 1.0 (SELFIES), unique@10k
->= 0.99, novelty >= 0.85, filters >= 0.95. Measured (``--minutes 1 --samples 2000 --max-pairs 500
---n-reference 500``, 154 steps, 13 wall minutes at ~8 % of a core on a machine with load ~17 on 2 cores):
-validity 0.011, novelty 1.0, IntDiv1 0.883, filters 0.818 (of 22 valid), Fréchet descriptor distance
-127.6; not met, by far: 1 CPU minute (154 steps of 64 windows) is a twentieth of the allowed budget and
-the model has not learnt ring closures and branches yet. The 4- and 2-minute runs were stopped
-unfinished because the shared machine gave them 5-12 % of a core; SELFIES and ``--augment`` not run.
+Scores (:func:`genlab.metrics.molecules.evaluate_molecules`, all chemistry by RDKit): validity, unique@1k/@10k,
+novelty against the training molecules, IntDiv1/2, MOSES's filters, mean QED/logP/SA and their Wasserstein-1
+distances to ``--n-reference`` (10,000) molecules of MOSES's test split, and the Fréchet distance of 11 RDKit
+descriptors, **which is not ChemNet's FCD** (not comparable with MOSES's FCD column). The test split's own row
+scores another ``--n-reference`` test molecules against the same reference: the real floor. MOSES's published
+rows (README of molecularsets/moses: CharRNN, VAE, JTN-VAE; 30,000 samples, several seeds) stand beside them;
+MOSES shows the property distributions only as plots, so their Wasserstein cells are empty.
 
-    OMP_NUM_THREADS=1 python benchmarks/molecules.py [--minutes 5] [--samples 10000] [--tokenizer smiles]
+Conditioning: for QED and logP, ``--condition-samples`` (2,000) molecules drawn with ``condition={p: "low"}`` and
+as many with ``"high"`` (``genlab sample RUN --condition qed=low``); reported: each set's validity and mean
+property, and the shift ``(mean_high - mean_low) / std``, ``std`` the property's standard deviation over the
+unconditioned samples (issue #23's bar: a shift of at least 1, validity unchanged).
+
+Output: a table on stdout, ``--out`` JSON, and the ``benchmarks/molecules.py`` section of
+``docs/molecules_music.md`` (``--doc``; ``benchmarks/music.py`` writes its own section of the same page).
+
+    python benchmarks/molecules.py [--max-time 20m] [--samples 10000] [--tokenizer selfies]
+    python benchmarks/molecules.py --max-time 5s --samples 50 --condition-samples 20 --n-train 2000 \\
+        --n-reference 200 --out /tmp/m.json --doc /tmp/m.md          # a smoke test, not a figure
 """
 
 from __future__ import annotations
@@ -32,87 +41,157 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from genlab.data.smiles import moses
+from doc_sections import write_section
+from genlab.api import fit
+from genlab.cli.options import parse_duration
+from genlab.config import to_dict
+from genlab.data.registry import load as load_dataset
+from genlab.data.smiles import molecule_properties, moses
 from genlab.io import write_json
 from genlab.metrics.molecules import evaluate_molecules
-from genlab.models.transformer import TransformerModel
-from genlab.train import TrainConfig
 
-DEFAULT_OUT = Path(__file__).parent / "results" / "molecules.json"
-#: MOSES Table 2 (validity, unique@10k, novelty, IntDiv1, filters), as the issue quotes them.
+ROOT = Path(__file__).resolve().parent
+DEFAULT_OUT = ROOT / "results" / "molecules.json"
+DEFAULT_DOC = ROOT.parent / "docs" / "molecules_music.md"
+#: MOSES's README (molecularsets/moses, "Metrics" table; means over seeds where given).
 MOSES_ROWS = {
-    "MOSES CharRNN": {"validity": 0.975, "unique_10k": 0.999, "novelty": 0.842, "intdiv1": 0.856, "filters": 0.994},
-    "MOSES VAE": {"validity": 0.977, "unique_10k": 0.998, "novelty": 0.695, "intdiv1": 0.856, "filters": 0.997},
-    "MOSES JTN-VAE": {"validity": 1.0, "unique_10k": 0.9996, "novelty": 0.914, "intdiv1": 0.855, "filters": 0.976},
+    "MOSES CharRNN": {"validity": 0.975, "unique_1k": 1.0, "unique_10k": 0.999, "novelty": 0.842,
+                      "intdiv1": 0.856, "intdiv2": 0.85, "filters": 0.994},
+    "MOSES VAE": {"validity": 0.977, "unique_1k": 1.0, "unique_10k": 0.998, "novelty": 0.695,
+                  "intdiv1": 0.856, "intdiv2": 0.85, "filters": 0.997},
+    "MOSES JTN-VAE": {"validity": 1.0, "unique_1k": 1.0, "unique_10k": 0.999, "novelty": 0.915,
+                      "intdiv1": 0.851, "intdiv2": 0.845, "filters": 0.978},
 }
-COLUMNS = ("validity", "unique_1k", "unique_10k", "novelty", "intdiv1", "intdiv2", "filters", "qed", "sa",
-           "frechet_descriptors")
+COLUMNS = ("validity", "unique_1k", "unique_10k", "novelty", "intdiv1", "intdiv2", "filters", "qed", "logp", "sa",
+           "qed_wasserstein", "logp_wasserstein", "sa_wasserstein", "frechet_descriptors")
+#: Properties whose conditioning is measured, and the bins set against each other.
+CONDITIONED = ("qed", "logp")
+#: Molecules per sampling call (the decoding cache grows with the rows).
+CHUNK = 1000
 
 
-def draw_grid(samples: list[str], path: Path, n: int = 16) -> None:
-    """RDKit's ``MolsToGridImage`` of the first ``n`` valid samples, as a PNG."""
-    from rdkit import Chem
-    from rdkit.Chem import Draw
+def draw(model, n: int, generator: torch.Generator, **condition) -> list[str]:
+    """``n`` SMILES from ``model`` with its default sampling options, in calls of :data:`CHUNK`."""
+    out: list[str] = []
+    while len(out) < n:
+        out += [str(s) for s in model.sample(min(CHUNK, n - len(out)), generator=generator, **condition)]
+    return out
 
-    mols = [m for m in map(Chem.MolFromSmiles, samples) if m is not None and m.GetNumAtoms()][:n]
-    if mols:
-        Draw.MolsToGridImage(mols, molsPerRow=4, subImgSize=(200, 200)).save(str(path))
+
+def conditioning_rows(model, unconditioned: list[str], n: int, generator: torch.Generator) -> dict[str, dict]:
+    """Per property of :data:`CONDITIONED`: validity and mean of ``low`` and ``high`` draws, and their shift in
+    standard deviations of the unconditioned samples (module doc)."""
+    rows = {}
+    for name in CONDITIONED:
+        base = molecule_properties(unconditioned, (name,))[name]
+        std = float(np.nanstd(base))
+        row = {"bins": model.codec_.describe_bins(name), "unconditioned_mean": float(np.nanmean(base)),
+               "unconditioned_std": std}
+        for level in ("low", "high"):
+            values = molecule_properties(draw(model, n, generator, condition={name: level}), (name,))[name]
+            row[f"{level}_validity"] = float(np.mean(~np.isnan(values)))
+            row[f"{level}_mean"] = float(np.nanmean(values)) if (~np.isnan(values)).any() else None
+        known = row["low_mean"] is not None and row["high_mean"] is not None and std > 0
+        row["shift_in_std"] = (row["high_mean"] - row["low_mean"]) / std if known else None
+        rows[name] = row
+    return rows
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def markdown(result: dict) -> str:
+    """The benchmark's section of the docs page: settings, the MOSES table and the conditioning table."""
+    a = result["args"]
+    lines = [
+        "## Molecules: measured (`benchmarks/molecules.py`)",
+        "",
+        f"`genlab fit moses --max-time {a['max_time']}`" + (f" `--set tokenizer={a['tokenizer']}`" if a["tokenizer"]
+                                                            else "") + f", defaults only, on {result['data']}; "
+        f"{result['steps']} steps in {result['fit_wall_s']:.0f} s of wall clock, torch threads "
+        f"{result['torch_threads']}, {result['machine']}; {a['samples']:,} samples "
+        f"({result['sample_wall_s']:.0f} s). Settings genlab chose: `{result['model_config']}`; training "
+        f"`{result['train_config']}`.",
+        "",
+        "The Fréchet column is a Fréchet distance of 11 RDKit descriptors, **not ChemNet's FCD**. MOSES's rows are "
+        "its README's (30,000 samples); MOSES shows property distributions as plots only (no Wasserstein cells).",
+        "",
+        "| model | " + " | ".join(COLUMNS) + " |",
+        "| --- |" + " ---: |" * len(COLUMNS),
+    ]
+    for name, row in result["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(_cell(row.get(c)) for c in COLUMNS) + " |")
+    lines += ["", f"Property conditioning ({a['condition_samples']:,} samples per bin; shift = (mean of high - mean "
+              "of low) / std of the unconditioned samples; issue #23's bar: shift >= 1, validity unchanged):", "",
+              "| property | bins (training tertiles) | validity low | validity high | mean low | mean high | "
+              "unconditioned mean (std) | shift in std |", "| --- | --- |" + " ---: |" * 6]
+    for name, row in result["conditioning"].items():
+        lines.append(f"| {name} | {row['bins']} | {_cell(row['low_validity'])} | {_cell(row['high_validity'])} | "
+                     f"{_cell(row['low_mean'])} | {_cell(row['high_mean'])} | {row['unconditioned_mean']:.3f} "
+                     f"({row['unconditioned_std']:.3f}) | {_cell(row['shift_in_std'])} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--n-train", type=int, default=50_000)
-    parser.add_argument("--n-reference", type=int, default=5_000)
+    parser.add_argument("--max-time", default="20m", help="genlab fit's --max-time (e.g. 20m, 90s)")
     parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--max-pairs", type=int, default=5_000)
-    parser.add_argument("--tokenizer", choices=("smiles", "selfies"), default="smiles")
-    parser.add_argument("--augment", type=int, default=1)
+    parser.add_argument("--condition-samples", type=int, default=2_000, help="molecules per property bin")
+    parser.add_argument("--n-reference", type=int, default=10_000, help="test molecules for the reference and "
+                                                                         "as many for the test row")
+    parser.add_argument("--max-pairs", type=int, default=10_000)
+    parser.add_argument("--tokenizer", choices=("smiles", "selfies"), default=None,
+                        help="passed as --set tokenizer=...; default: genlab's")
+    parser.add_argument("--n-train", type=int, default=None, help="smoke tests only: a seeded training subset")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    seconds = parse_duration(args.max_time)
 
-    data = moses(n_train=args.n_train, n_test=args.n_reference)
-    model = TransformerModel(tokenizer=args.tokenizer, augment=args.augment, n_layer=4, n_head=4, n_embd=128,
-                             block_size=64)
-    train = TrainConfig(steps=None, max_time=60.0 * args.minutes, clock="cpu", batch_size=64, lr=2e-3,
-                        betas=(0.9, 0.99), weight_decay=0.1, warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0,
-                        log_every=200, seed=args.seed, device="cpu")
+    data = load_dataset("moses", seed=args.seed) if args.n_train is None else moses(n_train=args.n_train)
+    pick = np.random.default_rng(args.seed).permutation(len(data.x_test))
+    reference = list(data.x_test[pick[:args.n_reference]])
+    held_out = list(data.x_test[pick[args.n_reference:2 * args.n_reference]])
+    options = {} if args.tokenizer is None else {"tokenizer": args.tokenizer}
+
     start = time.perf_counter()
-    model.fit(data, train=train)
+    model = fit(data, train={"max_time": seconds, "seed": args.seed}, **options)
     fit_wall = time.perf_counter() - start
     steps = int(model.history_[-1]["step"]) if getattr(model, "history_", None) else None
 
-    start = time.process_time()
     generator = torch.Generator().manual_seed(args.seed)
-    samples: list[str] = []
-    while len(samples) < args.samples:
-        n = min(1000, args.samples - len(samples))
-        samples += [str(s) for s in model.sample(n, generator=generator, max_new_tokens=100, temperature=1.0)]
-    sample_cpu = time.process_time() - start
+    start = time.perf_counter()
+    samples = draw(model, args.samples, generator)
+    sample_wall = time.perf_counter() - start
+    conditioning = conditioning_rows(model, samples, args.condition_samples, generator)
 
-    start = time.process_time()
-    metrics = evaluate_molecules(samples, train=data.x_train, reference=data.x_test, max_pairs=args.max_pairs)
-    eval_cpu = time.process_time() - start
-    start = time.process_time()
-    floor = evaluate_molecules(list(data.x_test), train=data.x_train, max_pairs=args.max_pairs)
-    floor_cpu = time.process_time() - start
+    start = time.perf_counter()
+    ours = evaluate_molecules(samples, train=data.x_train, reference=reference, max_pairs=args.max_pairs)
+    floor = evaluate_molecules(held_out, train=data.x_train, reference=reference, max_pairs=args.max_pairs)
+    eval_wall = time.perf_counter() - start
 
-    ours = f"genlab transformer ({args.tokenizer}, {args.minutes:g} CPU min)"
-    rows = {ours: metrics.to_dict(), f"MOSES test split ({args.n_reference:,}, real)": floor.to_dict(), **MOSES_ROWS}
-    print(f"{'model':48s} " + " ".join(f"{c[:10]:>10s}" for c in COLUMNS))
-    for name, row in rows.items():
-        cells = [row.get(c) for c in COLUMNS]
-        print(f"{name:48s} " + " ".join(f"{'-' if v is None else f'{v:.4f}':>10s}" for v in cells))
-    write_json(args.out, {
+    name = f"genlab transformer ({'SELFIES' if model.codec_.selfies else 'SMILES'}, {args.max_time})"
+    rows = {name: ours.to_dict(), f"MOSES test split ({len(held_out):,}, real)": floor.to_dict(), **MOSES_ROWS}
+    result = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "data": data.describe(), "steps": steps, "fit_wall_s": fit_wall, "sample_cpu_s": sample_cpu,
-        "eval_cpu_s": eval_cpu, "floor_cpu_s": floor_cpu, "rows": rows, "examples": samples[:40],
-        "machine": platform.platform(), "torch": torch.__version__})
-    draw_grid(samples, args.out.with_name("molecules_grid.png"))
+        "data": data.describe(), "steps": steps, "fit_wall_s": fit_wall, "sample_wall_s": sample_wall,
+        "eval_wall_s": eval_wall, "model_config": to_dict(model.config), "train_config": to_dict(model.train_config_),
+        "rows": rows, "conditioning": conditioning, "examples": samples[:40], "torch_threads": torch.get_num_threads(),
+        "machine": platform.platform(), "torch": torch.__version__}
+    print(f"{'model':44s} " + " ".join(f"{c[:10]:>10s}" for c in COLUMNS))
+    for row_name, row in rows.items():
+        print(f"{row_name:44s} " + " ".join(f"{_cell(row.get(c)):>10s}" for c in COLUMNS))
+    for prop, row in conditioning.items():
+        print(f"condition {prop}: low {_cell(row['low_mean'])} (valid {_cell(row['low_validity'])}), high "
+              f"{_cell(row['high_mean'])} (valid {_cell(row['high_validity'])}), shift {_cell(row['shift_in_std'])} "
+              f"std")
+    write_json(args.out, result)
+    write_section(args.doc, "benchmarks/molecules.py", markdown(result))
 
 
 if __name__ == "__main__":
