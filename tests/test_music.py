@@ -35,6 +35,31 @@ def test_the_grid_parses_formats_back_and_transposes():
         music.transpose_chorale("| 126 _ _ _", 5)
 
 
+def test_the_codec_writes_training_pieces_in_every_key_but_fits_ranges_as_written():
+    assert music.key_shifts(12) == [0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6]
+    codec = music.ChoraleCodec(context=9, keys=3).fit(_array([CHORALE]))
+    stream = codec.stream(_array([CHORALE])).tolist()
+    eos = codec.eos
+    pieces = [codec.detokenize(p) for p in _split(stream, eos)]
+    assert pieces == [CHORALE, music.transpose_chorale(CHORALE, 1), music.transpose_chorale(CHORALE, -1)]
+    assert codec.ranges[0] == (67, 72)          # the soprano as written, not its transpositions
+    again = music.ChoraleCodec.from_state(codec.state())
+    assert again.keys == 3 and again.stream(_array([CHORALE])).tolist() == stream
+    with pytest.raises(ValueError, match="keys must be 1-12"):
+        music.ChoraleCodec(context=9, keys=13)
+
+
+def _split(stream, eos):
+    out, piece = [], []
+    for token in stream[1:]:
+        if token == eos:
+            out.append(piece)
+            piece = []
+        else:
+            piece.append(token)
+    return out
+
+
 @pytest.mark.parametrize("text, match", [("| 60 60 60", "holds 3 voices"), ("_ 60 60 60", "never started"),
                                          ("60 60 | 60 60", "bar line inside"), ("60 x 60 60", "'x' is not"),
                                          ("R R R R", "no note")])

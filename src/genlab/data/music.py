@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from genlab.data.dataset import Dataset, fixed_split
 from genlab.data.text import VocabularyCodec, string_array
@@ -221,9 +222,18 @@ def _split_pieces(name: str, pieces: list[str], *, transpose: bool) -> Dataset:
                    x_test=string_array([pieces[i] for i in test]))
 
 
-def _all_keys(piece: str) -> list[str]:
+def key_shifts(keys: int) -> list[int]:
+    """The ``keys`` semitone shifts nearest the written key, in the order 0, +1, -1, +2, -2, ...: twelve
+    give every key once (``-5 .. +6``)."""
+    if not 1 <= keys <= 12:
+        raise ValueError(f"keys must be 1-12 (12: every key), got {keys}")
+    return [(k + 1) // 2 * (1 if k % 2 else -1) for k in range(keys)]
+
+
+def _all_keys(piece: str, keys: int = 12) -> list[str]:
+    """``piece`` in each of :func:`key_shifts` ``(keys)`` that keeps its pitches inside MIDI."""
     out = []
-    for k in range(-5, 7):
+    for k in key_shifts(keys):
         try:
             out.append(transpose_chorale(piece, k))
         except DataError:
@@ -432,14 +442,22 @@ class ChoraleCodec(VocabularyCodec):
     text (:class:`~genlab.data.text.TextCodec`). ``fit`` also keeps each voice's pitch range and the meters
     (bar lengths in steps) of the training pieces, for :meth:`grammar`; a run saved without them (before the
     grammar) takes any pitch and 4/4.
+
+    ``keys > 1`` writes every document of the stream in that many keys (:func:`key_shifts`; 12: all twelve, the
+    augmentation DeepBach and Coconet train with): the model learns voice leading in every key from a few hundred
+    pieces. The voice ranges and meters are fitted on the pieces as written, so the grammar keeps samples in
+    the voices' real ranges.
     """
 
     name = "chorale"
     modality = "music"
 
     def __init__(self, shape: tuple[int, ...] = (), *, context: int, tokens: Sequence[str] | None = None,
-                 ranges: Sequence[Sequence[int]] | None = None, meters: Sequence[int] | None = None) -> None:
+                 ranges: Sequence[Sequence[int]] | None = None, meters: Sequence[int] | None = None,
+                 keys: int = 1) -> None:
         super().__init__(shape, context=context, tokens=tokens)
+        key_shifts(keys)   # checks the count
+        self.keys = keys
         self.ranges = tuple((int(lo), int(hi)) for lo, hi in ranges) if ranges else ((0, 127),) * len(VOICES)
         self.meters = tuple(int(m) for m in meters) if meters else (DEFAULT_BAR_STEPS,)
 
@@ -469,6 +487,13 @@ class ChoraleCodec(VocabularyCodec):
         self.meters = tuple(int(v) for v in values[counts >= METER_SHARE * counts.sum()]) or (DEFAULT_BAR_STEPS,)
         return self
 
+    def stream(self, x: np.ndarray) -> torch.Tensor:
+        """int64 ``(N,)``: ``eos chorale_1 eos ...``, each chorale in :attr:`keys` keys (class doc)."""
+        if self.keys == 1:
+            return super().stream(x)
+        pieces = self.check_records(x, "chorales")
+        return super().stream(string_array([shifted for piece in pieces for shifted in _all_keys(piece, self.keys)]))
+
     def grammar(self) -> ChoraleSyntax:
         """The grid's grammar over this codec's ids (:class:`ChoraleSyntax`): a voice's fitted pitch range."""
         def voices(pitch: int) -> int:
@@ -489,9 +514,10 @@ class ChoraleCodec(VocabularyCodec):
         return " ".join(self.tokens[i] for i in ids if i != self.eos)
 
     def state(self) -> dict[str, Any]:
-        return self._state(tokens=self.tokens, ranges=[list(r) for r in self.ranges], meters=list(self.meters))
+        return self._state(tokens=self.tokens, ranges=[list(r) for r in self.ranges], meters=list(self.meters),
+                           keys=self.keys)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "ChoraleCodec":
         return cls(context=state["context"], tokens=state["tokens"], ranges=state.get("ranges"),
-                   meters=state.get("meters"))
+                   meters=state.get("meters"), keys=int(state.get("keys", 1)))

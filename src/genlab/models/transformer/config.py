@@ -18,7 +18,8 @@ class TransformerConfig:
         dropout: dropout on embeddings, attention weights and residual branches.
         tokenizer: text: ``"char"`` (one token per character) or ``"bpe"`` (byte-level BPE); smiles:
             ``"char"`` or ``"smiles"`` (atom-level SMILES tokens) or ``"selfies"`` (atom-level SELFIES).
-        augment: smiles: random SMILES written per training molecule (1: as given).
+        augment: smiles: random SMILES written per training molecule (1: as given); music: the keys each
+            training piece is written in (1-12, :func:`genlab.data.music.key_shifts`).
         properties: smiles: the RDKit properties each molecule is conditioned on through prefix tokens
             (``qed``, ``logp``, ``sa``, ``mw``; :mod:`genlab.data.smiles` says why all four by default); empty
             for none. Sampling takes ``condition={"qed": "high", ...}`` (bins ``low``, ``mid``, ``high``).

@@ -129,13 +129,15 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         whole record, and points binned into 64 levels so that a bin centre lies inside a mode of ring8
         (tests/test_learning.py: 97.7 % high-quality samples). SMILES and chorales take the settings of
         benchmarks/molecules.py (block 64, a MOSES molecule is at most 57 characters) and
-        benchmarks/music.py (block 128: 32 eighth-note steps of four voices)."""
+        benchmarks/music.py (block 128: 32 eighth-note steps of four voices; each training piece in all twelve
+        keys, as DeepBach and Coconet train)."""
         if info.modality == "smiles":
             return DataDefaults(model={"block_size": 64}, train={"batch_size": 64},
                                 why="benchmarks/molecules.py: MOSES molecules fit a 64-token context")
         if info.modality == "music":
-            return DataDefaults(model={"block_size": 128}, train={"batch_size": 32},
-                                why="benchmarks/music.py: 16 beats of four voices per context")
+            return DataDefaults(model={"block_size": 128, "augment": 12}, train={"batch_size": 32},
+                                why="benchmarks/music.py: 16 beats of four voices per context, every "
+                                    "training piece in all twelve keys")
         if info.modality not in ("points", "images"):
             return DataDefaults()
         model: dict[str, Any] = {"n_layer": 2, "n_head": 4, "n_embd": 64}
@@ -161,7 +163,10 @@ class TransformerModel(TabularTransformer, GenerativeModel):
                                property_dropout=config.property_dropout,
                                property_molecules=config.property_molecules)
         if data.modality == "music":
-            return ChoraleCodec(context=config.block_size + 1)
+            if config.augment > 12:
+                raise ConfigError(f"music takes augment 1-12 (keys each training piece is written in), "
+                                  f"got {config.augment}")
+            return ChoraleCodec(context=config.block_size + 1, keys=config.augment)
         if data.modality == "text":
             context = config.block_size + 1
             return CharCodec(context=context) if config.tokenizer == "char" else \
