@@ -3,15 +3,16 @@ live sequence, sequences joining and leaving between steps (iteration-level sche
 "Orca", §3.1; vLLM's scheduler without paging).
 
 Each sequence keeps what it keeps when decoded alone by :func:`~genlab.sampling.decoding.stream`: its
-own token ids, its own :class:`~genlab.nn.attention.KVCache` sized as the lone call sizes it
-(``min(block_size, prompt + max_new_tokens)``), its own generator, temperature, top-k, top-p, repetition
-penalty, stop strings and token budget. A step
+own token ids, its own keys and values (a row, or *slot*, of one shared
+:class:`~genlab.nn.attention.SlotCache`, filled as the lone call fills its own cache, and full at the
+lone call's capacity ``min(block_size, prompt + max_new_tokens)``), its own generator, temperature,
+top-k, top-p, repetition penalty, stop strings and token budget. A step
 
-1. drops cancelled sequences (their caches go with them) and admits waiting ones up to ``max_sequences``;
+1. drops cancelled sequences and admits waiting ones up to ``max_sequences``, each taking a free slot;
 2. encodes, each alone and exactly as the lone call does, the sequences that need a window: a newcomer's
-   prompt, or the last half-context once a cache is full (the sliding window of ``decoding._Context``);
-3. decodes the others together in one :class:`~genlab.sampling.row_exact.RowExactStep`, which gives each
-   row the logits it gets alone, bit for bit;
+   prompt, or the last half-context once its cache is full (the sliding window of ``decoding._Context``);
+3. decodes the others together in one :class:`~genlab.sampling.row_exact.RowExactStep`, attention
+   included (one call over every slot), which gives each row the logits it gets alone, bit for bit;
 4. for each sequence, applies its own options to its own ``(1, V)`` logits with
    :func:`~genlab.sampling.decoding.process_logits` and draws with
    :func:`~genlab.sampling.decoding.choose` from its own generator, as the lone call does; the text
@@ -31,7 +32,6 @@ from typing import Any, Callable
 import torch
 
 from genlab.errors import ConfigError
-from genlab.nn.attention import KVCache
 from genlab.sampling.decoding import GenerationConfig, TextPieces, choose, process_logits
 from genlab.sampling.row_exact import RowExactStep
 
@@ -50,6 +50,11 @@ class DecodingSequence:
         drawn: tokens drawn (``eos`` included).
         finish: ``None`` while it runs, then ``"eos"``, ``"stop"`` (a stop string), ``"length"`` (the budget)
             or ``"cancelled"``.
+        slot: its row of the decoder's :class:`~genlab.nn.attention.SlotCache` while it holds a place, else
+            ``None`` (freed the moment it ends or is cancelled).
+        length: positions in its slot (0: not encoded yet).
+        position: position embedding index of its next token.
+        capacity: positions its slot may hold before the window slides (as the lone call's cache).
     """
 
     prompt: list[int]
@@ -60,7 +65,8 @@ class DecodingSequence:
     text: TextPieces | None = None
     drawn: int = 0
     finish: str | None = None
-    cache: KVCache | None = None
+    slot: int | None = None
+    length: int = 0
     position: int = 0
     capacity: int = 0
 
@@ -100,6 +106,7 @@ class BatchDecoder:
             raise ConfigError(f"max_sequences must be at least 1, got {max_sequences}")
         self.network, self.eos, self.detokenize, self.max_sequences = network, eos, detokenize, max_sequences
         self.row_step = RowExactStep(network, max_rows=max_sequences)
+        self.cache = self.row_step.new_cache()
         self.device = next(network.parameters()).device
         self._running: list[DecodingSequence] = []
         self._waiting: deque[DecodingSequence] = deque()
@@ -141,18 +148,25 @@ class BatchDecoder:
         return sequence
 
     def cancel(self, sequence: DecodingSequence) -> None:
-        """End ``sequence`` now; its place and cache are freed at the start of the next step."""
+        """End ``sequence`` now and free its slot; its place in the batch goes at the start of the next step."""
         if sequence.finish is None:
             sequence.finish = "cancelled"
-        sequence.cache = None
+        self._free(sequence)
 
     def clear(self) -> list[DecodingSequence]:
         """Drop every sequence (e.g. after the network failed); returns those that had not ended."""
         dropped = [s for s in (*self._running, *self._waiting) if not s.done]
         for sequence in dropped:
             sequence.finish = "cancelled"
+        for sequence in self._running:
+            self._free(sequence)
         self._running, self._waiting = [], deque()
         return dropped
+
+    def _free(self, sequence: DecodingSequence) -> None:
+        if sequence.slot is not None:
+            self.cache.release(sequence.slot)
+            sequence.slot = None
 
     @torch.inference_mode()
     def step(self) -> list[Update]:
@@ -160,13 +174,15 @@ class BatchDecoder:
         self._running = [s for s in self._running if not s.done]
         self._waiting = deque(s for s in self._waiting if not s.done)
         while self._waiting and len(self._running) < self.max_sequences:
-            self._running.append(self._waiting.popleft())
+            sequence = self._waiting.popleft()
+            sequence.slot = self.cache.acquire()
+            self._running.append(sequence)
         if not self._running:
             return []
         logits: list[torch.Tensor | None] = [None] * len(self._running)
         together = []
         for index, sequence in enumerate(self._running):
-            if sequence.cache is not None and sequence.cache.length < sequence.capacity:
+            if 0 < sequence.length < sequence.capacity:
                 together.append(index)
             else:
                 logits[index] = self._encode(sequence)
@@ -174,10 +190,11 @@ class BatchDecoder:
             rows = [self._running[i] for i in together]
             tokens = torch.tensor([s.tokens[-1] for s in rows], dtype=torch.long, device=self.device)
             positions = torch.tensor([s.position for s in rows], dtype=torch.long, device=self.device)
-            batched = self.row_step(tokens, positions, [s.cache for s in rows])           # (B, V)
+            batched = self.row_step(tokens, positions, self.cache, [s.slot for s in rows],
+                                    [s.length for s in rows])                                 # (B, V)
             self.batch_sizes.append(len(rows))
             for row, (index, sequence) in enumerate(zip(together, rows)):
-                sequence.cache.advance(1)
+                sequence.length += 1
                 sequence.position += 1
                 logits[index] = batched[row:row + 1].clone()   # a fresh (1, V), as the lone step's
         updates = [self._draw(sequence, scores) for sequence, scores in zip(self._running, logits)]
@@ -185,16 +202,15 @@ class BatchDecoder:
         return updates
 
     def _encode(self, sequence: DecodingSequence) -> torch.Tensor:
-        """Logits ``(1, V)`` after encoding the sequence's window alone, as ``decoding._Context`` encodes a
-        lone unpadded row: the whole sequence while it fits the cache, else its last half-context."""
+        """Logits ``(1, V)`` after encoding the sequence's window alone into its slot, as
+        ``decoding._Context`` encodes a lone unpadded row: the whole sequence while it fits its capacity,
+        else its last half-context."""
         length = len(sequence.tokens)
         keep = length if length <= sequence.capacity else max(1, sequence.capacity // 2)
         window = torch.tensor([sequence.tokens[length - keep:]], dtype=torch.long, device=self.device)   # (1, keep)
         positions = torch.arange(keep, device=self.device)[None]                                          # (1, keep)
-        cache = self.network.new_cache(1, sequence.capacity)
-        logits = self.network(window, cache=cache, positions=positions, mask=None)
-        cache.advance(keep)
-        sequence.cache, sequence.position = cache, keep
+        logits = self.network(window, cache=self.cache.row(sequence.slot), positions=positions, mask=None)
+        sequence.length, sequence.position = keep, keep
         return logits[:, -1]
 
     def _draw(self, sequence: DecodingSequence, logits: torch.Tensor) -> Update:
@@ -219,5 +235,5 @@ class BatchDecoder:
         if sequence.finish in ("eos", "length"):
             pieces.append(sequence.text.flush())
         if sequence.done:
-            sequence.cache = None   # free it now, not when the list is next filtered
+            self._free(sequence)   # now, not when the list is next filtered
         return Update(sequence, tuple(piece for piece in pieces if piece), sequence.done)

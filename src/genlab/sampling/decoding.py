@@ -12,7 +12,7 @@ search, over a batch of prompts, with a key/value cache, and streaming.
   stopping rule of Hugging Face ``generate`` so results can be compared token for token.
 
 The model is any module called as ``network(tokens (B, T), cache=, positions=, mask=) -> logits
-(B, T, V)`` with ``network.new_cache(batch, length)`` and ``network.block_size`` (see
+(B, T, V)`` with ``network.new_cache(batch, length, align=)`` and ``network.block_size`` (see
 :class:`genlab.models.transformer.GPT`). Prompts of different lengths are left-padded and masked.
 Longer outputs than the context window slide: the last half of the window is re-encoded and decoding
 continues. With ``cuda_graphs`` each one-token step has static shapes
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import ConfigError
-from genlab.nn.attention import KVCache, attention_mask
+from genlab.nn.attention import DECODE_ALIGN, KVCache, attention_mask
 from genlab.sampling.checked_draw import draw_checked
 from genlab.sampling.constraint import TokenConstraint, checked
 from genlab.sampling.cuda_graphs import StaticDecodeStep
@@ -208,7 +208,8 @@ class _Context:
         if self.static is not None:   # the static step's cache keeps its buffers: its graph reads them there
             cache = self.static.reset()
         elif self.use_cache:
-            cache = self.network.new_cache(len(window), self.capacity)
+            # block-aligned reads: the very arithmetic of a row in a continuous batch (batch_decoding)
+            cache = self.network.new_cache(len(window), self.capacity, align=DECODE_ALIGN)
         logits = self.network(window, cache=cache, positions=positions, mask=mask)
         if cache is not None:
             cache.advance(keep)

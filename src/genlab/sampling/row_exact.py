@@ -19,8 +19,14 @@ runs batched only where that gives each row exactly the bits it gets alone, and 
   probe on random values can miss it). A row of a multiple of :data:`CHUNK` values, in calls of at
   most :data:`GRAIN` values (one thread, no split of the range), goes through the vector path in every
   element, alone or batched; other widths run row by row;
-- attention row by row over each sequence's own :class:`~genlab.nn.attention.KVCache`: exactly the call
-  the sequence makes alone (same cache, same shapes and strides);
+- attention in one call over every sequence: the keys and values live in one
+  :class:`~genlab.nn.attention.SlotCache`, a row per sequence, and ``scaled_dot_product_attention`` reads
+  the first ``R`` rows and the first whole blocks of :data:`~genlab.nn.attention.DECODE_ALIGN` slots that
+  the longest sequence needs, under a mask that hides each row's unwritten slots. A lone sequence decodes
+  through the same block-aligned read (:meth:`~genlab.nn.attention.KVCache.read_length`), and the kernel
+  computes each (row, head) on its own and gives the same bits for more masked blocks, so every row gets
+  the bits it gets alone. Where the check below finds otherwise (another kernel), attention runs row by
+  row, each over its own blocks, exactly the lone call;
 - embeddings and residual sums batched: a gather and an IEEE addition are exact at any batch size.
 
 The summation order of the products and norms depends on shapes, not on values, so a probe on random
@@ -40,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import NotSupportedError
-from genlab.nn.attention import KVCache
+from genlab.nn.attention import DECODE_ALIGN, SlotCache, round_up
 
 Rows = Callable[[torch.Tensor], torch.Tensor]
 
@@ -182,60 +188,105 @@ class RowExactStep:
                 ops[f"h.{index}.{name}"] = getattr(layer, name)
         return {name: len(op.exact) for name, op in ops.items()}
 
+    def new_cache(self) -> SlotCache:
+        """An empty :class:`~genlab.nn.attention.SlotCache` for this network's sequences (up to its context)."""
+        network = self.network
+        weight, n_head = network.wte.weight, self.layers[0].n_head
+        return SlotCache(len(self.layers), n_head, network.block_size, weight.shape[1] // n_head,
+                         device=weight.device, dtype=weight.dtype)
+
     @torch.inference_mode()
-    def __call__(self, tokens: torch.Tensor, positions: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
+    def __call__(self, tokens: torch.Tensor, positions: torch.Tensor, cache: SlotCache, slots: list[int],
+                 lengths: list[int]) -> torch.Tensor:
         """Logits ``(B, V)`` of the token after ``tokens (B,)`` at ``positions (B,)``.
 
-        Each sequence's keys and values go into its own cache at ``cache.length``, as
-        ``network(token[None, None], cache=cache, positions=position[None, None])`` writes them; like that
-        call, this leaves ``advance`` to the caller.
+        Row ``b`` continues the sequence in slot ``slots[b]`` of ``cache``, which holds ``lengths[b]``
+        positions; its keys and values are written there at position ``lengths[b]``, as
+        ``network(token[None, None], cache=row, positions=position[None, None])`` writes them into a lone
+        block-aligned cache ``row`` of that length; like that call, this leaves counting the new position
+        to the caller.
         """
         if torch.get_num_threads() != self.threads:
             self._probe()
         network = self.network
+        device = tokens.device
+        index = torch.tensor(slots, device=device)                                      # (B,)
+        length = torch.tensor(lengths, device=device)                                   # (B,)
         x = network.wte(tokens[:, None]) + network.wpe(positions[:, None])            # (B, 1, C)
         B, _, C = x.shape
-        for index, layer in enumerate(self.layers):
+        R, S = max(slots) + 1, round_up(max(lengths) + 1, cache.align)                 # rows, slots read
+        seen = torch.arange(S, device=device)[None] <= length[:, None]                # (B, S) written slots
+        dense = slots == list(range(B))   # rows 0 .. B-1 in order: no idle row to fill in
+        if not dense:
+            # idle rows (free slots, or sequences encoding this step) get a query that sees slot 0: their
+            # output is dropped, and an all-masked row would be NaN
+            idle = torch.zeros(R, S, dtype=torch.bool, device=device)
+            idle[:, 0] = True
+            seen = idle.index_put((index,), seen)                                     # (R, S)
+        for layer_index, layer in enumerate(self.layers):
             q, k, v = layer.qkv(layer.ln_1(x)).split(C, dim=2)
             hs = C // layer.n_head
             q = q.view(B, 1, layer.n_head, hs).transpose(1, 2)                        # (B, nh, 1, hs)
             k = k.view(B, 1, layer.n_head, hs).transpose(1, 2)
             v = v.view(B, 1, layer.n_head, hs).transpose(1, 2)
-            rows = []
-            for row, cache in enumerate(caches):   # the lone sequence's own call, over its own cache
-                keys, values = cache.update(index, k[row:row + 1], v[row:row + 1])   # (1, nh, past + 1, hs)
-                rows.append(F.scaled_dot_product_attention(q[row:row + 1], keys, values))
-            y = torch.cat(rows).transpose(1, 2).reshape(B, 1, C)
+            keys, values = cache.keys[layer_index], cache.values[layer_index]         # (N, nh, S_max, hs)
+            keys[index, :, length] = k[:, :, 0]
+            values[index, :, length] = v[:, :, 0]
+            if self.batched_attention:
+                if not dense:
+                    q = q.new_zeros(R, layer.n_head, 1, hs).index_put((index,), q)    # (R, nh, 1, hs)
+                y = F.scaled_dot_product_attention(q, keys[:R, :, :S], values[:R, :, :S],
+                                                   attn_mask=seen[:, None, None, :])  # (R, nh, 1, hs)
+                y = y if dense else y[index]                                          # (B, nh, 1, hs)
+            else:   # each row alone over its own blocks: the lone sequence's very call
+                rows = []
+                for row, (slot, n) in enumerate(zip(slots, lengths)):
+                    read = round_up(n + 1, cache.align)
+                    mask = (torch.arange(read, device=device) <= n)[None, None, None]   # (1, 1, 1, read)
+                    rows.append(F.scaled_dot_product_attention(q[row:row + 1], keys[slot:slot + 1, :, :read],
+                                                               values[slot:slot + 1, :, :read], attn_mask=mask))
+                y = torch.cat(rows)                                                   # (B, nh, 1, hs)
+            y = y.transpose(1, 2).reshape(B, 1, C)
             x = x + layer.proj(y)
             x = x + layer.mlp_proj(layer.gelu(layer.fc(layer.ln_2(x))))
         return self.lm_head(self.ln_f(x))[:, -1]                                       # (B, V)
 
-    def check(self, generator: torch.Generator, lengths: tuple[int, ...] = (1, 3, 2, 7, 5, 1, 4)) -> None:
-        """Raise NotSupportedError unless the step gives, at several batch sizes, each row exactly the
-        logits of ``network`` run on that row alone (catches a layout that computes differently)."""
+    def check(self, generator: torch.Generator, lengths: tuple[int, ...] = (1, 3, 20, 7, 35, 1, 4)) -> None:
+        """Raise NotSupportedError unless the step gives each row exactly the logits of ``network`` run on
+        that row alone through a block-aligned cache, at several batch sizes, with rows that read different
+        numbers of blocks and an idle row among them (catches a layout or a kernel that computes
+        differently). Tries attention in one call first, then row by row (module doc)."""
         network, device = self.network, self.network.wte.weight.device
         vocab, block = network.wte.weight.shape[0], network.block_size
         lengths = tuple(min(n, block - 1) for n in lengths[:self.max_rows])
         with torch.inference_mode():
             prompts = [torch.randint(vocab, (1, n), generator=generator).to(device) for n in lengths]
-            caches = []
-            for prompt in prompts:
-                cache = network.new_cache(1, block)
-                network(prompt, cache=cache)
-                cache.advance(prompt.shape[1])
-                caches.append(cache)
             tokens = torch.randint(vocab, (len(prompts),), generator=generator).to(device)
             positions = torch.tensor(lengths, device=device)
-            alone = torch.cat([network(tokens[i].view(1, 1), cache=_copy(caches[i]),
-                                       positions=positions[i].view(1, 1))[:, -1] for i in range(len(prompts))])
-            for size in sorted({1, 2, len(prompts)}):
-                batched = self(tokens[:size], positions[:size], [_copy(c) for c in caches[:size]])
-                if not torch.equal(batched, alone[:size]):
-                    raise NotSupportedError(f"a batched step of {size} rows differs from the rows decoded alone "
-                                            "(largest difference "
-                                            f"{float((batched - alone[:size]).abs().max()):.3g})")
-
-
-def _copy(cache: KVCache) -> KVCache:
-    return KVCache([k.clone() for k in cache.keys], [v.clone() for v in cache.values], cache.length)
-
+            alone = []
+            for i, prompt in enumerate(prompts):
+                row = network.new_cache(1, block, align=DECODE_ALIGN)
+                network(prompt, cache=row)
+                row.advance(prompt.shape[1])
+                alone.append(network(tokens[i].view(1, 1), cache=row, positions=positions[i].view(1, 1))[:, -1])
+            alone = torch.cat(alone)                                                   # (n, V)
+            cache = self.new_cache()
+            slots = [cache.acquire() for _ in range(len(prompts) + 1)]
+            cache.release(slots.pop(1))   # an idle row between taken ones
+            for slot, prompt in zip(slots, prompts):
+                row = cache.row(slot)
+                network(prompt, cache=row)
+            sizes = sorted({1, 2, len(prompts)})
+            differences = []
+            for batched_attention in (True, False):
+                self.batched_attention = batched_attention
+                differences = []
+                for size in sizes:
+                    batched = self(tokens[:size], positions[:size], cache, slots[:size], list(lengths[:size]))
+                    if not torch.equal(batched, alone[:size]):
+                        differences.append((size, float((batched - alone[:size]).abs().max())))
+                if not differences:
+                    return
+            size, largest = differences[0]
+            raise NotSupportedError(f"a batched step of {size} rows differs from the rows decoded alone "
+                                    f"(largest difference {largest:.3g})")

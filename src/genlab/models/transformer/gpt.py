@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.nn.attention import CausalSelfAttention, KVCache
+from genlab.nn.attention import CausalSelfAttention, KVCache, read_mask
 
 
 class MLP(nn.Module):
@@ -75,12 +75,15 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def new_cache(self, batch: int, length: int) -> KVCache:
-        """An empty key/value cache for ``batch`` sequences of at most ``length`` positions."""
+    def new_cache(self, batch: int, length: int, *, align: int = 1) -> KVCache:
+        """An empty key/value cache for ``batch`` sequences of at most ``length`` positions; ``align > 1``
+        makes each step after the prompt read whole blocks of ``align`` slots (see
+        :data:`genlab.nn.attention.DECODE_ALIGN`: what decoding uses, so that a sequence decoded alone and
+        one decoded in a batch compute the same bits)."""
         weight = self.wte.weight
         n_embd = weight.shape[1]
         return KVCache.empty(len(self.h), batch, self.n_head, length, n_embd // self.n_head,
-                             device=weight.device, dtype=weight.dtype)
+                             device=weight.device, dtype=weight.dtype, align=align)
 
     def forward(self, idx: torch.Tensor, *, cache: KVCache | None = None, positions: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -91,10 +94,13 @@ class GPT(nn.Module):
             cache: past keys/values; the caller advances it after the call.
             positions: int64 ``(B, T)`` position of each token (left padding shifts them); ``None``
                 means ``past .. past + T - 1``.
-            mask: bool attention mask ``(B, 1, T, past + T)`` (see :func:`genlab.nn.attention.attention_mask`).
+            mask: bool attention mask ``(B, 1, T, past + T)`` (see :func:`genlab.nn.attention.attention_mask`);
+                widened here to a block-aligned cache read (:func:`genlab.nn.attention.read_mask`).
         """
         B, T = idx.shape
         past = 0 if cache is None else cache.length
+        if cache is not None:
+            mask = read_mask(cache, T, mask, device=idx.device)                      # once for every layer
         if positions is None:
             positions = torch.arange(past, past + T, device=idx.device)[None]         # (1, T)
         x = self.wte(idx) + self.wpe(positions)                                       # (B, T, C)
