@@ -324,3 +324,19 @@ def test_property_wasserstein_distances_follow_scipy_and_vanish_against_the_same
     a, b = molecule_properties(MOLECULES[:6], ("logp",)), molecule_properties(MOLECULES[6:], ("logp",))
     assert other.logp_wasserstein == pytest.approx(wasserstein_distance(a["logp"], b["logp"]))
     assert molecules.evaluate_molecules(MOLECULES, train=[]).qed_wasserstein is None
+
+
+def test_a_molecules_likelihood_is_read_after_the_any_prefix_and_selfies_take_conditions(single_thread):
+    pytest.importorskip("selfies")
+    model = _toy_model()
+    codec = model.codec_
+    scored = model.token_log_likelihood(_array(["CCO"]))
+    assert scored.n_tokens.tolist() == [4]   # C, C, O and eos; the prefix is context only
+    rows = torch.tensor([[codec.eos, *codec.prefix(None), *codec.tokenize("CCO"), codec.eos]])
+    with torch.no_grad():
+        logits = model.network_(rows[:, :-1]).log_softmax(-1)                        # (1, 8, V)
+    picked = logits[0, 4:].gather(-1, rows[0, 5:, None])[:, 0]
+    assert scored.log_prob[0] == pytest.approx(float(picked.sum()), abs=1e-5)
+    selfies = _toy_model(tokenizer="selfies", augment=2)
+    drawn = selfies.sample(3, condition={"sa": "low"}, generator=torch.Generator().manual_seed(0), max_new_tokens=12)
+    assert all(isinstance(s, str) and "<" not in s for s in drawn)

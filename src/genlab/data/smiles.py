@@ -289,6 +289,8 @@ class SmilesCodec(VocabularyCodec):
         self.edges = None if edges is None else {name: [float(e) for e in edges[name]] for name in self.properties}
 
     def _split(self, molecule: str) -> list[str]:
+        if not molecule:
+            return []   # an empty prompt: the selfies encoder refuses an empty SMILES
         if not self.selfies:
             return tokenize_smiles(molecule)
         sf = _selfies()

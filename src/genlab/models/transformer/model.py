@@ -338,7 +338,8 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         """Log-likelihood of each document and the tokens it covers, for perplexity (text models only).
 
         Every document is the token sequence ``eos, t_1 .. t_m, eos``; the ``m + 1`` targets after the
-        first ``eos`` are scored (or the first ``max_tokens`` of them). A sequence longer than the
+        first ``eos`` are scored (or the first ``max_tokens`` of them). A molecule with property prefixes is
+        read after its prefix with every property ``any`` (the unconditional model); the prefix is not scored. A sequence longer than the
         context is scored in windows of ``block_size`` inputs that advance by ``block_size // 2``: the
         first window scores all its targets, each later one only the targets the previous one did not
         reach, so every token is scored once with at least half a context before it (the strided
@@ -363,13 +364,15 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         stride = max(1, block // 2)
         windows: list[tuple[int, list[int], int, int]] = []   # (document, inputs, first scored, end)
         n_tokens = np.zeros(len(documents), dtype=np.int64)
+        # a molecule is read after its property prefix, every property 'any': log p(x), not log p(x | bins)
+        prefix = codec.prefix(None) if isinstance(codec, SmilesCodec) else []
         for row, ids in enumerate(codec.tokenize_batch(list(documents))):
-            sequence = [codec.eos, *ids, codec.eos]
+            sequence = [codec.eos, *prefix, *ids, codec.eos]
             if max_tokens is not None:
-                sequence = sequence[:max_tokens + 1]
+                sequence = sequence[:max_tokens + 1 + len(prefix)]
             targets = len(sequence) - 1                 # target j is sequence[j + 1], seen from sequence[:j + 1]
-            n_tokens[row] = targets
-            start, scored = 0, 0
+            n_tokens[row] = targets - len(prefix)       # the prefix is context, not scored
+            start, scored = 0, len(prefix)
             while scored < targets:
                 end = min(start + block, targets)
                 windows.append((row, sequence[start:end + 1], scored - start, end - start))
