@@ -151,7 +151,7 @@ def test_cli_writes_one_smiles_a_line_or_a_property_table_and_constrain_none_tur
     assert code == 0 and (tmp_path / "m.smi").read_text().splitlines() == out.splitlines(), err
     code, _, err = run("sample", str(tmp_path / "run"), "-n", "5", "--out", str(tmp_path / "m.csv"))
     table = pd.read_csv(tmp_path / "m.csv")
-    assert code == 0 and list(table.columns) == ["smiles", "valid", "qed", "logp", "sa", "mol_weight"], err
+    assert code == 0 and list(table.columns) == ["smiles", "valid", "qed", "logp", "sa", "mw"], err
     assert list(table.smiles.fillna("")) == out.splitlines()
     assert table.qed.notna().tolist() == table.valid.tolist()
     code, _, err = run("sample", str(tmp_path / "run"), "-n", "6", "--constrain", "none", "--out",
@@ -204,8 +204,8 @@ def test_property_prefixes_round_trip_and_their_bins_survive_the_saved_state(sel
     anys = sum(n.endswith(":any>") for row in names for n in row)
     assert 0.3 < anys / (4 * len(starts)) < 0.7   # property_dropout 0.5
     qed_bins = [row[0] for row in names[::2]]
-    expected = ["<qed:any>" if t == "<qed:any>" else f"<qed:{('low', 'mid', 'high')[np.searchsorted(codec.edges['qed'], v, side='right')]}>"
-                for t, v in zip(qed_bins, values["qed"])]
+    levels = np.searchsorted(codec.edges["qed"], values["qed"], side="right")
+    expected = [t if t == "<qed:any>" else f"<qed:{('low', 'mid', 'high')[k]}>" for t, k in zip(qed_bins, levels)]
     assert qed_bins == expected
     ends = starts[1:] + [len(stream)]
     for k, (s, e) in enumerate(zip(starts, ends)):   # the prefix is dropped on the way back

@@ -12,9 +12,9 @@ Hugging Face ``generate``'s names and meanings (:mod:`genlab.cli.decoding_option
 ``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it is generated (and writes
 ``--out`` only when given).
 Molecules are one SMILES a line (stdout, ``.smi`` or ``.txt``), or a ``.csv`` of each SMILES, whether RDKit
-parses it, and its QED, logP, SA score and molecular weight; ``--condition qed=high`` (repeatable: ``--condition
-logp=low`` too) draws molecules in those tertiles of the training molecules' RDKit properties (qed, logp, sa, mw;
-bins low, mid, high; :mod:`genlab.data.smiles`). SMILES and chorales are sampled inside their
+parses it, and its QED, logP, SA score and molecular weight (columns qed, logp, sa, mw); ``--condition
+qed=high`` (repeatable: ``--condition logp=low`` too) draws molecules in those tertiles of the training
+molecules' RDKit properties (qed, logp, sa, mw; bins low, mid, high; :mod:`genlab.data.smiles`). SMILES and chorales are sampled inside their
 format's grammar (every sample parses; :mod:`genlab.sampling.token_grammar`) unless ``--constrain none``.
 Chorales are also written as scores or sound (``.mid``, ``.musicxml``, ``.wav``: one file a sample), and
 ``--melody FILE|bach:NAME`` harmonises a soprano line: every sample keeps it note for note and draws alto,
@@ -274,21 +274,14 @@ def _separator(modality: str) -> str:
 
 def _molecule_table(records: np.ndarray) -> pd.DataFrame:
     """One row per SMILES: whether RDKit parses it (MOSES's validity) and, where it does, QED, logP, SA and
-    molecular weight (empty otherwise)."""
-    from genlab.data.smiles import require_rdkit
+    molecular weight under the names ``--condition`` takes (qed, logp, sa, mw; empty otherwise)."""
+    from genlab.data.smiles import molecule_properties
     from genlab.metrics import molecules
-
-    Chem = require_rdkit()   # a NotSupportedError naming the extra when RDKit is missing
-    from rdkit.Chem import Descriptors
 
     smiles = [str(s) for s in records]
     valid = np.array([molecules.canonical(s) is not None for s in smiles], dtype=bool)
-    table = pd.DataFrame({"smiles": smiles, "valid": valid})
-    parsed = [s for s, ok in zip(smiles, valid) if ok]
-    for column, values in molecules.properties(parsed).items():
-        table.loc[valid, column] = values.to_numpy()
-    table.loc[valid, "mol_weight"] = [Descriptors.MolWt(Chem.MolFromSmiles(s)) for s in parsed]
-    return table
+    values = molecule_properties([s if ok else "" for s, ok in zip(smiles, valid)])
+    return pd.DataFrame({"smiles": smiles, "valid": valid, **values})
 
 
 def _json_lines(records: np.ndarray | pd.DataFrame, modality: str, prompt: str | list[str],
