@@ -37,6 +37,11 @@ format by construction, and near ``max_new_tokens`` only tokens that still let t
 allowed, so a sample cut by the budget ends where the format lets it end (a chorale at a bar line after a whole
 bar). A budget shorter than the shortest sample is a ConfigError.
 
+Molecules: each training molecule starts with one token per RDKit property bin (``<qed:high> <logp:any> ...``,
+:mod:`genlab.data.smiles`), so ``sample(n, condition={"qed": "high", "logp": "low"})`` writes that prefix after the
+start token and draws the molecule after it: conditioning by prefix tokens, the properties not named (and all of
+them without a condition) ``any``, which training shows in place of each bin half the time.
+
 Harmonisation: a chorale model given ``melody=`` (a soprano line as a melody string, :mod:`genlab.data.melody`)
 draws alto, tenor and bass under it: the melody's bar lines, soprano tokens and the final ``eos`` are forced at
 their positions of the grid and the lower voices drawn, inside their fitted ranges unless ``constrain="none"``
