@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from genlab.data.smiles import PROPERTIES
+
 
 @dataclass(frozen=True, kw_only=True)
 class TransformerConfig:
@@ -19,7 +21,7 @@ class TransformerConfig:
         tokenizer: text: ``"char"`` (one token per character) or ``"bpe"`` (byte-level BPE); smiles:
             ``"char"`` or ``"smiles"`` (atom-level SMILES tokens) or ``"selfies"`` (atom-level SELFIES).
         augment: smiles: random SMILES written per training molecule (1: as given); music: the keys each
-            training piece is written in (1-12, :func:`genlab.data.music.key_shifts`).
+            training piece is written in, nearest on the circle of fifths (1-12, :func:`genlab.data.music.key_shifts`).
         properties: smiles: the RDKit properties each molecule is conditioned on through prefix tokens
             (``qed``, ``logp``, ``sa``, ``mw``; :mod:`genlab.data.smiles` says why all four by default); empty
             for none. Sampling takes ``condition={"qed": "high", ...}`` (bins ``low``, ``mid``, ``high``).

@@ -134,15 +134,16 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         whole record, and points binned into 64 levels so that a bin centre lies inside a mode of ring8
         (tests/test_learning.py: 97.7 % high-quality samples). SMILES and chorales take the settings of
         benchmarks/molecules.py (block 64, a MOSES molecule is at most 57 characters) and
-        benchmarks/music.py (block 128: 32 eighth-note steps of four voices; each training piece in all twelve
-        keys, as DeepBach and Coconet train)."""
+        benchmarks/music.py (block 128: 32 eighth-note steps of four voices; each training piece also in the two
+        keys next to its own on the circle of fifths, which triples the pieces and keeps Bach's pitch classes,
+        where all twelve keys flatten them: :func:`genlab.data.music.key_shifts`)."""
         if info.modality == "smiles":
             return DataDefaults(model={"block_size": 64}, train={"batch_size": 64},
                                 why="benchmarks/molecules.py: MOSES molecules fit a 64-token context")
         if info.modality == "music":
-            return DataDefaults(model={"block_size": 128, "augment": 12}, train={"batch_size": 32},
-                                why="benchmarks/music.py: 16 beats of four voices per context, every "
-                                    "training piece in all twelve keys")
+            return DataDefaults(model={"block_size": 128, "augment": 3}, train={"batch_size": 32},
+                                why="benchmarks/music.py: 16 beats of four voices per context, each training "
+                                    "piece also a fifth up and down")
         if info.modality not in ("points", "images"):
             return DataDefaults()
         model: dict[str, Any] = {"n_layer": 2, "n_head": 4, "n_embd": 64}
