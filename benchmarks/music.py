@@ -1,36 +1,35 @@
-"""A transformer trained on Bach chorales for a CPU-time budget, scored against held-out chorales (issue #18).
+"""Bach chorales as a user runs them: ``genlab fit chorales --max-time M`` with defaults only, then
+``genlab sample RUN -n N --max-new-tokens T`` and ``genlab sample RUN --melody ...``, scored against held-out
+Bach (issue #23).
 
-Data: the first ``--pieces`` (default 150) files of music21's Bach corpus, four-part pieces only, in the
-eighth-note time grid of :mod:`genlab.data.music`, split 80/20 by piece; every training piece is added
-in all twelve keys (``-5 .. +6`` semitones). Model: 4 layers, 4 heads, width 128, block 128 (32 steps,
-16 beats of context), batch 32, AdamW lr 2e-3 (warm-up 100, cosine to 2e-4), betas (0.9, 0.99), weight
-decay 0.1, clip 1.0; the budget (``--minutes``, default 3; the issue allows 20) is CPU time of the
-Trainer's loop (``clock="cpu"``).
+Fit: :func:`genlab.api.fit`, the function ``genlab fit`` calls, with what that command passes and nothing else:
+the built-in ``chorales`` dataset (the four-part Bach chorales of music21's corpus, split by piece), no family
+(genlab picks the transformer for music), ``train={"max_time": M, "seed": 0}``; every other setting is genlab's
+default for music (printed and saved in the JSON: network, batch, learning rate, block 128, training pieces in all
+twelve keys, sampling inside the grid's grammar).
 
-Samples: ``--samples`` (32) excerpts of ``--tokens`` (256) tokens at temperature 1, each from the start
-token, cut to whole steps (:func:`~genlab.data.music.whole_steps`: a token budget ends mid-step). Each
-is written to MIDI and read back by music21 ("decodes to valid MIDI": four parts and at least one note).
-The **real floor** is the same statistics of the training pieces (original keys), cut to the same
-number of tokens, against the held-out pieces: what two sets of real Bach excerpts differ by. Bar
-(issue): each distance at most 2x the floor's, parallel fifths at most 2x Bach's own rate (held-out
-pieces), 100 % decoding to MIDI. A WAV (additive synthesis) and a piano roll of the first sample are
-written beside the JSON.
+Samples: ``--samples`` (100) chorales of ``--bars`` (16) bars: ``max_new_tokens`` is 16 bars of the longest meter
+the codec fitted (four tokens a step and a bar line), drawn at the model's default temperature with one seeded
+generator. The grammar lets a sample end only after a whole bar, so a sample that ends on its own before 16 bars
+is a whole (shorter) chorale; the mean length in bars is reported. Every sample is written to MIDI and read back
+by music21 (four parts, at least one note).
 
-Measured (``--minutes 1 --pieces 40 --samples 16``: 31 four-part pieces, 25 train in 12 keys = 300
-pieces, 6 held out; 141 steps): 1 of 16 samples parses and decodes to MIDI (0.0625); pitch-class distance
-0.680 (floor 0.128), intervals 0.641 (0.036), durations 0.477 (0.060), out of range 0.188 (0.013),
-parallel fifths 40 per 100 beats (Bach 1.09); not met: one CPU minute is far too short for the network to
-learn the four-token step (samples put bar lines inside steps and lose voice alignment). A 3-minute run
-on 150 pieces was stopped unfinished on the loaded shared machine.
+The **real floor** is the same statistics of the training pieces (as written), cut to as many tokens as the
+samples average, against the held-out pieces: what two sets of real Bach differ by. Parallels are fifths plus
+octaves per 100 beats against Bach's own rate in the held-out pieces. Bar (issue #23): 100 % parse; pitch-class
+distance at most 2x the floor; parallel fifths+octaves at most 3x Bach's.
 
-Harmonisation (issue #23): the same model harmonises the soprano lines of ``--harmonise`` (16) held-out pieces,
-each cut to its first ``--harmony-bars`` (8) bars (:func:`genlab.evaluation.harmony.evaluate_harmonisation`: the
-melody's bar lines and soprano forced, alto, tenor and bass drawn at temperature 1 inside their fitted ranges).
-Reported beside Bach's own harmonisations of the same melodies: the share of sopranos kept exactly, of lower-voice
-notes inside the training pieces' voice ranges, and parallel fifths and octaves per 100 beats; ``--harmonise 0``
-skips it. Not measured yet.
+Harmonisation: the fitted model harmonises the soprano lines of ``--harmonise`` (20) held-out pieces, whole
+(:func:`genlab.evaluation.harmony.evaluate_harmonisation`, ``genlab sample RUN --melody FILE`` per melody),
+beside Bach's own harmonisations. Bar: soprano kept exactly, lower voices within their ranges >= 95 %,
+parallels at most 3x Bach's.
 
-    OMP_NUM_THREADS=1 python benchmarks/music.py [--minutes 3] [--pieces 150] [--samples 32] [--harmonise 16]
+Output: a table on stdout, ``--out`` JSON, a WAV, MIDI and piano roll of the first sample beside it, and the
+``benchmarks/music.py`` section of ``docs/molecules_music.md`` (``--doc``).
+
+    python benchmarks/music.py [--max-time 10m] [--samples 100] [--bars 16] [--harmonise 20]
+    python benchmarks/music.py --max-time 5s --samples 4 --bars 2 --harmonise 2 --out /tmp/m.json \\
+        --doc /tmp/m.md          # a smoke test, not a figure
 """
 
 from __future__ import annotations
@@ -44,16 +43,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from doc_sections import write_section
+from genlab.api import fit
+from genlab.cli.options import parse_duration
+from genlab.config import to_dict
 from genlab.data import music
-from genlab.data.dataset import Dataset
+from genlab.data.registry import load as load_dataset
 from genlab.evaluation.harmony import evaluate_harmonisation
 from genlab.io import write_json
 from genlab.metrics.music import chorale_statistics, compare_chorales
-from genlab.models.transformer import TransformerModel
-from genlab.train import TrainConfig
 
-DEFAULT_OUT = Path(__file__).parent / "results" / "music.json"
+ROOT = Path(__file__).resolve().parent
+DEFAULT_OUT = ROOT / "results" / "music.json"
+DEFAULT_DOC = ROOT.parent / "docs" / "molecules_music.md"
 DISTANCES = ("pitch_class_distance", "interval_distance", "duration_distance", "out_of_range")
+STATISTICS = (*DISTANCES, "crossings_per_100_beats", "fifths_per_100_beats", "octaves_per_100_beats", "parse_rate")
 HARMONY = ("soprano_kept", "lower_in_range", "fifths_per_100_beats", "octaves_per_100_beats", "parse_rate")
 
 
@@ -75,6 +79,7 @@ def decodes_to_midi(text: str, folder: Path, index: int) -> bool:
 
 
 def piano_roll(text: str, path: Path) -> None:
+    """A scatter of each voice's sounding pitch against beats, as a PNG."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -92,87 +97,132 @@ def piano_roll(text: str, path: Path) -> None:
     plt.close(fig)
 
 
+def bars_of(text: str) -> int:
+    return text.split().count(music.BAR)
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def markdown(result: dict) -> str:
+    """The benchmark's section of the docs page: settings, the statistics table and the harmonisation table."""
+    a = result["args"]
+    bars = result["bars_met"]
+    lines = [
+        "## Chorales: measured (`benchmarks/music.py`)",
+        "",
+        f"`genlab fit chorales --max-time {a['max_time']}`, defaults only, on {result['data']}; {result['steps']} "
+        f"steps in {result['fit_wall_s']:.0f} s of wall clock, torch threads {result['torch_threads']}, "
+        f"{result['machine']}. {a['samples']} samples with `--max-new-tokens {result['max_new_tokens']}` "
+        f"({a['bars']} bars; mean length {result['mean_bars']:.1f} bars; {result['sample_wall_s']:.0f} s); "
+        f"{result['midi_share']:.0%} decode to MIDI through music21. Settings genlab chose: "
+        f"`{result['model_config']}`; training `{result['train_config']}`.",
+        "",
+        "The real floor: training pieces as written, cut to the samples' mean length, against the held-out pieces. "
+        f"Bach's parallel fifths + octaves in the held-out pieces: {result['bach_parallels_per_100_beats']:.2f} "
+        "per 100 beats.",
+        "",
+        "| statistic | genlab | real floor |",
+        "| --- | ---: | ---: |",
+    ]
+    ours, floor = result["genlab"] or {}, result["real_floor"]
+    lines += [f"| {name} | {_cell(ours.get(name))} | {_cell(floor.get(name))} |" for name in STATISTICS]
+    lines += ["", "Bar (issue #23): " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in bars.items()) + "."]
+    harmony = result.get("harmonisation")
+    if harmony:
+        lines += ["", f"Harmonising {harmony['n_samples']} held-out soprano lines (whole pieces) beside Bach's own "
+                  "harmonisations of them:", "", "| metric | genlab | Bach |", "| --- | ---: | ---: |"]
+        lines += [f"| {name} | {_cell(harmony['metrics'][name])} | {_cell(harmony['floor'][name])} |"
+                  for name in HARMONY]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--minutes", type=float, default=3.0)
-    parser.add_argument("--pieces", type=int, default=150)
-    parser.add_argument("--samples", type=int, default=32)
-    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--max-time", default="10m", help="genlab fit's --max-time (e.g. 10m, 90s)")
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--bars", type=int, default=16, help="bars per sample")
+    parser.add_argument("--harmonise", type=int, default=20, help="held-out soprano lines to harmonise (0: none)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--harmonise", type=int, default=16, help="held-out soprano lines to harmonise (0: none)")
-    parser.add_argument("--harmony-bars", type=int, default=8, help="bars of each soprano line harmonised")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    seconds = parse_duration(args.max_time)
 
-    start = time.process_time()
-    plain = music.chorales(n_pieces=args.pieces)
-    load_cpu = time.process_time() - start
-    keys = [music.transpose_chorale(p, k) for p in plain.x_train for k in range(-5, 7)
-            if music.parses(p) and all(0 <= int(t) + k <= 127 for t in p.split() if t.isdigit())]
-    train_x = np.empty(len(keys), dtype=object)
-    train_x[:] = keys
-    data = Dataset(name=f"{plain.name}-12keys", modality="music", x_train=train_x, x_test=plain.x_test)
+    start = time.perf_counter()
+    data = load_dataset("chorales", seed=args.seed)
+    load_wall = time.perf_counter() - start
+    start = time.perf_counter()
+    model = fit(data, train={"max_time": seconds, "seed": args.seed})
+    fit_wall = time.perf_counter() - start
+    steps = int(model.history_[-1]["step"]) if getattr(model, "history_", None) else None
 
-    model = TransformerModel(n_layer=4, n_head=4, n_embd=128, block_size=128)
-    train = TrainConfig(steps=None, max_time=60.0 * args.minutes, clock="cpu", batch_size=32, lr=2e-3,
-                        betas=(0.9, 0.99), weight_decay=0.1, warmup_steps=100, min_lr_ratio=0.1, grad_clip=1.0,
-                        log_every=200, seed=args.seed, device="cpu")
-    model.fit(data, train=train)
-    steps = int(model.history_[-1]["step"]) if model.history_ else None
+    max_new_tokens = args.bars * (4 * max(model.codec_.meters) + 1)
+    start = time.perf_counter()
+    samples = [str(s) for s in model.sample(args.samples, generator=torch.Generator().manual_seed(args.seed),
+                                            max_new_tokens=max_new_tokens)]
+    sample_wall = time.perf_counter() - start
 
-    start = time.process_time()
-    raw = model.sample(args.samples, generator=torch.Generator().manual_seed(args.seed),
-                       max_new_tokens=args.tokens, temperature=1.0)
-    samples = [music.whole_steps(str(s)) for s in raw]
-    sample_cpu = time.process_time() - start
-
-    reference = list(plain.x_test)
-    floor = compare_chorales([excerpt(p, args.tokens) for p in plain.x_train], reference)
+    reference = list(data.x_test)
+    mean_tokens = int(np.mean([len(s.split()) for s in samples]))
+    floor = compare_chorales([excerpt(p, mean_tokens) for p in data.x_train], reference)
     parsed = [s for s in samples if music.parses(s)]
     ours = compare_chorales(samples, reference) if parsed else None
-    bach_fifths = chorale_statistics(reference).fifths
+    bach = chorale_statistics(reference)
+    bach_parallels = bach.fifths + bach.octaves
     with tempfile.TemporaryDirectory() as folder:
         midi = [decodes_to_midi(s, Path(folder), i) for i, s in enumerate(samples)]
     out_dir = args.out.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
     if parsed:
         music.write_wav(parsed[0], out_dir / "music_sample.wav")
         music.write_midi(parsed[0], out_dir / "music_sample.mid")
         piano_roll(parsed[0], out_dir / "music_sample.png")
 
-    bars = {}
+    bars_met = {"every sample parses": len(parsed) == len(samples)}
     if ours is not None:
-        for name in DISTANCES:
-            bars[name] = getattr(ours, name) <= 2 * max(getattr(floor, name), 1e-9)
-        bars["fifths"] = ours.fifths_per_100_beats <= 2 * bach_fifths
-    bars["midi"] = all(midi)
+        bars_met["pitch-class distance <= 2x floor"] = ours.pitch_class_distance <= 2 * floor.pitch_class_distance
+        bars_met["parallels <= 3x Bach"] = ours.fifths_per_100_beats + ours.octaves_per_100_beats <= 3 * bach_parallels
 
-    print(f"{'metric':26s} {'genlab':>10s} {'real floor':>10s} {'bar met':>8s}")
-    for name in (*DISTANCES, "crossings_per_100_beats", "fifths_per_100_beats", "octaves_per_100_beats",
-                 "parse_rate"):
-        value = "-" if ours is None else f"{getattr(ours, name):.4f}"
-        met = {"fifths_per_100_beats": bars.get("fifths")}.get(name, bars.get(name))
-        print(f"{name:26s} {value:>10s} {getattr(floor, name):10.4f} {'' if met is None else str(met):>8s}")
-    print(f"Bach's own parallel fifths per 100 beats (held out): {bach_fifths:.3f}; "
-          f"samples decoding to MIDI: {np.mean(midi):.3f}")
-
-    harmony, harmony_cpu = None, None
+    harmony, harmony_wall = None, None
     if args.harmonise:
-        start = time.process_time()
-        harmony = evaluate_harmonisation(model, plain, n=args.harmonise, bars=args.harmony_bars, seed=args.seed,
-                                         temperature=1.0)
-        harmony_cpu = time.process_time() - start
-        print(f"\nharmonising {harmony.n_samples} held-out soprano lines ({args.harmony_bars} bars each)")
+        start = time.perf_counter()
+        harmony = evaluate_harmonisation(model, data, n=args.harmonise, seed=args.seed).to_dict()
+        harmony_wall = time.perf_counter() - start
+        m = harmony["metrics"]
+        bars_met["harmonisation keeps the soprano"] = m["soprano_kept"] == 1.0
+        bars_met["harmonisation lower voices in range >= 95 %"] = m["lower_in_range"] >= 0.95
+        bars_met["harmonisation parallels <= 3x Bach"] = (
+            m["fifths_per_100_beats"] + m["octaves_per_100_beats"]
+            <= 3 * (harmony["floor"]["fifths_per_100_beats"] + harmony["floor"]["octaves_per_100_beats"]))
+
+    result = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "data": data.describe(), "load_wall_s": load_wall, "steps": steps, "fit_wall_s": fit_wall,
+        "sample_wall_s": sample_wall, "max_new_tokens": max_new_tokens,
+        "mean_bars": float(np.mean([bars_of(s) for s in samples])),
+        "model_config": to_dict(model.config), "train_config": to_dict(model.train_config_),
+        "genlab": None if ours is None else ours.to_dict(), "real_floor": floor.to_dict(),
+        "bach_parallels_per_100_beats": bach_parallels, "midi_share": float(np.mean(midi)), "bars_met": bars_met,
+        "harmonisation": None if harmony is None else {**harmony, "wall_s": harmony_wall},
+        "examples": samples[:4], "torch_threads": torch.get_num_threads(), "machine": platform.platform(),
+        "torch": torch.__version__}
+    print(f"{'statistic':26s} {'genlab':>10s} {'real floor':>10s}")
+    for name in STATISTICS:
+        print(f"{name:26s} {_cell(None if ours is None else getattr(ours, name)):>10s} "
+              f"{getattr(floor, name):10.4f}")
+    print(f"Bach's parallel fifths+octaves per 100 beats (held out): {bach_parallels:.3f}; "
+          f"samples decoding to MIDI: {np.mean(midi):.3f}; mean bars {result['mean_bars']:.1f}")
+    if harmony is not None:
+        print(f"\nharmonising {harmony['n_samples']} held-out soprano lines")
         print(f"{'metric':26s} {'genlab':>10s} {'Bach':>10s}")
         for name in HARMONY:
-            print(f"{name:26s} {harmony.metrics[name]:10.4f} {harmony.floor[name]:10.4f}")
-    write_json(args.out, {
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "data": data.describe(), "load_cpu_s": load_cpu, "steps": steps, "sample_cpu_s": sample_cpu,
-        "genlab": None if ours is None else ours.to_dict(), "real_floor": floor.to_dict(),
-        "bach_fifths_per_100_beats": bach_fifths, "midi_share": float(np.mean(midi)), "bars": bars,
-        "examples": samples[:4], "machine": platform.platform(), "torch": torch.__version__,
-        "harmonisation": None if harmony is None else {**harmony.to_dict(), "cpu_s": harmony_cpu}})
+            print(f"{name:26s} {harmony['metrics'][name]:10.4f} {harmony['floor'][name]:10.4f}")
+    for name, met in bars_met.items():
+        print(f"bar: {name}: {'met' if met else 'NOT met'}")
+    write_json(args.out, result)
+    write_section(args.doc, "benchmarks/music.py", markdown(result))
 
 
 if __name__ == "__main__":
