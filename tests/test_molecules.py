@@ -340,3 +340,14 @@ def test_a_molecules_likelihood_is_read_after_the_any_prefix_and_selfies_take_co
     selfies = _toy_model(tokenizer="selfies", augment=2)
     drawn = selfies.sample(3, condition={"sa": "low"}, generator=torch.Generator().manual_seed(0), max_new_tokens=12)
     assert all(isinstance(s, str) and "<" not in s for s in drawn)
+
+
+def test_bad_property_options_fail_before_any_data_is_read(tmp_path, capsys):
+    from genlab.models.transformer import TransformerModel
+
+    with pytest.raises(ConfigError, match="properties must be distinct names among qed, logp, sa, mw"):
+        TransformerModel(properties=["tpsa"])
+    with pytest.raises(ConfigError, match=r"property_dropout must be in \[0, 1\]"):
+        TransformerModel(property_dropout=1.5)
+    _one_error(capsys, "fit", tmp_path / "nowhere.smi", "--family", "transformer", "--set", 'properties=["qed","qed"]',
+               match="properties must be distinct names")

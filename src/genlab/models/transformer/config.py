@@ -64,3 +64,8 @@ class TransformerConfig:
             raise ValueError(f"levels must be at least 2, got {self.levels}")
         if self.bins < 2:
             raise ValueError(f"bins must be at least 2, got {self.bins}")
+        if any(p not in PROPERTIES for p in self.properties) or len(set(self.properties)) != len(self.properties):
+            raise ValueError(f"properties must be distinct names among {', '.join(PROPERTIES)}; got "
+                             f"{list(self.properties)}")
+        if not 0 <= self.property_dropout <= 1 or self.property_molecules < 0:
+            raise ValueError("property_dropout must be in [0, 1] and property_molecules at least 0")
