@@ -17,9 +17,10 @@ from genlab.cli import serve_command
 from genlab.cli.app import main
 from genlab.errors import ConfigError, NotSupportedError
 from genlab.models.transformer.gpt import GPT
-from genlab.nn.attention import DECODE_ALIGN
+from genlab.nn.attention import DECODE_ALIGN, read_mask, round_up
 from genlab.sampling.batch_decoding import BatchDecoder
 from genlab.sampling.decoding import GenerationConfig, TextPieces, stream
+from genlab.sampling.race import race
 from genlab.sampling.row_exact import RowExactStep
 from genlab.serve import ModelRegistry, ServeSettings, create_app
 from serve_support import ThreadServer, build_code_run
@@ -71,6 +72,41 @@ def test_row_exact_step_gives_each_row_its_logits_alone(shape):
                    for a, b in zip(cache.keys + cache.values, reference.keys + reference.values))
 
 
+def test_a_decoding_step_reads_whole_masked_blocks():
+    net = network(2, 3, 36, 80)
+    generator = torch.Generator().manual_seed(3)
+    prompt, token = torch.randint(EOS, (1, 21), generator=generator), torch.tensor([[4]])
+    with torch.inference_mode():
+        cache = net.new_cache(1, 70, align=DECODE_ALIGN)
+        assert cache.capacity == 80 and not any(bool(k.any()) for k in cache.keys)   # whole blocks, zeroed
+        assert cache.read_length(21) == 21   # the prompt: exactly its positions
+        net(prompt, cache=cache)
+        cache.advance(21)
+        assert cache.read_length(1) == 32   # then whole blocks
+        assert read_mask(cache, 1, None).tolist() == [[[[True] * 22 + [False] * 10]]]
+        cached = net(token, cache=cache)[:, -1]
+        uncached = net(torch.cat([prompt, token], dim=1))[:, -1]
+    torch.testing.assert_close(cached, uncached, rtol=1e-5, atol=1e-5)   # the same maths, other roundings
+
+
+def test_attention_of_a_row_is_the_same_bits_in_any_batch_and_over_more_masked_blocks():
+    # the kernel property the batched step stands on (RowExactStep.check verifies it for a network)
+    generator = torch.Generator().manual_seed(0)
+    for heads, size, length in [(2, 32, 5), (3, 12, 17), (6, 64, 40), (4, 16, 100)]:
+        q = torch.randn(1, heads, 1, size, generator=generator)
+        k, v = (torch.randn(1, heads, length, size, generator=generator) for _ in range(2))
+        outputs = []
+        for read in {round_up(length, 16), round_up(length, 16) + 16, 128}:
+            keys, values = (torch.randn(5, heads, read, size, generator=generator) for _ in range(2))
+            keys[2, :, :length], values[2, :, :length] = k[0], v[0]
+            queries = torch.randn(5, heads, 1, size, generator=generator)
+            queries[2] = q[0]
+            mask = torch.arange(read)[None, None, None] < torch.tensor([3, 9, length, 1, read])[:, None, None, None]
+            outputs.append(torch.nn.functional.scaled_dot_product_attention(queries, keys, values,
+                                                                            attn_mask=mask)[2])
+        assert all(torch.equal(outputs[0], other) for other in outputs[1:]), (heads, size, length)
+
+
 def test_row_exact_step_reprobes_when_the_thread_count_changes():
     net, threads = network(1, 2, 64, 32), torch.get_num_threads()
     step = RowExactStep(net, max_rows=4)
@@ -105,6 +141,19 @@ def test_networks_that_cannot_be_row_exact_are_refused():
 
 
 # ---------------------------------------------------------------------------------- the batch decoder
+def test_the_exponential_race_draws_what_torch_multinomial_draws():
+    # choose() and the batch decoder draw by race(); the lone call's tokens before it came from multinomial
+    for vocab in (7, 100, 5000):
+        probs = (3 * torch.randn(4, vocab, generator=torch.Generator().manual_seed(vocab))).softmax(-1)
+        one, other = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+        for _ in range(5):
+            assert torch.equal(race(probs, one), torch.multinomial(probs, 1, generator=other)[:, 0])
+        own = [torch.Generator().manual_seed(10 + row) for row in range(4)]
+        alone = [torch.multinomial(probs[row:row + 1], 1, generator=torch.Generator().manual_seed(10 + row))[0]
+                 for row in range(4)]
+        assert torch.equal(race(probs, own), torch.cat(alone))   # a generator per row, as in a batch
+
+
 def test_text_pieces_hold_back_split_characters_and_stop_prefixes():
     def utf8(ids: list[int]) -> str:   # a byte-level tokenizer: "é" is two tokens
         return bytes(ids).decode("utf-8", errors="replace")

@@ -146,8 +146,10 @@ def read_mask(cache: KVCache, query_length: int, mask: torch.Tensor | None,
     if cache.align == 1 or past == 0 or cache.slot is not None:
         return mask
     read = cache.read_length(query_length)
-    if mask is None:
-        mask = attention_mask(query_length, past, None, device=device)               # (1, 1, T, past + T)
+    if mask is None:   # causal: query past + i sees slots <= past + i, which leaves the unwritten ones out
+        device = cache.keys[0].device if device is None else device
+        rows = torch.arange(past, past + query_length, device=device)[:, None]      # (T, 1)
+        return (torch.arange(read, device=device)[None, :] <= rows)[None, None]     # (1, 1, T, read)
     if mask.shape[-1] == read:
         return mask
     hidden = mask.new_zeros(*mask.shape[:-1], read - mask.shape[-1])                # (B, 1, T, unwritten)

@@ -13,10 +13,12 @@ top-k, top-p, repetition penalty, stop strings and token budget. A step
    prompt, or the last half-context once its cache is full (the sliding window of ``decoding._Context``);
 3. decodes the others together in one :class:`~genlab.sampling.row_exact.RowExactStep`, attention
    included (one call over every slot), which gives each row the logits it gets alone, bit for bit;
-4. for each sequence, applies its own options to its own ``(1, V)`` logits with
-   :func:`~genlab.sampling.decoding.process_logits` and draws with
-   :func:`~genlab.sampling.decoding.choose` from its own generator, as the lone call does; the text
-   advances through :class:`~genlab.sampling.decoding.TextPieces`.
+4. chooses each sequence's token as :func:`~genlab.sampling.decoding.choose` after
+   :func:`~genlab.sampling.decoding.process_logits` chooses it alone, with its own options and its own
+   generator: a row with a repetition penalty, top-k or top-p is processed on its own, while temperatures,
+   the softmax, the argmax and the exponential race (:func:`~genlab.sampling.race.race`) run over all
+   rows at once (elementwise and row-wise kernels give each row its own bits), each row's noise drawn from
+   its own generator; the text advances through :class:`~genlab.sampling.decoding.TextPieces`.
 
 So a sequence draws the very tokens, and sends the very pieces, that ``stream(network, prompt, config,
 detokenize, generator=g, eos=eos)`` yields for it, whoever else is decoded beside it. Greedy decoding and
@@ -32,7 +34,8 @@ from typing import Any, Callable
 import torch
 
 from genlab.errors import ConfigError
-from genlab.sampling.decoding import GenerationConfig, TextPieces, choose, process_logits
+from genlab.sampling.decoding import GenerationConfig, TextPieces, process_logits
+from genlab.sampling.race import race
 from genlab.sampling.row_exact import RowExactStep
 
 
@@ -121,7 +124,7 @@ class BatchDecoder:
 
     @property
     def running(self) -> int:
-        """Sequences holding a place in the batch (each with its cache)."""
+        """Sequences holding a place in the batch (each with its slot of the cache)."""
         return len(self._running)
 
     @property
@@ -197,7 +200,8 @@ class BatchDecoder:
                 sequence.length += 1
                 sequence.position += 1
                 logits[index] = batched[row:row + 1].clone()   # a fresh (1, V), as the lone step's
-        updates = [self._draw(sequence, scores) for sequence, scores in zip(self._running, logits)]
+        tokens = self._choose(self._running, logits)
+        updates = [self._advance(sequence, token) for sequence, token in zip(self._running, tokens)]
         self._running = [s for s in self._running if not s.done]
         return updates
 
@@ -213,14 +217,33 @@ class BatchDecoder:
         sequence.length, sequence.position = keep, keep
         return logits[:, -1]
 
-    def _draw(self, sequence: DecodingSequence, logits: torch.Tensor) -> Update:
-        """Choose the sequence's next token from its logits ``(1, V)`` and advance its text."""
+    @staticmethod
+    def _choose(sequences: list[DecodingSequence], logits: list[torch.Tensor]) -> list[int]:
+        """Each sequence's next token from its logits ``(1, V)``: the token ``choose(process_logits(...))``
+        picks for it alone (module doc, step 4)."""
+        scores = torch.cat(logits).float()                                              # (B, V)
+        sampled = [i for i, s in enumerate(sequences) if not s.config.greedy]
+        plain = [i for i in sampled if _plain(sequences[i].config)]
+        if plain:   # process_logits of a plain row is its division by the temperature
+            temperature = torch.tensor([sequences[i].config.temperature for i in plain], dtype=scores.dtype,
+                                       device=scores.device)
+            scores[plain] = scores[plain] / temperature[:, None]
+        for i, sequence in enumerate(sequences):
+            config = sequence.config
+            if not _plain(config):
+                seen = None
+                if config.repetition_penalty != 1.0:
+                    seen = torch.zeros(1, scores.shape[-1], dtype=torch.bool, device=scores.device)
+                    seen[0, torch.tensor(sequence.tokens, device=scores.device)] = True
+                scores[i:i + 1] = process_logits(scores[i:i + 1], seen, config)
+        tokens = scores.argmax(-1)                                                      # (B,) greedy rows
+        if sampled:
+            tokens[sampled] = race(scores[sampled].softmax(-1), [sequences[i].generator for i in sampled])
+        return tokens.tolist()
+
+    def _advance(self, sequence: DecodingSequence, token: int) -> Update:
+        """Append the sequence's chosen token and advance its text."""
         config = sequence.config
-        seen = None
-        if config.repetition_penalty != 1.0:
-            seen = torch.zeros(1, logits.shape[-1], dtype=torch.bool, device=logits.device)
-            seen[0, torch.tensor(sequence.tokens, device=logits.device)] = True
-        token = int(choose(process_logits(logits, seen, config), config, sequence.generator)[0])
         sequence.tokens.append(token)
         sequence.drawn += 1
         pieces = []
@@ -237,3 +260,8 @@ class BatchDecoder:
         if sequence.done:
             self._free(sequence)   # now, not when the list is next filtered
         return Update(sequence, tuple(piece for piece in pieces if piece), sequence.done)
+
+
+def _plain(config: GenerationConfig) -> bool:
+    """Whether ``process_logits`` does nothing to a row but divide it by the temperature (or, greedy, nothing)."""
+    return config.repetition_penalty == 1.0 and config.top_k is None and config.top_p is None

@@ -33,6 +33,7 @@ from genlab.sampling.checked_draw import draw_checked
 from genlab.sampling.constraint import TokenConstraint, checked
 from genlab.sampling.cuda_graphs import StaticDecodeStep
 from genlab.sampling.python_syntax import names_resolve, parses
+from genlab.sampling.race import race
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,9 +143,7 @@ def choose(logits: torch.Tensor, config: GenerationConfig, generator: torch.Gene
     """The next token ``(B,)`` from processed ``logits (B, V)``: argmax, or a draw from the softmax."""
     if config.greedy:
         return logits.argmax(-1)
-    probs = logits.softmax(-1)
-    device = generator.device if generator is not None else probs.device
-    return torch.multinomial(probs.to(device), 1, generator=generator).squeeze(1).to(logits.device)
+    return race(logits.softmax(-1), generator)
 
 
 # ----------------------------------------------------------------------------------- the decoding state
