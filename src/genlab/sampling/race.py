@@ -2,8 +2,9 @@
 
 For ``p`` over ``V`` tokens and ``E_i ~ Exp(1)`` independent, ``argmax_i p_i / E_i`` is token ``i`` with
 probability ``p_i / sum_j p_j``: ``E_i / p_i`` is exponential with rate ``p_i``, and the first of independent
-exponential clocks to ring is clock ``i`` with probability its rate over the sum of rates. It is how ``torch.multinomial`` draws a single sample, so from the same generator state it
-gives the same token; written out here so that rows with their own generators (a sequence per request in
+exponential clocks to ring is clock ``i`` with probability its rate over the sum of rates. It is how
+``torch.multinomial`` draws a single sample, so from the same generator state it gives the same token;
+written out here so that rows with their own generators (a sequence per request in
 :mod:`genlab.sampling.batch_decoding`) take their noise one row at a time and the rest of the draw at once.
 """
 
