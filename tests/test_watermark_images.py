@@ -26,6 +26,17 @@ def model(digits):
                       train={"steps": 200, "batch_size": 32})
 
 
+def test_a_wrong_key_flags_marked_noise_only_at_the_false_positive_rate():
+    # images marked under one key are white noise to every other key's test: over 100 wrong keys at FPR 1e-3,
+    # Binomial(100, 1e-3) keys flag (P(none) = 0.90; each flags all 32 images or none). The paper's rings
+    # pattern, 5 numbers a key at 28x28, was flagged under 29 of these 100 keys.
+    noise = torch.randn((32, 1, 28, 28), generator=torch.Generator().manual_seed(1))
+    marked = mark_noise(noise, key=4242)
+    assert all(d.watermarked for d in ring_test(marked, key=4242, fpr=1e-3))
+    flagged = [np.mean([d.watermarked for d in ring_test(marked, key=k, fpr=1e-3)]) for k in range(1, 101)]
+    assert sum(flagged) <= 1
+
+
 def test_ring_test_is_exact_on_gaussian_noise_and_finds_the_key():
     noise = torch.randn((400, 1, 16, 16), generator=torch.Generator().manual_seed(0))
     p = np.array([d.p_value for d in ring_test(noise, key=5, fpr=0.05)])

@@ -3,8 +3,10 @@ Diffusion Images that are Invisible and Robust").
 
 Sampling writes a keyed pattern into the centred 2-D Fourier transform of channel 0 of the initial
 noise ``x_T``: inside the disc of radius ``R`` (10 of 64 in the paper, scaled to the image side), every
-ring ``r <= |f| < r + 1`` gets one real value drawn from ``N(0, H W / 2)`` by the key (the "rings"
-pattern: invariant to rotation, Hermitian-symmetric, so the noise stays real). The rest of the
+coefficient gets a complex value drawn by the key from white noise's own distribution (the paper's "rand"
+pattern, Hermitian-symmetric so the noise stays real). Not the paper's "rings" pattern (one real value a
+ring, invariant to rotation): at 28x28 a disc holds 5 rings, 5 numbers a key, and images marked with one key
+were flagged under 29 of 100 other keys; ``R = 4.4`` holds 35 independent complex values. The rest of the
 noise is untouched, so a marked sample looks like any other.
 
 Detection inverts a record back to ``x_T`` with DDIM (:mod:`genlab.sampling.ddim_inversion`) and tests
@@ -12,7 +14,11 @@ the disc against the key. Under the null, the ``m`` unique Fourier coefficients 
 (one of each Hermitian pair) are complex Gaussian with ``E|y_i|^2 = sigma^2``, estimated as their mean
 ``|y_i|^2`` (the DC term is real); the paper's statistic ``eta = sum_i |k_i - y_i|^2 / (sigma^2 / 2)``
 (``/ sigma^2`` for the DC term) is then non-central chi-square with ``2 m - 1`` degrees of freedom and
-non-centrality ``sum_i |k_i|^2 / (sigma^2 / 2)`` (likewise), and the p-value is its lower tail (small ``eta``: the inverted noise sits on the key). The score is the
+non-centrality ``sum_i |k_i|^2 / (sigma^2 / 2)`` (likewise), and the p-value is its lower tail (small
+``eta``: the inverted noise sits on the key). An image marked under another key is, to this key's test,
+white noise like an unmarked one: a wrong key flags it at the test's false-positive rate, and, because every
+image of that key carries the same values, it flags all of them or none; a rate over many wrong keys is the
+false-positive rate (``tests/test_watermark_images.py``). The score is the
 normal quantile ``z = Phi^{-1}(1 - p)``. Because inversion is approximate, the rate of false alarms is
 *measured* on unmarked samples (benchmarks/watermark.py), not taken from this null.
 """
@@ -44,14 +50,24 @@ def _radius(height: int, width: int) -> np.ndarray:
     return np.sqrt(i ** 2 + j ** 2)
 
 
-def ring_pattern(key: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(mask, values)``: bool ``(H, W)`` disc and float ``(H, W)`` ring values of the centred spectrum."""
+def key_pattern(key: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mask, values)``: bool ``(H, W)`` disc and complex ``(H, W)`` keyed values of the centred spectrum.
+
+    One of each Hermitian pair ``f, -f`` in the disc gets a complex value whose real and imaginary parts are
+    drawn from ``N(0, H W / 2)`` by the key, its partner the conjugate, and the centre a real ``N(0, H W)``:
+    the distribution of white noise's own coefficients, so a marked noise is still white noise."""
     radius = _radius(height, width)
     R = max(2.0, RADIUS_SHARE * min(height, width))
     mask = radius < R
-    seed = int.from_bytes(hashlib.sha256(b"tree-ring" + key.to_bytes(8, "big")).digest()[:8], "big")
-    draws = np.random.default_rng(seed).normal(0.0, math.sqrt(height * width / 2), int(math.ceil(R)))
-    values = np.where(mask, draws[np.minimum(radius.astype(int), len(draws) - 1)], 0.0)
+    unique = _unique(mask)
+    seed = int.from_bytes(hashlib.sha256(b"tree-ring-rand" + key.to_bytes(8, "big")).digest()[:8], "big")
+    draws = np.random.default_rng(seed).normal(0.0, math.sqrt(height * width / 2), (int(unique.sum()), 2))
+    values = np.zeros((height, width), dtype=np.complex128)
+    values[unique] = draws[:, 0] + 1j * draws[:, 1]
+    i, j = np.nonzero(unique)
+    centre = (height // 2, width // 2)
+    values[2 * centre[0] - i, 2 * centre[1] - j] = np.conj(values[i, j])    # -f in the centred layout
+    values[centre] = math.sqrt(2) * values[centre].real                      # real, variance H W
     return mask, values
 
 
@@ -64,9 +80,9 @@ def _unique(mask: np.ndarray) -> np.ndarray:
 
 
 def mark_noise(x_T: torch.Tensor, key: int) -> torch.Tensor:
-    """``x_T (B, C, H, W)`` with the ring pattern in the spectrum of channel 0 (module doc)."""
+    """``x_T (B, C, H, W)`` with the key's pattern in the spectrum of channel 0 (module doc)."""
     height, width = x_T.shape[-2:]
-    mask, values = ring_pattern(key, height, width)
+    mask, values = key_pattern(key, height, width)
     spectrum = torch.fft.fftshift(torch.fft.fft2(x_T[:, 0].double()), dim=(-2, -1))
     m = torch.as_tensor(mask, device=x_T.device)
     spectrum[:, m] = torch.as_tensor(values[mask], dtype=spectrum.dtype, device=x_T.device)
@@ -78,7 +94,7 @@ def mark_noise(x_T: torch.Tensor, key: int) -> torch.Tensor:
 def ring_test(x_T: torch.Tensor, key: int, fpr: float) -> list[Detection]:
     """Tree-Ring's test of every inverted noise ``x_T (B, C, H, W)`` against ``key`` (module doc)."""
     height, width = x_T.shape[-2:]
-    mask, values = ring_pattern(key, height, width)
+    mask, values = key_pattern(key, height, width)
     unique = _unique(mask)
     spectrum = torch.fft.fftshift(torch.fft.fft2(x_T[:, 0].double().cpu()), dim=(-2, -1)).numpy()
     y, k = spectrum[:, unique], values[unique]                               # (B, m), (m,)
