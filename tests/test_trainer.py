@@ -25,6 +25,7 @@ from genlab.errors import CheckpointError, ConfigError
 from genlab.train import Batch, Callback, Losses, Phase, TrainConfig, Trainer, TrainState
 from genlab.train.checkpoint import load_checkpoint
 from genlab.train.schedule import budget_progress, lr_multiplier
+from genlab.train.trainer import build_optimizer
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_toy.py"
 #: Subprocesses run single-threaded: on a busy machine, threads spinning over tiny tensors cost far
@@ -135,6 +136,33 @@ def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
 
 
 # ------------------------------------------------------------------------------------------ schedule
+
+
+def test_the_optimiser_is_fused_where_torch_has_the_kernel_and_decays_matrices_only() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2))
+    fused = build_optimizer(model.parameters(), kind="adamw", lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)
+    assert fused.defaults["fused"]   # torch >= 2.4 has a fused AdamW for CPU float32
+    assert [g["weight_decay"] for g in fused.param_groups] == [0.1, 0.0]
+    assert all(p.dim() >= 2 for p in fused.param_groups[0]["params"])
+    # the same update as the default implementation, up to float rounding
+    reference = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 2))
+    reference.load_state_dict(model.state_dict())
+    ps = list(reference.parameters())
+    plain = torch.optim.AdamW([{"params": [p for p in ps if p.dim() >= 2], "weight_decay": 0.1},
+                               {"params": [p for p in ps if p.dim() < 2], "weight_decay": 0.0}],
+                              lr=1e-2, betas=(0.9, 0.99))
+    x = torch.randn(16, 4)
+    for net, optimiser in ((model, fused), (reference, plain)):
+        for _ in range(5):
+            optimiser.zero_grad(set_to_none=True)
+            net(x).square().mean().backward()
+            optimiser.step()
+    for a, b in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    half = build_optimizer([nn.Parameter(torch.zeros(2, 2, dtype=torch.float16))],
+                           kind="adam", lr=1e-3, betas=(0.9, 0.99), weight_decay=0.0)
+    assert isinstance(half, torch.optim.Adam)   # built, fused or not, whatever torch offers for float16
 
 
 def test_lr_multiplier_warms_up_linearly_then_follows_a_cosine_to_min_ratio() -> None:

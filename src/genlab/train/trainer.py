@@ -62,6 +62,27 @@ class TrainResult:
     stopped_by: Literal["steps", "time"]
 
 
+def build_optimizer(parameters: Any, *, kind: str = "adamw", lr: float, betas: tuple[float, float],
+                    weight_decay: float) -> torch.optim.Optimizer:
+    """Adam or AdamW (``kind``) over ``parameters``, weight decay on matrices and embeddings only (``dim >= 2``).
+
+    The update runs as torch's *fused* kernel where torch has one for the parameters' device and dtype
+    (CPU and CUDA float tensors on recent torch): one kernel over every tensor instead of a chain of
+    elementwise ops per step, the same Adam update up to float rounding. Elsewhere (an older torch, a
+    device or dtype without the kernel) it falls back to torch's default implementation.
+    """
+    optimizer_class = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    parameters = list(parameters)
+    groups = [{"params": [p for p in parameters if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [group for group in groups if group["params"]]
+    try:
+        return optimizer_class(groups, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, ValueError, TypeError) as why:   # no fused kernel for this device/dtype/torch
+        logger.debug("fused %s unavailable (%s): the default implementation", optimizer_class.__name__, why)
+        return optimizer_class(groups, lr=lr, betas=betas)
+
+
 class Trainer:
     """Optimise a model's phases for a step or time budget, resumably.
 
@@ -208,15 +229,10 @@ class Trainer:
         anyone wants.
         """
         config = self.config
-        optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        parameters = list(phase.module.parameters())
-        groups = [{"params": [p for p in parameters if p.dim() >= 2], "weight_decay": config.weight_decay},
-                  {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0}]
-        return optimizer_class(
-            [group for group in groups if group["params"]],
-            lr=phase.lr if phase.lr is not None else config.lr,
-            betas=phase.betas if phase.betas is not None else config.betas,
-        )
+        return build_optimizer(phase.module.parameters(), kind=config.optimizer,
+                               lr=phase.lr if phase.lr is not None else config.lr,
+                               betas=phase.betas if phase.betas is not None else config.betas,
+                               weight_decay=config.weight_decay)
 
     def _stop_reason(self, step: int, elapsed: float) -> Literal["steps", "time"] | None:
         """Which budget is spent, if any."""
