@@ -199,7 +199,7 @@ class BatchDecoder:
             for row, (index, sequence) in enumerate(zip(together, rows)):
                 sequence.length += 1
                 sequence.position += 1
-                logits[index] = batched[row:row + 1].clone()   # a fresh (1, V), as the lone step's
+                logits[index] = batched[row:row + 1]
         tokens = self._choose(self._running, logits)
         updates = [self._advance(sequence, token) for sequence, token in zip(self._running, tokens)]
         self._running = [s for s in self._running if not s.done]
