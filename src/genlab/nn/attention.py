@@ -12,10 +12,12 @@ Block-aligned reads (``align``, :data:`DECODE_ALIGN`): a decoding step after the
 values in whole blocks of ``align`` slots, the slots past the sequence hidden by the mask, so it computes
 the same thing whether it runs alone or as one row of a batch whose longest sequence reads more blocks
 (:class:`SlotCache`, :mod:`genlab.sampling.row_exact`). Measured on torch 2.13's CPU kernel of
-``scaled_dot_product_attention``: a row's output is the same, bit for bit, whatever the batch beside it
-and however many further masked blocks of 16 it reads, while an unpadded read of ``L`` keys differs from
-a padded one in its last bits for most ``L`` (the softmax and the value product reduce a vector tail
-differently). The row-exact probe checks this on the machine at hand, not by trust.
+``scaled_dot_product_attention`` at one thread: a row's output is the same, bit for bit, whatever the
+batch beside it and however many further masked blocks of 16 it reads, while an unpadded read of ``L``
+keys differs from a padded one in its last bits for most ``L`` (the softmax and the value product reduce a
+vector tail differently). With more threads the kernel splits the keys of a small batch (one or two rows
+on two threads) among them, so a lone row's bits differ from its bits in a larger batch. The row-exact
+probe checks all this on the machine at hand, not by trust.
 """
 
 from __future__ import annotations

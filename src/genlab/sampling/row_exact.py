@@ -25,8 +25,9 @@ runs batched only where that gives each row exactly the bits it gets alone, and 
   the longest sequence needs, under a mask that hides each row's unwritten slots. A lone sequence decodes
   through the same block-aligned read (:meth:`~genlab.nn.attention.KVCache.read_length`), and the kernel
   computes each (row, head) on its own and gives the same bits for more masked blocks, so every row gets
-  the bits it gets alone. Where the check below finds otherwise (another kernel), attention runs row by
-  row, each over its own blocks, exactly the lone call;
+  the bits it gets alone. Where the check below finds otherwise (another kernel; torch 2.13's CPU kernel
+  with more than one thread, which splits a lone row's keys among the threads and a batch's not),
+  attention runs row by row, each over its own blocks, exactly the lone call;
 - embeddings and residual sums batched: a gather and an IEEE addition are exact at any batch size.
 
 The summation order of the products and norms depends on shapes, not on values, so a probe on random
