@@ -214,9 +214,9 @@ class SlotCache:
     """Keys and values of many sequences decoded together, one row (slot) each, in one buffer per layer.
 
     A sequence takes a free slot when it joins and gives it back when it ends; the buffers grow (doubling,
-    rows copied) when every slot is taken, so memory follows the live sequences. A decoding step reads the
-    first ``R`` rows at once (``R`` = the highest slot in use + 1, as :meth:`acquire` hands out the lowest
-    free slot) and each row's first whole blocks of ``align`` slots (:mod:`genlab.nn.attention`).
+    rows copied) when every slot is taken, so memory follows the most sequences live at once. A decoding
+    step reads the first ``R`` rows at once (``R`` = the highest slot in use + 1, as :meth:`acquire` hands
+    out the lowest free slot) and each row's first whole blocks of ``align`` slots (:mod:`genlab.nn.attention`).
 
     Args:
         n_layer, n_head, head_size: of the network.

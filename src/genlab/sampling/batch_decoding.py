@@ -190,6 +190,7 @@ class BatchDecoder:
             else:
                 logits[index] = self._encode(sequence)
         if together:
+            together.sort(key=lambda i: self._running[i].slot)   # slots 0 .. B-1 in order need no idle rows
             rows = [self._running[i] for i in together]
             tokens = torch.tensor([s.tokens[-1] for s in rows], dtype=torch.long, device=self.device)
             positions = torch.tensor([s.position for s in rows], dtype=torch.long, device=self.device)
