@@ -49,6 +49,38 @@ def test_ring_test_is_exact_on_gaussian_noise_and_finds_the_key():
     assert torch.allclose(mark_noise(noise, key=5).std(), noise.std(), rtol=0.1)
 
 
+def test_an_image_of_any_spectrum_is_flagged_at_the_false_positive_rate_over_keys():
+    # the inverted noise of a real image keeps its mean and low frequencies; the distance test, which estimated
+    # sigma^2 from the disc, flagged 33 % of real MNIST test digits at 1 %. The angle to a key drawn
+    # independently of the image is exactly Beta-distributed whatever the image: 400 keys at FPR 0.05 flag
+    # Binomial(400, 0.05) / 400 (sd 0.011)
+    smooth = torch.linspace(-1, 1, 28)
+    image = 0.2 * torch.randn((1, 1, 28, 28), generator=torch.Generator().manual_seed(3)) + 5.0 + \
+        3 * torch.outer(smooth, smooth.flip(0)) + 2 * torch.sin(3 * smooth)[None]
+    flags = [ring_test(image, key=k, fpr=0.05)[0].watermarked for k in range(1, 401)]
+    assert 0.015 < np.mean(flags) < 0.09
+    # a bright offset (the centre of the spectrum) is not tested, and the angle ignores scale (a blur or a
+    # brightness change that shrinks the spectrum)
+    noise = torch.randn((400, 1, 28, 28), generator=torch.Generator().manual_seed(4))
+    p = np.array([d.p_value for d in ring_test(noise + 10.0, key=7, fpr=0.05)])
+    assert 0.015 < np.mean(p <= 0.05) < 0.09
+    marked = mark_noise(noise[:8], key=7)
+    assert np.allclose([d.p_value for d in ring_test(0.3 * marked, key=7, fpr=0.05)],
+                       [d.p_value for d in ring_test(marked, key=7, fpr=0.05)])
+
+
+def test_inversion_runs_in_chunks_of_bounded_size(model):
+    # detecting 1,000+ images must not hold them all in one forward pass
+    images = model.sample(10, steps=5, generator=torch.Generator().manual_seed(0))
+    sizes = []
+    handle = model.network_.register_forward_hook(lambda module, args, out: sizes.append(len(out)))
+    try:
+        chunked = model.invert(images, steps=3, batch=4)
+    finally:
+        handle.remove()
+    assert max(sizes) == 4 and torch.allclose(chunked, model.invert(images, steps=3), atol=1e-5)
+
+
 def test_ddim_inversion_returns_near_the_initial_noise(model):
     x_T = torch.randn((16, *model.data_.shape), generator=torch.Generator().manual_seed(0))
     images = model.sample(16, initial_noise=x_T, sampler="ddim", steps=50)
