@@ -18,7 +18,8 @@ Reported per run (bars from the issue):
   ``fpr`` quantile of p), (>= 0.90);
 - ``--wrong-keys`` wrong keys: the share of marked images each flags at the nominal ``--fpr``, and over all
   of them (<= 1 %; every image of one key carries the same values, so a wrong key flags nearly all or none:
-  the expected share is the FPR itself);
+  the expected share is the FPR itself, and the bar is met about 3 times in 4 at FPR 1 % over 100 keys), so
+  the keys that flag half or more are also given as a binomial count over keys with its interval;
 - attacks on the first ``--attack-images`` marked and unmarked samples: Gaussian noise sigma
   ``--noise-sigma`` (0.05), JPEG quality ``--jpeg-quality`` (50), the central ``--crop-keep`` (90 %) of each
   side resized back (bilinear, antialiased), Gaussian blur sigma ``--blur-sigma`` pixels (1.0): AUC each
@@ -29,6 +30,9 @@ Reported per run (bars from the issue):
   (``min(--marked, --unmarked)``), and the relative cost ``marked / unmarked - 1`` (<= 10 %). MNIST in
   genlab's classifier features; ``shapes`` in the shapes judge's features (the repo's feature space for
   32x32 RGB scenes, trained on real renders of every colour-shape pair; a minute of CPU once, then cached).
+
+Cost on one thread (smoke-measured): DDIM inversion about 0.03 CPU s an image for MNIST and 0.1 for shapes,
+sampling a little less; at the defaults each run inverts 7,000 images (3,000 clean, 4 x 2 x 500 attacked).
 
 Options:
     --datasets mnist,shapes   which runs, in order
@@ -183,7 +187,7 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
     result["wrong_keys"] = {"keys": args.wrong_keys, "share_flagged": float(per_key_arr.mean()),
                             "max_share_one_key": float(per_key_arr.max(initial=0.0)),
                             "keys_flagging_any": int((per_key_arr > 0).sum()),
-                            "keys_flagging_half": int((per_key_arr >= 0.5).sum()), "per_key": per_key}
+                            "keys_flagging_half": binomial(per_key_arr >= 0.5, args.fpr), "per_key": per_key}
     log(f"{name}: {args.wrong_keys} wrong keys flag {per_key_arr.mean():.2%} of the marked images")
 
     rng = np.random.default_rng(0)
@@ -221,7 +225,9 @@ def verdicts(r: dict[str, Any], fpr: float) -> list[tuple[str, str, bool | None]
             (f"TPR at p <= {fpr:g}", share(c["tpr_nominal"]), c["tpr_nominal"]["rate"] >= BARS["tpr"]),
             (f"TPR at empirical {fpr:.0%} FPR", share(c["tpr_empirical"]), c["tpr_empirical"]["rate"] >= BARS["tpr"]),
             (f"{w['keys']} wrong keys: flagged", f"{w['share_flagged']:.2%} (max one key {w['max_share_one_key']:.0%}, "
-             f"{w['keys_flagging_any']} keys flag any)", w["share_flagged"] <= BARS["wrong_key_share"])]
+             f"{w['keys_flagging_any']} keys flag any)", w["share_flagged"] <= BARS["wrong_key_share"]),
+            ("wrong keys flagging half or more", interval(w["keys_flagging_half"]),
+             w["keys_flagging_half"]["nominal_inside"])]
     rows += [(f"AUC {name}", f"{a['auc']:.4f} (TPR {a['tpr_nominal']['rate']:.0%})", a["auc"] >= BARS["auc_attack"])
              for name, a in r["attacks"].items()]
     rows += [(f"FPR {name.replace('_', ' ')}", interval(b), b["nominal_inside"]) for name, b in r["fpr"].items()]
