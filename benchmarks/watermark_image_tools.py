@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from typing import Any, Callable
 
 import numpy as np
@@ -131,7 +132,10 @@ def feature_space(data: Any, *, quick: bool, cache_dir: str | os.PathLike | None
         classifier = feature_classifier(data, cache_dir=cache_dir)
         return f"genlab classifier features (test accuracy {classifier.test_accuracy:.3f})", classifier.features
     if data.name == "shapes":
-        training = JudgeTraining(n_images=256, steps=5) if quick else JudgeTraining()
-        judge = cached_judge(training, cache_dir=cache_dir)
+        if quick:   # a 5-step judge must not land in the shared cache
+            with tempfile.TemporaryDirectory() as scratch:
+                judge = cached_judge(JudgeTraining(n_images=256, steps=5), cache_dir=scratch)
+        else:
+            judge = cached_judge(JudgeTraining(), cache_dir=cache_dir)
         return "shapes judge features (256-d, genlab.metrics.shapes_judge)", judge.embed
     raise ValueError(f"no feature space for {data.name}")

@@ -61,7 +61,6 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -121,8 +120,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, name, value)
     if args.out is None:
         args.out = OUT.with_name("watermark_images_quick.json") if args.quick else OUT
-    if args.quick and args.cache_dir is None:   # a 5-step judge must not land in the shared cache
-        args.cache_dir = Path(tempfile.mkdtemp(prefix="genlab-wm-quick-"))
     return args
 
 
