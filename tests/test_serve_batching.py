@@ -134,6 +134,32 @@ def test_row_exact_step_reprobes_when_the_thread_count_changes():
         torch.set_num_threads(threads)
 
 
+def test_windows_of_one_length_encode_together_as_each_alone():
+    net = network(2, 2, 64, 64)
+    step = RowExactStep(net, max_rows=8)
+    generator = torch.Generator().manual_seed(5)
+    windows = torch.randint(EOS, (3, 20), generator=generator)
+    cache = step.new_cache()
+    slots = [cache.acquire() for _ in range(6)][3:][::-1]   # rows out of order, not from slot 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert step.encodes_together(3, 20)   # 20 positions x 256 GELU values: whole chunks
+        together = step.encode(windows, cache, slots)                                   # (3, V)
+        for row, slot in enumerate(slots):
+            alone_cache = step.new_cache()
+            alone = net(windows[row:row + 1], cache=alone_cache.row(0), positions=torch.arange(20)[None])[:, -1]
+            assert torch.equal(together[row:row + 1], alone)   # bit for bit
+            assert all(torch.equal(a[slot:slot + 1, :, :20], b[:1, :, :20])
+                       for a, b in zip(cache.keys + cache.values, alone_cache.keys + alone_cache.values))
+        torch.set_num_threads(2)   # kernels may split a range by the thread count: each window alone
+        assert not step.encodes_together(3, 20) and step.encodes_together(1, 20)
+    finally:
+        torch.set_num_threads(threads)
+    odd = RowExactStep(network(2, 4, 20, 24), max_rows=4)   # 80-wide GELU: 3 positions are not whole chunks
+    assert not odd.encodes_together(2, 3)
+
+
 def test_slot_cache_grows_and_hands_out_the_lowest_free_slot():
     cache = RowExactStep(network(1, 2, 16, 20), max_rows=4).new_cache()
     assert cache.keys[0].shape == (1, 2, 32, 8)   # the context rounded up to whole blocks of 16
@@ -211,6 +237,35 @@ def test_batch_decoder_sends_what_each_sequence_streams_alone(shape):
     for index, (prompt, config, seed, _) in enumerate(requests):
         alone = list(stream(net, prompt, config, detokenize, generator=torch.Generator().manual_seed(seed), eos=EOS))
         assert pieces[index] == alone, (index, config)   # piece for piece
+
+
+def test_sequences_whose_windows_slide_together_encode_together_and_send_what_they_stream_alone():
+    # 12 prompts of one length joining at once: every 32 tokens their caches fill together and their last
+    # half-contexts are encoded in one call of the network; greedy, sampled and processed rows alike
+    net = network(2, 2, 64, 64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        decoder = BatchDecoder(net, eos=EOS, detokenize=detokenize, max_sequences=12)
+        rng = random.Random(7)
+        requests = [([EOS] + [rng.randrange(EOS) for _ in range(5)],
+                     GenerationConfig(max_new_tokens=100, temperature=[0.0, 0.8, 1.2][index % 3],
+                                      top_k=3 if index % 4 == 3 else None), 300 + index) for index in range(12)]
+        pieces: dict[int, list[str]] = {index: [] for index in range(12)}
+        for index, (prompt, config, seed) in enumerate(requests):
+            decoder.add(prompt, config, generator=torch.Generator().manual_seed(seed), tag=index)
+        while decoder.running or decoder.waiting:
+            for update in decoder.step():
+                pieces[update.sequence.tag].extend(update.pieces)
+        # the prompts at once, then the windows of those still running (some drew eos) at once
+        assert decoder.encode_sizes[0] == 12 and len(decoder.encode_sizes) >= 2
+        assert all(size > 1 for size in decoder.encode_sizes[1:])
+        for index, (prompt, config, seed) in enumerate(requests):
+            alone = list(stream(net, prompt, config, detokenize, generator=torch.Generator().manual_seed(seed),
+                                eos=EOS))
+            assert pieces[index] == alone, index
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_cancel_frees_the_place_and_the_cache_at_the_next_step():

@@ -9,8 +9,10 @@ lone call's capacity ``min(block_size, prompt + max_new_tokens)``), its own gene
 top-k, top-p, repetition penalty, stop strings and token budget. A step
 
 1. drops cancelled sequences and admits waiting ones up to ``max_sequences``, each taking a free slot;
-2. encodes, each alone and exactly as the lone call does, the sequences that need a window: a newcomer's
-   prompt, or the last half-context once its cache is full (the sliding window of ``decoding._Context``);
+2. encodes the sequences that need a window exactly as the lone call does: a newcomer's prompt, or the last
+   half-context once its cache is full (the sliding window of ``decoding._Context``); windows of one length
+   go through the network in one call where that is bit-identical to each alone
+   (:meth:`~genlab.sampling.row_exact.RowExactStep.encode`), else each alone;
 3. decodes the others together in one :class:`~genlab.sampling.row_exact.RowExactStep`, attention
    included (one call over every slot), which gives each row the logits it gets alone, bit for bit;
 4. chooses each sequence's token as :func:`~genlab.sampling.decoding.choose` after
@@ -115,6 +117,8 @@ class BatchDecoder:
         self._waiting: deque[DecodingSequence] = deque()
         #: Sequences decoded together at each batched step so far (for tests and benchmarks).
         self.batch_sizes: list[int] = []
+        #: Windows encoded by each call of the network that encodes windows (for tests and benchmarks).
+        self.encode_sizes: list[int] = []
 
     @staticmethod
     def accepts(config: GenerationConfig) -> bool:
@@ -184,11 +188,20 @@ class BatchDecoder:
             return []
         logits: list[torch.Tensor | None] = [None] * len(self._running)
         together = []
+        windows: dict[int, list[int]] = {}   # window length -> the sequences encoding one of that length
         for index, sequence in enumerate(self._running):
             if 0 < sequence.length < sequence.capacity:
                 together.append(index)
             else:
-                logits[index] = self._encode(sequence)
+                windows.setdefault(self._window(sequence), []).append(index)
+        for keep, indices in windows.items():
+            if self.row_step.encodes_together(len(indices), keep):
+                encoded = self._encode([self._running[i] for i in indices], keep)             # (W, V)
+                for row, index in enumerate(indices):
+                    logits[index] = encoded[row:row + 1]
+            else:
+                for index in indices:
+                    logits[index] = self._encode([self._running[index]], keep)
         if together:
             together.sort(key=lambda i: self._running[i].slot)   # slots 0 .. B-1 in order need no idle rows
             rows = [self._running[i] for i in together]
@@ -206,16 +219,26 @@ class BatchDecoder:
         self._running = [s for s in self._running if not s.done]
         return updates
 
-    def _encode(self, sequence: DecodingSequence) -> torch.Tensor:
-        """Logits ``(1, V)`` after encoding the sequence's window alone into its slot, as
-        ``decoding._Context`` encodes a lone unpadded row: the whole sequence while it fits its capacity,
-        else its last half-context."""
+    @staticmethod
+    def _window(sequence: DecodingSequence) -> int:
+        """Tokens of the window the sequence encodes, as ``decoding._Context`` encodes a lone unpadded row:
+        the whole sequence while it fits its capacity, else its last half-context."""
         length = len(sequence.tokens)
-        keep = length if length <= sequence.capacity else max(1, sequence.capacity // 2)
-        window = torch.tensor([sequence.tokens[length - keep:]], dtype=torch.long, device=self.device)   # (1, keep)
-        positions = torch.arange(keep, device=self.device)[None]                                          # (1, keep)
-        logits = self.network(window, cache=self.cache.row(sequence.slot), positions=positions, mask=None)
-        sequence.length, sequence.position = keep, keep
+        return length if length <= sequence.capacity else max(1, sequence.capacity // 2)
+
+    def _encode(self, sequences: list[DecodingSequence], keep: int) -> torch.Tensor:
+        """Logits ``(W, V)`` after encoding each sequence's last ``keep`` tokens into its slot: alone, as the
+        lone call encodes it, or several in one call where that is bit-identical
+        (:meth:`~genlab.sampling.row_exact.RowExactStep.encodes_together`)."""
+        window = torch.tensor([s.tokens[len(s.tokens) - keep:] for s in sequences], dtype=torch.long,
+                              device=self.device)                                               # (W, keep)
+        for sequence in sequences:
+            sequence.length, sequence.position = keep, keep
+        self.encode_sizes.append(len(sequences))
+        if len(sequences) > 1:
+            return self.row_step.encode(window, self.cache, [s.slot for s in sequences])
+        positions = torch.arange(keep, device=self.device)[None]                                 # (1, keep)
+        logits = self.network(window, cache=self.cache.row(sequences[0].slot), positions=positions, mask=None)
         return logits[:, -1]
 
     @staticmethod
@@ -223,23 +246,29 @@ class BatchDecoder:
         """Each sequence's next token from its logits ``(1, V)``: the token ``choose(process_logits(...))``
         picks for it alone (module doc, step 4)."""
         scores = torch.cat(logits).float()                                              # (B, V)
-        sampled = [i for i, s in enumerate(sequences) if not s.config.greedy]
-        plain = [i for i in sampled if _plain(sequences[i].config)]
+        configs = [sequence.config for sequence in sequences]
+        sampled = [i for i, config in enumerate(configs) if not config.greedy]
+        plain = [i for i in sampled if _plain(configs[i])]
         if plain:   # process_logits of a plain row is its division by the temperature
-            temperature = torch.tensor([sequences[i].config.temperature for i in plain], dtype=scores.dtype,
+            temperature = torch.tensor([configs[i].temperature for i in plain], dtype=scores.dtype,
                                        device=scores.device)
-            scores[plain] = scores[plain] / temperature[:, None]
-        for i, sequence in enumerate(sequences):
-            config = sequence.config
+            if len(plain) == len(sequences):   # the common case: no row copied out and back
+                scores.div_(temperature[:, None])
+            else:
+                scores[plain] = scores[plain] / temperature[:, None]
+        for i, config in enumerate(configs):
             if not _plain(config):
                 seen = None
                 if config.repetition_penalty != 1.0:
                     seen = torch.zeros(1, scores.shape[-1], dtype=torch.bool, device=scores.device)
-                    seen[0, torch.tensor(sequence.tokens, device=scores.device)] = True
+                    seen[0, torch.tensor(sequences[i].tokens, device=scores.device)] = True
                 scores[i:i + 1] = process_logits(scores[i:i + 1], seen, config)
-        tokens = scores.argmax(-1)                                                      # (B,) greedy rows
-        if sampled:
-            tokens[sampled] = race(scores[sampled].softmax(-1), [sequences[i].generator for i in sampled])
+        if len(sampled) == len(sequences):
+            tokens = race(scores.softmax(-1), [sequence.generator for sequence in sequences])   # (B,)
+        else:
+            tokens = scores.argmax(-1)                                                  # (B,) greedy rows
+            if sampled:
+                tokens[sampled] = race(scores[sampled].softmax(-1), [sequences[i].generator for i in sampled])
         return tokens.tolist()
 
     def _advance(self, sequence: DecodingSequence, token: int) -> Update:

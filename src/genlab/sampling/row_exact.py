@@ -30,6 +30,14 @@ runs batched only where that gives each row exactly the bits it gets alone, and 
   attention runs row by row, each over its own blocks, exactly the lone call;
 - embeddings and residual sums batched: a gather and an IEEE addition are exact at any batch size.
 
+Windows (a prompt, or the last half-context once a sequence's cache is full) are encoded by the network's
+own ``forward``. Several windows of the same length ``T`` go through it in one call
+(:meth:`RowExactStep.encode`) where that gives each the logits and the keys and values it gets alone: at one
+thread (no kernel splits its range by the batch), where ``T`` times the MLP width is whole :data:`CHUNK`
+values (the GELU of each window then runs through the vector path in every element, as alone), and where a
+probe of that shape ``(B, T)``, run once, finds every window bit-identical to its encode alone (the products
+over ``B * T`` rows against ``T`` rows). Elsewhere each window is encoded alone.
+
 The summation order of the products and norms depends on shapes, not on values, so a probe on random
 values stands for all values of those shapes (a different kernel changes most of the outputs). A last
 check runs the whole step against the network's own ``forward`` on each row alone; a network that fails
@@ -47,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import NotSupportedError
-from genlab.nn.attention import DECODE_ALIGN, SlotCache, round_up
+from genlab.nn.attention import DECODE_ALIGN, KVCache, SlotCache, round_up
 
 Rows = Callable[[torch.Tensor], torch.Tensor]
 
@@ -133,6 +141,7 @@ class _Layer:
         self.proj = make(attn.proj, _linear_rows(attn.proj), n_embd)
         self.ln_2 = make(block.ln_2, block.ln_2, n_embd)
         hidden = mlp.fc(block.ln_2.weight.new_zeros(1, 1, n_embd)).shape[-1]
+        self.hidden = hidden
         self.fc = make(mlp.fc, _linear_rows(mlp.fc), n_embd)
         self.gelu = make(_gelu, _elementwise_rows(_gelu, hidden), hidden)
         self.mlp_proj = make(mlp.proj, _linear_rows(mlp.proj), hidden)
@@ -162,6 +171,7 @@ class RowExactStep:
         split work by the thread count, so the verdict holds for :attr:`threads` threads only."""
         network = self.network
         self.threads = torch.get_num_threads()
+        self._encodes: dict[tuple[int, int], bool] = {}   # (windows, length) -> encoded together exactly
         try:
             weight = network.wte.weight
             n_embd = weight.shape[1]
@@ -251,6 +261,59 @@ class RowExactStep:
             x = x + layer.proj(y)
             x = x + layer.mlp_proj(layer.gelu(layer.fc(layer.ln_2(x))))
         return self.lm_head(self.ln_f(x))[:, -1]                                       # (B, V)
+
+    def encodes_together(self, windows: int, length: int) -> bool:
+        """Whether ``windows`` windows of ``length`` tokens encode in one :meth:`encode`, each bit-identical to
+        its encode alone (module doc; probed once per shape)."""
+        if torch.get_num_threads() != self.threads:
+            self._probe()
+        if windows == 1:
+            return True
+        if self.threads != 1 or any(length * layer.hidden % CHUNK for layer in self.layers):
+            return False
+        key = (windows, length)
+        if key not in self._encodes:
+            self._encodes[key] = self._probe_encode(windows, length)
+        return self._encodes[key]
+
+    def _probe_encode(self, windows: int, length: int) -> bool:
+        """Random windows ``(windows, length)`` encoded together and each alone: the same bits?"""
+        network, device = self.network, self.network.wte.weight.device
+        generator = torch.Generator().manual_seed(self.seed)
+        tokens = torch.randint(network.wte.weight.shape[0], (windows, length), generator=generator).to(device)
+        cache = self.new_cache()
+        slots = [cache.acquire() for _ in range(windows + 1)][1:]   # not from slot 0: slots are gathered
+        with torch.inference_mode():
+            together = self.encode(tokens, cache, slots)                               # (W, V)
+            for row, slot in enumerate(slots):
+                alone = self.new_cache()
+                logits = network(tokens[row:row + 1], cache=alone.row(0),
+                                 positions=torch.arange(length, device=device)[None], mask=None)[:, -1]
+                if not torch.equal(logits, together[row:row + 1]) or not all(
+                        torch.equal(a[slot:slot + 1, :, :length], b[:1, :, :length])
+                        for a, b in zip(cache.keys + cache.values, alone.keys + alone.values)):
+                    return False
+        return True
+
+    @torch.inference_mode()
+    def encode(self, tokens: torch.Tensor, cache: SlotCache, slots: list[int]) -> torch.Tensor:
+        """Logits ``(W, V)`` of the token after each window ``tokens (W, T)`` (positions ``0 .. T-1``), its keys
+        and values written to positions ``0 .. T-1`` of slot ``slots[w]`` of ``cache``: what
+        ``network(window[None], cache=cache.row(slot), positions=arange(T)[None])`` gives and writes alone,
+        where :meth:`encodes_together` says so for this shape."""
+        W, T = tokens.shape
+        network = self.network
+        # a cache of the slot rows' shape (a lone encode's reads are the same strided views), then copied in;
+        # left unfilled, as an encode reads only the positions it writes (zeroing it cost more than the encode)
+        shape = (W, cache.n_head, cache.length, cache.head_size)
+        scratch = KVCache(*([torch.empty(shape, device=cache.device, dtype=cache.dtype) for _ in self.layers]
+                            for _ in range(2)), align=cache.align)
+        positions = torch.arange(T, device=tokens.device)[None].expand(W, T)         # (W, T)
+        logits = network(tokens, cache=scratch, positions=positions, mask=None)[:, -1]   # (W, V)
+        index = torch.tensor(slots, device=tokens.device)
+        for buffer, written in zip(cache.keys + cache.values, scratch.keys + scratch.values):
+            buffer[index, :, :T] = written[:, :, :T]
+        return logits
 
     def check(self, generator: torch.Generator, lengths: tuple[int, ...] = (1, 3, 20, 7, 35, 1, 4)) -> None:
         """Raise NotSupportedError unless the step gives each row exactly the logits of ``network`` run on
