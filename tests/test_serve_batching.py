@@ -23,6 +23,7 @@ from genlab.sampling.decoding import GenerationConfig, TextPieces, stream
 from genlab.sampling.race import race
 from genlab.sampling.row_exact import RowExactStep
 from genlab.serve import ModelRegistry, ServeSettings, create_app
+from genlab.serve.continuous import Completion, Event
 from serve_support import ThreadServer, build_code_run
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz ():\n"
@@ -266,6 +267,20 @@ def test_sequences_whose_windows_slide_together_encode_together_and_send_what_th
             assert pieces[index] == alone, index
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_reader_behind_the_decoding_thread_gets_every_step_so_far_at_once():
+    async def read() -> list:
+        completion = Completion([], asyncio.get_running_loop())
+        first, second, third = ([Event(0, (text,), False)] for text in "abc")
+        for item in (first, second, RuntimeError("the model failed"), third):
+            completion.queue.put_nowait(item)
+        got = [await completion.next(1.0)]   # both steps, in order, then the error once they are handled
+        with pytest.raises(RuntimeError, match="the model failed"):
+            await completion.next(1.0)
+        return got
+
+    assert asyncio.run(read()) == [[Event(0, ("a",), False), Event(0, ("b",), False)]]
 
 
 def test_cancel_frees_the_place_and_the_cache_at_the_next_step():

@@ -3,7 +3,10 @@ continues it is, and every text round-trips."""
 
 from __future__ import annotations
 
-from genlab.data.text import BPECodec, string_array
+import pytest
+
+from genlab.data.text import BPECodec, CharCodec, string_array
+from genlab.errors import DataError
 
 CODE = [f"def f{i}(x, y=2):\n    \"\"\"Return x.\"\"\"\n    return x * {i} + y  # ok\n\n\nclass C{i}:\n"
         f"\tdef g(self):\r\n        pass\n" for i in range(40)]
@@ -28,3 +31,12 @@ def test_newlines_carry_the_indentation_and_every_text_round_trips():
         assert codec.detokenize(codec.tokenize(text)) == text
     again = BPECodec.from_state(codec.state())
     assert again.tokenize(CODE[5]) == codec.tokenize(CODE[5])
+
+
+def test_the_character_codec_tokenizes_a_batch_as_each_text_alone():
+    codec = CharCodec(context=8).fit(string_array(["héllo wörld ☃\n", "abc"]))
+    texts = ["hé", "", "llo ☃", "\n", "w", "örld"]
+    assert codec.tokenize_batch(texts) == [codec.tokenize(text) for text in texts]   # one lookup, sliced
+    assert codec.tokenize_batch([]) == []
+    with pytest.raises(DataError, match="'z'"):
+        codec.tokenize_batch(["ab", "z"])

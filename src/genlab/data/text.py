@@ -251,6 +251,12 @@ class CharCodec(TextCodec):
                             f"{len(self.chars)} characters")
         return ids.tolist()
 
+    def tokenize_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        # one lookup for all the texts: a character is a token, so each text's ids are its slice
+        ids = self.tokenize("".join(texts))
+        starts = np.cumsum([0, *map(len, texts)]).tolist()
+        return [ids[start:end] for start, end in zip(starts, starts[1:])]
+
     def detokenize(self, ids: Sequence[int]) -> str:
         return "".join(self.chars[i] for i in ids if i != self.eos)
 

@@ -155,7 +155,7 @@ async def stream_batched(entry: LoadedModel, loop: ModelLoop, job: CompletionJob
     time sends them: choice ``i + 1``'s pieces, decoded alongside, wait until choice ``i`` has ended."""
     codec = entry.model.codec_
     completion = _open(loop, job)
-    tokens = [0] * len(job.prompts)
+    texts: list[list[str]] = [[] for _ in job.prompts]
     held: list[list[str]] = [[] for _ in job.prompts]
     ended = [False] * len(job.prompts)
     current, deadline = 0, time.monotonic() + job.timeout_s
@@ -167,19 +167,23 @@ async def stream_batched(entry: LoadedModel, loop: ModelLoop, job: CompletionJob
                 raise _stream_too_long(job.timeout_s) from None
             for event in events:
                 for piece in event.pieces:
-                    tokens[event.index] += len(codec.tokenize(piece))
+                    texts[event.index].append(piece)
                     held[event.index].append(_chunk(job, event.index, piece, None))
                 if event.done:
                     ended[event.index] = True
-                    finish = "length" if tokens[event.index] >= job.max_new_tokens else "stop"
+                    # tokens as one at a time counts them: each piece tokenized on its own (in one call)
+                    tokens = sum(map(len, codec.tokenize_batch(texts[event.index])))
+                    finish = "length" if tokens >= job.max_new_tokens else "stop"
                     held[event.index].append(_chunk(job, event.index, "", finish))
+            ready = []
             while current < len(job.prompts):
-                for chunk in held[current]:
-                    yield chunk
+                ready.extend(held[current])
                 held[current] = []
                 if not ended[current]:
                     break
                 current += 1
+            if ready:   # the chunks of every step read at once go out in one write
+                yield "".join(ready)
     except Exception as error:   # the status line is sent: the error travels as an event
         yield _error_event(error)
     finally:

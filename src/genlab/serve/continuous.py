@@ -56,29 +56,44 @@ class Completion:
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     cancelled: bool = False
     owner: "ModelLoop | None" = None
+    _failure: BaseException | None = None
 
     async def next(self, timeout: float, disconnected: asyncio.Future | None = None) -> list[Event]:
-        """The events of the next step(s) that touched this request.
+        """The events of every step that touched this request since the last call (at least one step's; a
+        reader that falls behind the decoding thread gets several steps' at once, in order).
 
         Raises:
             asyncio.TimeoutError: nothing came within ``timeout`` seconds.
             ConnectionResetError: ``disconnected`` finished first (the client left).
-            Exception: the error that stopped the model, as the decoding thread caught it.
+            Exception: the error that stopped the model, as the decoding thread caught it (after the events
+                that came before it).
         """
-        getting = asyncio.ensure_future(self.queue.get())
-        waiting = {getting} if disconnected is None else {getting, disconnected}
-        try:
-            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not getting.done():
-                getting.cancel()
-        if getting not in done:
-            if disconnected is not None and disconnected in done:
-                raise ConnectionResetError("the client disconnected")
-            raise asyncio.TimeoutError
-        events = getting.result()
-        if isinstance(events, BaseException):
-            raise events
+        if self._failure is not None:
+            raise self._failure
+        if self.queue.empty():
+            getting = asyncio.ensure_future(self.queue.get())
+            waiting = {getting} if disconnected is None else {getting, disconnected}
+            try:
+                done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not getting.done():
+                    getting.cancel()
+            if getting not in done:
+                if disconnected is not None and disconnected in done:
+                    raise ConnectionResetError("the client disconnected")
+                raise asyncio.TimeoutError
+            first = getting.result()
+        else:   # behind the decoding thread: no wait to set up
+            first = self.queue.get_nowait()
+        if isinstance(first, BaseException):
+            raise first
+        events = list(first)
+        while not self.queue.empty():
+            more = self.queue.get_nowait()
+            if isinstance(more, BaseException):
+                self._failure = more   # raised at the next call, once these events are handled
+                break
+            events.extend(more)
         return events
 
     def cancel(self) -> None:
@@ -167,10 +182,22 @@ class ModelLoop:
                 self._sequences.pop(completion, None)
                 completion._deliver(error)
             return
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Completion, list[Event]]]] = {}
         for completion, events in _by_request(updates).items():
-            completion._deliver(events)
+            by_loop.setdefault(completion.loop, []).append((completion, events))
             if all(sequence.done for sequence in self._sequences.get(completion, ())):
                 self._sequences.pop(completion, None)
+        for loop, deliveries in by_loop.items():   # one wake-up of each event loop a step, not one a request
+            try:
+                loop.call_soon_threadsafe(_put_all, deliveries)
+            except RuntimeError:   # that event loop is gone: nobody reads the answers
+                for completion, _ in deliveries:
+                    completion.cancel()
+
+
+def _put_all(deliveries: list[tuple[Completion, list[Event]]]) -> None:
+    for completion, events in deliveries:
+        completion.queue.put_nowait(events)
 
 
 def _by_request(updates: list[Update]) -> dict[Completion, list[Event]]:
