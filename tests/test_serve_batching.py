@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from genlab.cli import serve_command
 from genlab.cli.app import main
+from genlab.data.text import CharCodec, string_array
 from genlab.errors import ConfigError, NotSupportedError
 from genlab.models.transformer.gpt import GPT
 from genlab.nn.attention import DECODE_ALIGN, read_mask, round_up
@@ -204,6 +205,21 @@ def test_text_pieces_hold_back_split_characters_and_stop_prefixes():
     assert [pieces.add(byte) for byte in b" cut"] == [" ", "", "", ""] and pieces.stopped
     rest = TextPieces(utf8, ("cut",))
     assert [rest.add(byte) for byte in b"a c"] == ["a", " ", ""] and rest.flush() == "c"
+
+
+def test_text_pieces_of_an_additive_detokenizer_are_the_pieces_rebuilt_from_every_id():
+    codec = CharCodec(context=8).fit(string_array(["caé cut\nzz q)"]))
+    assert codec.detokenize.additive   # a character a token
+    rng = random.Random(2)
+    for stop in [(), ("cut",), ("e", "zz"), ("q)",)]:
+        ids = [rng.randrange(len(codec.chars)) for _ in range(60)]
+        grown, rebuilt = TextPieces(codec.detokenize, stop), TextPieces(lambda i: codec.detokenize(i), stop)
+        assert grown.additive and not rebuilt.additive
+        for token in ids:
+            assert grown.add(token) == rebuilt.add(token)
+            if rebuilt.stopped:
+                break
+        assert grown.stopped == rebuilt.stopped and grown.flush() == rebuilt.flush()
 
 
 def random_requests(rng: random.Random, count: int) -> list[tuple[list[int], GenerationConfig, int, int]]:

@@ -260,6 +260,10 @@ class CharCodec(TextCodec):
     def detokenize(self, ids: Sequence[int]) -> str:
         return "".join(self.chars[i] for i in ids if i != self.eos)
 
+    #: The text of ``ids + more`` is the text of ``ids``, then of ``more`` (a character a token): streaming
+    #: extends the text token by token instead of rebuilding it (:class:`genlab.sampling.decoding.TextPieces`).
+    detokenize.additive = True
+
     def state(self) -> dict[str, Any]:
         return self._state(chars=self.chars)
 

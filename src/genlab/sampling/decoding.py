@@ -299,19 +299,22 @@ class TextPieces:
     ends at the text the newest token completes, a byte-level token that ends inside a character is held
     back until the character is whole, and so is the longest tail that could still become a stop string.
     Once a stop string appears, :attr:`stopped` is set and the text before it is the last piece. At the end
-    of decoding (``eos`` or the token budget), :meth:`flush` returns what was held back.
+    of decoding (``eos`` or the token budget), :meth:`flush` returns what was held back. A ``detokenize``
+    with a true ``additive`` attribute (text of ``ids + [t]`` = text of ``ids`` + text of ``[t]``, as
+    :meth:`genlab.data.text.CharCodec.detokenize`) grows the text a token at a time, not from every id.
     """
 
     def __init__(self, detokenize: Callable[[list[int]], str], stop: tuple[str, ...] = ()) -> None:
         self.detokenize, self.stop = detokenize, stop
+        self.additive = bool(getattr(detokenize, "additive", False))
         self.ids: list[int] = []
-        self.sent = ""
+        self.text = self.sent = ""   # the text so far (additive), and what was sent of it
         self.stopped = False
 
     def add(self, token: int) -> str:
         """The newly final text after ``token`` (may be empty)."""
         self.ids.append(token)
-        text = self.detokenize(self.ids)
+        text = self.text = self.text + self.detokenize([token]) if self.additive else self.detokenize(self.ids)
         cut = min((text.find(s) for s in self.stop if s in text), default=-1)
         if cut >= 0:
             self.stopped = True
@@ -328,7 +331,7 @@ class TextPieces:
 
     def flush(self) -> str:
         """What is left to send once decoding has ended without a stop string."""
-        text = self.detokenize(self.ids)
+        text = self.text if self.additive else self.detokenize(self.ids)
         return text[len(self.sent):] if len(text) > len(self.sent) else ""
 
 
