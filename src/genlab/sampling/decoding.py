@@ -315,7 +315,7 @@ class TextPieces:
         """The newly final text after ``token`` (may be empty)."""
         self.ids.append(token)
         text = self.text = self.text + self.detokenize([token]) if self.additive else self.detokenize(self.ids)
-        cut = min((text.find(s) for s in self.stop if s in text), default=-1)
+        cut = min((text.find(s) for s in self.stop if s in text), default=-1) if self.stop else -1
         if cut >= 0:
             self.stopped = True
             return text[len(self.sent):cut] if cut > len(self.sent) else ""

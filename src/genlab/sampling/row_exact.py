@@ -96,11 +96,15 @@ def _linear_rows(layer: nn.Module) -> Rows | None:
     if type(layer) is not nn.Linear:
         return None
     weight_t, bias = layer.weight.t(), layer.bias
+    stacked: dict[int, torch.Tensor] = {}   # batch size -> the weight's view repeated (no copy), made once
 
     def rows(x: torch.Tensor) -> torch.Tensor:
         # x: (B, 1, in) -> (B, 1, out)
-        y = torch.bmm(x, weight_t.expand(x.shape[0], *weight_t.shape))
-        return y if bias is None else y + bias
+        B = x.shape[0]
+        if B not in stacked:
+            stacked[B] = weight_t.expand(B, *weight_t.shape)
+        y = torch.bmm(x, stacked[B])
+        return y if bias is None else y.add_(bias)   # in place: the same sum, one allocation fewer
 
     return rows
 
