@@ -238,12 +238,11 @@ class RowExactStep:
             idle = torch.zeros(R, S, dtype=torch.bool, device=device)
             idle[:, 0] = True
             seen = idle.index_put((index,), seen)                                     # (R, S)
+        mask = seen[:, None, None, :]                                                  # (R or B, 1, 1, S)
         for layer_index, layer in enumerate(self.layers):
-            q, k, v = layer.qkv(layer.ln_1(x)).split(C, dim=2)
             hs = C // layer.n_head
-            q = q.view(B, 1, layer.n_head, hs).transpose(1, 2)                        # (B, nh, 1, hs)
-            k = k.view(B, 1, layer.n_head, hs).transpose(1, 2)
-            v = v.view(B, 1, layer.n_head, hs).transpose(1, 2)
+            # the views split(C, dim=2), view and transpose(1, 2) give, in one permute
+            q, k, v = layer.qkv(layer.ln_1(x)).view(B, 1, 3, layer.n_head, hs).permute(2, 0, 3, 1, 4)  # (B, nh, 1, hs)
             keys, values = cache.keys[layer_index], cache.values[layer_index]         # (N, nh, S_max, hs)
             keys[index, :, length] = k[:, :, 0]
             values[index, :, length] = v[:, :, 0]
@@ -251,7 +250,7 @@ class RowExactStep:
                 if not dense:
                     q = q.new_zeros(R, layer.n_head, 1, hs).index_put((index,), q)    # (R, nh, 1, hs)
                 y = F.scaled_dot_product_attention(q, keys[:R, :, :S], values[:R, :, :S],
-                                                   attn_mask=seen[:, None, None, :])  # (R, nh, 1, hs)
+                                                   attn_mask=mask)                    # (R, nh, 1, hs)
                 y = y if dense else y[index]                                          # (B, nh, 1, hs)
             else:   # each row alone over its own blocks: the lone sequence's very call
                 rows = []
