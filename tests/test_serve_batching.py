@@ -24,7 +24,7 @@ from genlab.sampling.decoding import GenerationConfig, TextPieces, stream
 from genlab.sampling.race import race
 from genlab.sampling.row_exact import RowExactStep
 from genlab.serve import ModelRegistry, ServeSettings, create_app
-from genlab.serve.continuous import Completion, Event
+from genlab.serve.continuous import Completion, Event, ModelLoop
 from serve_support import ThreadServer, build_code_run
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz ():\n"
@@ -297,6 +297,22 @@ def test_a_reader_behind_the_decoding_thread_gets_every_step_so_far_at_once():
         return got
 
     assert asyncio.run(read()) == [[Event(0, ("a",), False), Event(0, ("b",), False)]]
+
+
+def test_a_step_wakes_an_event_loop_only_when_no_wake_up_is_pending_there():
+    async def read() -> tuple[list, int]:
+        loop = asyncio.get_running_loop()
+        model_loop, completion, wake_ups = ModelLoop(None, None, None), Completion([], loop), []
+        schedule = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *args: (wake_ups.append(args), schedule(*args))[1]
+        for text in "abc":   # three steps before the loop runs: one wake-up takes them all
+            model_loop._post(loop, [(completion, [Event(0, (text,), False)])])
+        events = await completion.next(1.0)
+        model_loop._post(loop, [(completion, [Event(0, ("d",), True)])])   # the flush ran: wake it again
+        return events + await completion.next(1.0), len(wake_ups)
+
+    events, wake_ups = asyncio.run(read())
+    assert [event.pieces for event in events] == [("a",), ("b",), ("c",), ("d",)] and wake_ups == 2
 
 
 def test_cancel_frees_the_place_and_the_cache_at_the_next_step():

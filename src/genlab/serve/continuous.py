@@ -5,7 +5,9 @@ Per model, a decoding thread owns a :class:`~genlab.sampling.batch_decoding.Batc
 hand it their sequences (one per choice, choice ``i`` with its own generator seeded ``seed + i``) and
 read back what each step made final: text pieces, the end of a choice, or the error that stopped the
 model. Between steps the thread admits new sequences and drops cancelled ones, so a request joins a
-batch already under way and a client that disconnects frees its places at the next step. Each step
+batch already under way and a client that disconnects frees its places at the next step. A step wakes each
+event loop at most once, and not while an earlier wake-up is still pending there: a loop that falls behind
+takes several steps' events at once, and its readers write them in one send each. Each step
 holds the model's lock, so the model's other routes run between steps, never during one.
 
 A model decodes here when its records are text (a token codec with ``tokenize``/``detokenize``), its
@@ -120,6 +122,9 @@ class ModelLoop:
         self._cancelling: list[Completion] = []
         self._thread: threading.Thread | None = None
         self._sequences: dict[Completion, list[DecodingSequence]] = {}
+        # per event loop, the deliveries a scheduled flush will hand over (module doc: one wake-up at a time)
+        self._outboxes: dict[asyncio.AbstractEventLoop, list[tuple[Completion, list[Event]]]] = {}
+        self._outbox_lock = threading.Lock()
 
     def start(self, prompt_tokens: list[int]) -> list[int]:
         """The ids a continuation of a prompt starts from: ``eos``, then the prompt's tokens (as
@@ -187,17 +192,33 @@ class ModelLoop:
             by_loop.setdefault(completion.loop, []).append((completion, events))
             if all(sequence.done for sequence in self._sequences.get(completion, ())):
                 self._sequences.pop(completion, None)
-        for loop, deliveries in by_loop.items():   # one wake-up of each event loop a step, not one a request
-            try:
-                loop.call_soon_threadsafe(_put_all, deliveries)
-            except RuntimeError:   # that event loop is gone: nobody reads the answers
-                for completion, _ in deliveries:
-                    completion.cancel()
+        for loop, deliveries in by_loop.items():
+            self._post(loop, deliveries)
 
+    def _post(self, loop: asyncio.AbstractEventLoop, deliveries: list[tuple[Completion, list[Event]]]) -> None:
+        """Hand ``deliveries`` to ``loop``: wake it only when no flush is pending there already. Waking costs
+        the decoding thread a write to the loop's socket and a wait for the GIL while the loop runs, so a loop
+        still busy with earlier steps takes this step's events with theirs, in order."""
+        with self._outbox_lock:
+            pending = self._outboxes.get(loop)
+            if pending is not None:   # a flush is scheduled and has not run yet: it takes these too
+                pending.extend(deliveries)
+                return
+            self._outboxes[loop] = list(deliveries)
+        try:
+            loop.call_soon_threadsafe(self._flush, loop)
+        except RuntimeError:   # that event loop is gone: nobody reads the answers
+            with self._outbox_lock:
+                dropped = self._outboxes.pop(loop, [])
+            for completion, _ in dropped:
+                completion.cancel()
 
-def _put_all(deliveries: list[tuple[Completion, list[Event]]]) -> None:
-    for completion, events in deliveries:
-        completion.queue.put_nowait(events)
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        # on the event loop: every delivery posted since the flush was scheduled
+        with self._outbox_lock:
+            deliveries = self._outboxes.pop(loop, [])
+        for completion, events in deliveries:
+            completion.queue.put_nowait(events)
 
 
 def _by_request(updates: list[Update]) -> dict[Completion, list[Event]]:
