@@ -24,6 +24,7 @@ from genlab.sampling.decoding import GenerationConfig, TextPieces, stream
 from genlab.sampling.race import race
 from genlab.sampling.row_exact import RowExactStep
 from genlab.serve import ModelRegistry, ServeSettings, create_app
+from genlab.serve.completions import CompletionJob, _chunk, _event
 from genlab.serve.continuous import Completion, Event, ModelLoop
 from serve_support import ThreadServer, build_code_run
 
@@ -313,6 +314,16 @@ def test_a_step_wakes_an_event_loop_only_when_no_wake_up_is_pending_there():
 
     events, wake_ups = asyncio.run(read())
     assert [event.pieces for event in events] == [("a",), ("b",), ("c",), ("d",)] and wake_ups == 2
+
+
+@pytest.mark.parametrize("header", [{"id": "cmpl-1", "object": "text_completion", "created": 17, "model": "cöde"}, {}])
+def test_a_streamed_chunk_is_the_json_of_its_event(header):
+    job = CompletionJob(["p"], [[1]], 0, {}, GenerationConfig(), header, 1.0)
+    for text in ["x", "", 'a "q" \\ \n\t é ☃ \U0001f600', "\x00"]:
+        for finish in [None, "stop", "length"]:
+            chunk = _chunk(job, 3, text, finish)   # the header encoded once, the rest per token
+            assert chunk == _event({**header, "choices": [{"index": 3, "text": text, "logprobs": None,
+                                                           "finish_reason": finish}]})
 
 
 def test_cancel_frees_the_place_and_the_cache_at_the_next_step():
