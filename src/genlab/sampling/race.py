@@ -29,6 +29,6 @@ def race(probs: torch.Tensor, generator: torch.Generator | None | Sequence[torch
     else:
         device = generator[0].device if generator[0] is not None else probs.device
         noise = torch.empty_like(probs, device=device)
-        for row, row_generator in enumerate(generator):
-            noise[row].exponential_(1, generator=row_generator)
+        for row_noise, row_generator in zip(noise.unbind(0), generator):   # (V,) views, made in one call
+            row_noise.exponential_(1, generator=row_generator)
     return (probs.to(device) / noise).argmax(-1).to(probs.device)
