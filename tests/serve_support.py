@@ -59,7 +59,7 @@ def build_runs(folder: Path) -> dict[str, Path]:
             "digits_gan": genlab.fit(digits.x_train[:256], family="gan", latent_dim=8, channels=8,
                                      train={"steps": 4, "batch_size": 16}),
             "digits_vae": genlab.fit("digits", family="vae", latent_dim=4, hidden=32, channels=8,
-                                     train={"steps": 60, "batch_size": 32}),   # enough that z moves the pixels
+                                     train={"steps": 150, "batch_size": 32}),   # enough that z moves the pixels
             "digits_diffusion": genlab.fit(digits.x_train[:64], family="diffusion", channels=(8, 16),
                                            timesteps=50, train={"steps": 2, "batch_size": 8}),
             "table": genlab.fit(split_table(tiny_table(), "label"), family="gaussian"),
