@@ -99,7 +99,8 @@ def sample(
     constrain: Annotated[str | None, typer.Option(
         "--constrain", help=f"Constrain text decoding: {', '.join(CONSTRAINTS)} (drop each token after which the "
                             "text can no longer become valid Python); smiles and music: grammar (the default: "
-                            "every sample parses) or none.")] = None,
+                            "every sample parses; chorales without parallel fifths or octaves), syntax (the "
+                            "grammar alone) or none.")] = None,
     melody: Annotated[str | None, typer.Option(
         "--melody", help="Chorale models: harmonise this soprano line, a one-part MusicXML or MIDI file on the "
                          "eighth-note grid or bach:NAME (the soprano of a piece of music21's Bach corpus, e.g. "

@@ -35,7 +35,10 @@ sampling adds it as the last logits processor (:class:`~genlab.sampling.token_gr
 unless ``constrain="none"``: a token the grammar does not allow next gets ``-inf``, so every sample keeps the
 format by construction, and near ``max_new_tokens`` only tokens that still let the sample finish in time are
 allowed, so a sample cut by the budget ends where the format lets it end (a chorale at a bar line after a whole
-bar). A budget shorter than the shortest sample is a ConfigError.
+bar). A budget shorter than the shortest sample is a ConfigError. Chorales also keep their style's first rule
+by default, no parallel fifths or octaves (:class:`~genlab.sampling.voice_leading.VoiceLeading`, a checked
+constraint: the drawn token is judged, the distribution renormalised over the allowed ones); ``constrain="syntax"``
+keeps the grid's grammar alone.
 
 Molecules: each training molecule starts with one token per RDKit property bin (``<qed:high> <logp:any> ...``,
 :mod:`genlab.data.smiles`), so ``sample(n, condition={"qed": "high", "logp": "low"})`` writes that prefix after the
@@ -45,8 +48,8 @@ them without a condition) ``any``, which training shows in place of each bin hal
 Harmonisation: a chorale model given ``melody=`` (a soprano line as a melody string, :mod:`genlab.data.melody`)
 draws alto, tenor and bass under it: the melody's bar lines, soprano tokens and the final ``eos`` are forced at
 their positions of the grid and the lower voices drawn, inside their fitted ranges unless ``constrain="none"``
-(:class:`~genlab.sampling.layout.LayoutProcessor`), so every sample keeps the melody note for note, parses, and
-is as long as the melody.
+(:class:`~genlab.sampling.layout.LayoutProcessor`) and free of parallel fifths and octaves unless it is
+``"syntax"`` or ``"none"``, so every sample keeps the melody note for note, parses, and is as long as the melody.
 """
 
 from __future__ import annotations
@@ -78,11 +81,13 @@ from genlab.models.transformer.tabular import TabularTransformer
 from genlab.sampling.decoding import GenerationConfig, generate, stream
 from genlab.sampling.layout import LayoutProcessor
 from genlab.sampling.token_grammar import GrammarProcessor
+from genlab.sampling.voice_leading import VoiceLeading
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
 logger = logging.getLogger(__name__)
-#: Values of the ``constrain`` option: the codec's grammar where it has one (the default), or none.
-GRAMMAR_CHOICES = ("grammar", "none")
+#: Values of the ``constrain`` option: the codec's grammar where it has one, with the style's rules (the default:
+#: chorales also keep clear of parallel fifths and octaves), the format's syntax alone, or none.
+GRAMMAR_CHOICES = ("grammar", "syntax", "none")
 
 
 class TransformerModel(TabularTransformer, GenerativeModel):
@@ -112,8 +117,10 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         "max_new_tokens": SampleOption("integer", "tokens generated after the prompt",
                                        GenerationConfig.max_new_tokens, 1, 100_000,
                                        modalities=("text", "smiles", "music")),
-        "constrain": SampleOption("string", "keep every sample inside the format's grammar ('grammar') or not "
-                                  "('none')", "grammar", choices=GRAMMAR_CHOICES, modalities=("smiles", "music")),
+        "constrain": SampleOption("string", "keep every sample inside the format's grammar and, for chorales, free of "
+                                  "parallel fifths and octaves ('grammar'), inside the grammar only ('syntax'), "
+                                  "or not ('none')", "grammar", choices=GRAMMAR_CHOICES,
+                                  modalities=("smiles", "music")),
         "stop": SampleOption("array", "strings that end a sample (cut before them)", (), modalities=("text",)),
         "melody": SampleOption("string", "a soprano line to harmonise ('| 67 _ 69 _ ...': bar lines and a pitch, _ "
                                "or R per eighth note); every sample keeps it note for note and is as long", None,
@@ -288,24 +295,27 @@ class TransformerModel(TabularTransformer, GenerativeModel):
             raise unknown_choice("constrain", constrain, GRAMMAR_CHOICES)
         if "max_new_tokens" in options or options.get("stop"):
             raise ConfigError("a harmonisation is as long as its melody: it takes no max_new_tokens or stop")
-        layout = harmony_layout(melody, codec, grammar=constrain == "grammar")
+        layout = harmony_layout(melody, codec, grammar=constrain != "none")
         config = from_dict(GenerationConfig, {**options, "max_new_tokens": layout.length}, what="generation")
         processor = LayoutProcessor(layout.allowed, layout.previous, layout.hold, layout.sounding)
-        config = replace(config, logits_processors=(*config.logits_processors, processor))
+        rules = (VoiceLeading.for_codec(codec),) if constrain == "grammar" else ()
+        config = replace(config, logits_processors=(*config.logits_processors, processor, *rules))
         rows = generate(self.network_, [[codec.eos]] * n, config, generator=generator, eos=codec.eos)
         return torch.tensor(rows, dtype=torch.long)
 
     def _constrained(self, config: GenerationConfig, constrain: str) -> GenerationConfig:
-        """``config`` with the codec's grammar as its last logits processor (module doc), unless ``constrain``
-        is ``"none"`` or the codec offers none."""
+        """``config`` with the codec's grammar as its last logits processors (module doc), unless ``constrain``
+        is ``"none"`` or the codec offers none; ``"grammar"`` adds a chorale's voice leading, ``"syntax"`` not."""
         if constrain not in GRAMMAR_CHOICES:
             raise unknown_choice("constrain", constrain, GRAMMAR_CHOICES)
         grammar = getattr(self.codec_, "grammar", None)
-        grammar = grammar() if grammar is not None and constrain == "grammar" else None
+        grammar = grammar() if grammar is not None and constrain != "none" else None
         if grammar is None:
             return config
-        processor = GrammarProcessor(grammar, max_new_tokens=config.max_new_tokens)
-        return replace(config, logits_processors=(*config.logits_processors, processor))
+        processors = [GrammarProcessor(grammar, max_new_tokens=config.max_new_tokens)]
+        if constrain == "grammar" and isinstance(self.codec_, ChoraleCodec):
+            processors.append(VoiceLeading.for_codec(self.codec_))
+        return replace(config, logits_processors=(*config.logits_processors, *processors))
 
     # ------------------------------------------------------------------ text extras
     def stream(self, prompt: str = "", *, generator: torch.Generator | None = None, **options: Any) -> Iterator[str]:
