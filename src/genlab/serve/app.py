@@ -50,7 +50,10 @@ class ServeSettings:
         max_body: the largest request body in bytes (413 beyond).
         timeout_s: seconds a request may take before it is answered 504.
         batch_wait_ms: how long the micro-batcher collects compatible sample requests.
-        max_batch: the most records the micro-batcher puts in one batch; ``1`` turns batching off.
+        max_batch: the most records the micro-batcher puts in one batch; ``1`` (the default) turns batching off:
+            on a CPU a GAN or VAE draw has no fixed per-call cost to share, and 64-record image requests ran at
+            0.94x the throughput with it (``benchmarks/serve_load.py``, 2-core EPYC); a GPU's kernel launches
+            are such a cost, where ``--max-batch 256`` may pay.
         continuous_batching: decode the completions of a text model together, sequences joining and
             leaving between steps (:mod:`genlab.serve.continuous`); ``False`` runs one request at a time.
         max_num_seqs: the most sequences one model decodes at once; more wait for a place.
@@ -63,7 +66,7 @@ class ServeSettings:
     max_body: int = 1_000_000
     timeout_s: float = 60.0
     batch_wait_ms: float = 10.0
-    max_batch: int = 256
+    max_batch: int = 1
     continuous_batching: bool = True
     max_num_seqs: int = 64
 
