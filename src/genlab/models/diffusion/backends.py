@@ -36,13 +36,13 @@ BACKENDS: tuple[str, ...] = ("auto", "onnxruntime", "eager")
 #: Config fields that are only ``sample``'s defaults: they do not change the network's graph.
 SAMPLING_DEFAULTS = frozenset({"sampler", "sample_steps", "guidance", "backend"})
 #: Network work (records x values per record x sampler steps, doubled under guidance) from which ``auto``
-#: exports a graph it does not have yet. Whole sampler calls, one thread, a loaded 2-core machine: eager
-#: took 0.9-3.8 us per value-step (28x28 UNets at full and half resolution, the point MLP) and onnxruntime
-#: 1.3-1.9x less; the first onnxruntime call cost 1.5-5 s more (export and session). At 4 x 10^6
-#: value-steps (e.g. 64 digits x 20 guided steps) eager takes ~3.5-15 s, so the export is repaid within a
-#: few calls of that size. Below it a call stays eager: a small call would pay more for an export than it
-#: saves, and the choice must not depend on what ran before (module doc).
-AUTO_EXPORT_WORK = 4 * 10 ** 6
+#: exports a graph it does not have yet. Measured (benchmarks/diffusion_speed.py, a 1M-parameter 28x28 UNet,
+#: one thread, an idle 2-core EPYC): 256 images x 50 DDIM steps took 35.7 s eager and 25.3 s on onnxruntime
+#: (0.71x), its first call 3.7 s more (export and session); 64 images x 50 steps (2.5 x 10^6 value-steps) took
+#: 6.9 s eager. At 2 x 10^6 value-steps eager takes ~5.5 s, onnxruntime saves ~1.6 s a call, and the export is
+#: repaid within about two calls of that size. Below it a call stays eager: a small call would pay more for
+#: an export than it saves, and the choice must not depend on what ran before (module doc).
+AUTO_EXPORT_WORK = 2 * 10 ** 6
 
 
 @dataclass
