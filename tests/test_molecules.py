@@ -159,7 +159,7 @@ def test_cli_writes_one_smiles_a_line_or_a_property_table_and_constrain_none_tur
     free = model.sample(6, generator=torch.Generator().manual_seed(0), constrain="none")
     assert code == 0 and (tmp_path / "free.txt").read_text() == "".join(f"{s}\n" for s in free), err
     code, _, err = run("sample", str(tmp_path / "run"), "--constrain", "python")
-    assert code == 1 and "constrain='python' is not one of: grammar, none" in err, err
+    assert code == 1 and "constrain='python' is not one of: grammar, syntax, none" in err, err
 
 
 # ------------------------------------------------------------------ property conditioning

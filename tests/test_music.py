@@ -158,7 +158,7 @@ def test_cli_samples_chorales_inside_the_grammar_unless_constrain_none(tmp_path,
     model.fit(data, train=TrainConfig(steps=3, batch_size=8, device="cpu"))
     model.save_pretrained(tmp_path / "run")
     read = lambda path: path.read_text().split("\n<|endoftext|>\n")[:-1]   # noqa: E731 (the .txt layout stays)
-    code, err = run("sample", str(tmp_path / "run"), "-n", "4", "--set", "max_new_tokens=66",
+    code, err = run("sample", str(tmp_path / "run"), "-n", "4", "--max-new-tokens", "66",   # the flag, as for text
                     "--out", str(tmp_path / "c.txt"))
     assert code == 0 and all(music.parses(s) for s in read(tmp_path / "c.txt")), err
     code, err = run("sample", str(tmp_path / "run"), "-n", "4", "--set", "max_new_tokens=66", "--constrain", "none",

@@ -21,7 +21,10 @@ import typer
 
 PANEL = "Text decoding (Hugging Face generate's names)"
 #: Flags that only mean something for a model that makes text.
-TEXT_ONLY = ("--prompt", "--max-new-tokens", "--stop", "--stream")
+TEXT_ONLY = ("--prompt", "--stop", "--stream")
+#: Flags for every model of token sequences of any length (text, molecules, chorales), and those modalities.
+SEQUENCE_ONLY = ("--max-new-tokens",)
+SEQUENCES = ("text", "smiles", "music")
 
 
 def _in_range(low: float, high: float = math.inf, *, low_open: bool = False) -> Callable[[Any], Any]:
@@ -111,8 +114,9 @@ def check_combinations(options: dict[str, Any], stream: bool, verify: str | None
 
 def check_flags_fit(family: str, modality: str, sample_options: frozenset[str], used: dict[str, str],
                     flags: dict[str, str], stream: bool) -> None:
-    """Refuse a text-only flag on a model that does not make text, then a flag whose sampling option the
-    family does not take, listing the family's own options (as flags where there is one).
+    """Refuse a text-only flag on a model that does not make text (``--max-new-tokens``: token sequences of any
+    length), then a flag whose sampling option the family does not take, listing the family's own options
+    (as flags where there is one).
 
     Args:
         family: the run's family name.
@@ -126,6 +130,10 @@ def check_flags_fit(family: str, modality: str, sample_options: frozenset[str], 
         if modality != "text" and (flag in used or (flag == "--stream" and stream)):
             raise typer.BadParameter(f"for text models only; this {family} model makes {modality}",
                                      param_hint=f"'{flag}'")
+    for flag in SEQUENCE_ONLY:
+        if modality not in SEQUENCES and flag in used:
+            raise typer.BadParameter(f"for models of text, molecules or chorales; this {family} model makes "
+                                     f"{modality}", param_hint=f"'{flag}'")
     flag_of = {option: flag for flag, option in flags.items()}
     for flag, option in used.items():
         if option not in sample_options:
