@@ -52,6 +52,7 @@ from genlab.data.registry import load as load_dataset
 from genlab.evaluation.harmony import evaluate_harmonisation
 from genlab.io import write_json
 from genlab.metrics.music import chorale_statistics, compare_chorales
+from genlab.report.figures import piano_roll_png
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "results" / "music.json"
@@ -78,26 +79,8 @@ def decodes_to_midi(text: str, folder: Path, index: int) -> bool:
     return len(score.parts) == 4 and len(score.flatten().notes) > 0
 
 
-def piano_roll(text: str, path: Path) -> None:
-    """A scatter of each voice's sounding pitch against beats, as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = music.parse_chorale(text)
-    fig, ax = plt.subplots(figsize=(8, 3))
-    for v, colour in enumerate(("C0", "C1", "C2", "C3")):
-        t = np.flatnonzero(grid.pitch[:, v] >= 0)
-        ax.scatter(t * music.STEP, grid.pitch[t, v], s=6, marker="s", color=colour, label=music.VOICES[v])
-    ax.set_xlabel("beat")
-    ax.set_ylabel("MIDI pitch")
-    ax.legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def bars_of(text: str) -> int:
+    """Bar lines in a chorale string: its bars."""
     return text.split().count(music.BAR)
 
 
@@ -178,7 +161,7 @@ def main() -> None:
     if parsed:
         music.write_wav(parsed[0], out_dir / "music_sample.wav")
         music.write_midi(parsed[0], out_dir / "music_sample.mid")
-        piano_roll(parsed[0], out_dir / "music_sample.png")
+        (out_dir / "music_sample.png").write_bytes(piano_roll_png(parsed[0]))
 
     bars_met = {"every sample parses": len(parsed) == len(samples)}
     if ours is not None:

@@ -94,7 +94,9 @@ def test_samples_keep_clear_of_parallels_by_default_and_not_under_syntax(chorale
     free = chorale_model.sample(16, generator=generator(), max_new_tokens=99, constrain="syntax")
     assert all(music.parses(s) for s in ruled) and all(music.parses(s) for s in free)
     assert _parallels(ruled) == 0
-    assert _parallels(free) > 0            # a model trained on parallel fifths writes them when allowed
+    # trained on nothing but parallel fifths, the model writes some when allowed: 16 samples of 6 bars (seeded)
+    # hold dozens of chord changes, so "some" does not hang on one draw
+    assert _parallels(free) > 0
     with pytest.raises(ConfigError, match="constrain"):
         chorale_model.sample(1, constrain="rules")
 

@@ -17,7 +17,7 @@ model's, renormalised over the allowed tokens (:mod:`genlab.sampling.checked_dra
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -32,14 +32,19 @@ PERFECT = (0, 7)
 
 @dataclass
 class _Voices:
-    """One row's place in the grid: the voice next in the step, the pitch each voice sounds, the chord at the
-    last step with an onset (``-1`` silent), the pitches and onsets of the step so far."""
+    """One row's place in the grid: the voice next in the step, the pitch each voice sounds and the chord at
+    the last step with an onset (``-1`` silent), which voices started a note in the step so far."""
 
-    voice: int = 0
-    sounding: list[int] = field(default_factory=lambda: [-1] * 4)
-    before: list[int] = field(default_factory=lambda: [-1] * 4)
-    onset: list[bool] = field(default_factory=lambda: [False] * 4)
+    voice: int
+    sounding: list[int]
+    before: list[int]
+    onset: list[bool]
     free: bool = False     # left unconstrained after a fallback
+
+    @classmethod
+    def start(cls, voices: int) -> "_Voices":
+        """A row before its first step: every voice silent."""
+        return cls(0, [-1] * voices, [-1] * voices, [False] * voices)
 
     def copy(self) -> "_Voices":
         return _Voices(self.voice, list(self.sounding), list(self.before), list(self.onset), self.free)
@@ -118,7 +123,7 @@ class VoiceLeading(TokenConstraint):
     def _replay(self, tokens: torch.Tensor) -> None:
         self._rows = []
         for row in tokens.tolist():
-            state = _Voices()
+            state = _Voices.start(self.voices)
             for token in row:
                 state = self._after(state, token)
             self._rows.append(state)
@@ -133,7 +138,7 @@ class VoiceLeading(TokenConstraint):
         """The row after ``token`` (a fresh row after ``eos``)."""
         kind = self._kind(token)
         if kind == OTHER:
-            return _Voices()
+            return _Voices.start(self.voices)
         if kind == BAR:
             return state
         if kind >= 0:
