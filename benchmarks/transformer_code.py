@@ -14,15 +14,22 @@ per character with BPE (267 steps) against 2.69 with characters (303 steps, ``--
 256 tokens hold 76 % of the test split's real functions whole (as cut below) against 50 % for 256
 characters.
 
-A *completion* is what :mod:`genlab.evaluation.text` scores: the prompt ``"def "`` and the sampled
-continuation, cut before the first line that starts at column 0 (a letter, ``_``, ``@`` or ``#``: the
-top-level function has ended) or after ``--max-new-tokens`` tokens (default 256, the evaluation's
-budget); nothing is appended, so a completion cut inside a statement, or one without a body, is invalid.
-Validity is the share of ``--samples`` (200) completions that ``ast.parse`` accepts, at temperature 1
-(the model's own distribution) and at each ``--sampling`` setting (temperature, and top-p where given;
-every row of the table names its setting); the real floor is the same cut applied to the test split's
-real top-level functions (what truncation alone costs). Then ``--verify python``: the CLI's
-:func:`~genlab.sampling.decoding.sample_verified` draws, at the best row's setting, until ``--samples``
+A *completion* is the prompt ``"def "`` and the sampled continuation up to the end of the top-level function,
+the way ``--constrain python`` ends a sample (:mod:`genlab.sampling.python_constraint`): the text stops at the
+end of the logical line before the first new logical line at column 0 (not an ``else``/``elif``/
+``except``/``finally`` clause), the blank and comment lines between the two dropped, or after
+``--max-new-tokens`` tokens (default 256, the evaluation's budget). The samples are drawn without stop strings;
+the constrained ones come back ended that way, the others are cut afterwards by :func:`top_level_function` with
+:mod:`tokenize`, so a column-0 line inside a docstring or brackets ends neither (the evaluation's ``CODE_STOP``
+cut, used before, can cut inside a docstring: 54 % of the 10-minute model's constrained completions at T=0.8
+failed as "syntax" although the constraint held). Nothing is appended, so a completion cut inside a statement,
+or one without a body, is invalid. Validity is the share of ``--samples`` (200) completions that ``ast.parse``
+accepts, at temperature 1 (the model's own distribution) and at each ``--sampling`` setting (temperature, and
+top-p where given; every row of the table names its setting); the real floor is the same cut applied to the test
+split's real top-level functions (what truncation alone costs). CPU time per token counts the tokens each sample
+was drawn with (an unconstrained one runs on past its function to the budget or end of text). Figures below
+measured before this definition (with the ``CODE_STOP`` cut) are not comparable with new runs.
+Then ``--verify python``: the CLI's :func:`~genlab.sampling.decoding.sample_verified` draws, at the best row's setting, until ``--samples``
 completions parse (at most 3x as many drawn), and every sample it returns must parse. The full text
 evaluation (distinct-n, held-out nats per token, copying) is recorded too, at temperature 1.
 
@@ -48,10 +55,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import platform
 import sys
 import time
+import tokenize
 import warnings
 from pathlib import Path
 
@@ -64,8 +73,8 @@ from genlab.errors import DataError
 from genlab.metrics.text import parses
 from genlab.sampling.decoding import sample_verified
 from genlab.sampling.python_constraint import PythonSyntax
-from genlab.sampling.python_syntax import names_resolve
-from genlab.evaluation.text import CODE_PROMPT, CODE_STOP, NLL_TOKENS, evaluate_text, real_snippets
+from genlab.sampling.python_syntax import CLAUSES, names_resolve
+from genlab.evaluation.text import CODE_PROMPT, NLL_TOKENS, evaluate_text, real_snippets
 from genlab.train import Callback, TrainConfig
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "transformer_code.json"
@@ -99,14 +108,51 @@ class SetupTimer(Callback):
         self.train_wall = time.perf_counter() - self._train_start
 
 
+def top_level_function(text: str) -> str:
+    """``text`` (a prompt and its continuation) up to the end of its first top-level statement, as
+    ``--constrain python`` ends a sample: the end of the logical line before the first logical line that
+    starts at column 0 after one has ended and is not a clause of the statement before (:data:`CLAUSES`).
+    :mod:`tokenize` finds the logical lines, so strings and brackets do not count; ``text`` is kept whole when
+    no such line starts before tokenize stops (the end, an unterminated string, a dedent to no open level)."""
+    starts = [0]   # offset of each row
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    ended, at_line_start = None, True   # where the last logical line ended; whether the next token begins one
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.NEWLINE:
+                ended, at_line_start = starts[token.end[0] - 1] + token.end[1], True
+            elif token.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT,
+                                    tokenize.ENDMARKER) and at_line_start:
+                if ended is not None and token.start[1] == 0 and token.string not in CLAUSES:
+                    return text[:ended]
+                at_line_start = False
+    except (tokenize.TokenError, SyntaxError):   # unfinished, or an IndentationError: no new statement found
+        pass
+    return text
+
+
+class FunctionCompletions:
+    """``model``'s samples cut to their top-level function (:func:`top_level_function`): what
+    :func:`~genlab.sampling.decoding.sample_verified` verifies."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def sample(self, n: int, **options) -> np.ndarray:
+        return np.array([top_level_function(str(t)) for t in self.model.sample(n, **options)], dtype=object)
+
+
 def completions(model, n: int, *, temperature: float, top_p: float | None, max_new_tokens: int,
-                seed: int, constraint: PythonSyntax | None = None) -> list[str]:
+                seed: int, constraint: PythonSyntax | None = None) -> tuple[list[str], int]:
     """``n`` function completions (module docstring) from a seeded generator, through ``constraint``
-    (``--constrain python``) when given."""
+    (``--constrain python``) when given, and the tokens drawn for them (past the cut too)."""
     extra = {} if constraint is None else {"logits_processors": (constraint,)}
-    texts = model.sample(n, generator=torch.Generator().manual_seed(seed), prompt=CODE_PROMPT, stop=CODE_STOP,
-                         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, **extra)
-    return [str(text) for text in texts]
+    texts = [str(text) for text in model.sample(n, generator=torch.Generator().manual_seed(seed), prompt=CODE_PROMPT,
+                                                max_new_tokens=max_new_tokens, temperature=temperature,
+                                                top_p=top_p, **extra)]
+    drawn = sum(len(model.codec_.tokenize(t[len(CODE_PROMPT):])) for t in texts)
+    return [top_level_function(t) for t in texts], drawn
 
 
 def chars_per_token(codec, documents, max_tokens: int = NLL_TOKENS) -> float:
@@ -193,17 +239,17 @@ def main() -> None:
           f"last training loss {model.history_[-1].get('model', float('nan')):.3f}", flush=True)
 
     rows = []
-    floor_snippets = real_snippets(data.x_test, args.samples, codec=model.codec_, language="python",
-                                   rng=np.random.default_rng(args.seed), max_tokens=args.max_new_tokens)
+    floor_snippets = [top_level_function(t) for t in real_snippets(
+        data.x_test, args.samples, codec=model.codec_, language="python", rng=np.random.default_rng(args.seed),
+        max_tokens=args.max_new_tokens, stop=())]
     floor = float(np.mean([parses(t) for t in floor_snippets]))
     for (temperature, top_p), constrain in [(s, c) for s in settings for c in ((False, True) if args.constrain
                                                                               else (False,))]:
-        constraint = PythonSyntax.for_codec(model.codec_, stop=CODE_STOP) if constrain else None
+        constraint = PythonSyntax.for_codec(model.codec_) if constrain else None
         start, cpu = time.perf_counter(), time.process_time()
-        texts = completions(model, args.samples, temperature=temperature, top_p=top_p,
-                            max_new_tokens=args.max_new_tokens, seed=args.seed, constraint=constraint)
+        texts, tokens = completions(model, args.samples, temperature=temperature, top_p=top_p,
+                                    max_new_tokens=args.max_new_tokens, seed=args.seed, constraint=constraint)
         cpu = time.process_time() - cpu
-        tokens = sum(len(model.codec_.tokenize(t[len(CODE_PROMPT):])) for t in texts)
         valid = [parses(t) for t in texts]
         rows.append({"temperature": temperature, "top_p": top_p, "constrain": "python" if constrain else None,
                      "validity": float(np.mean(valid)),
@@ -221,10 +267,11 @@ def main() -> None:
     verifications = []
     for level, constrain in [(v, c) for v in ("python", "python-names") for c in ((False, True) if args.constrain
                                                                                  else (False,))]:
-        extra = {"logits_processors": (PythonSyntax.for_codec(model.codec_, stop=CODE_STOP),)} if constrain else {}
+        extra = {"logits_processors": (PythonSyntax.for_codec(model.codec_),)} if constrain else {}
         start = time.perf_counter()
-        checked = sample_verified(model, args.samples, level, generator=torch.Generator().manual_seed(args.seed),
-                                  max_draws=3 * args.samples, prompt=CODE_PROMPT, stop=CODE_STOP,
+        checked = sample_verified(FunctionCompletions(model), args.samples, level,
+                                  generator=torch.Generator().manual_seed(args.seed),
+                                  max_draws=3 * args.samples, prompt=CODE_PROMPT,
                                   max_new_tokens=args.max_new_tokens, temperature=best["temperature"],
                                   top_p=best["top_p"], **extra)
         verifications.append({"verify": level, "constrain": "python" if constrain else None,
@@ -275,8 +322,9 @@ def main() -> None:
         "train_wall_seconds": timer.train_wall, "setup_seconds": timer.setup_wall,
         "setup_cpu_seconds": timer.setup_cpu, "final_train_loss": model.history_[-1].get("model"),
         "prompt": CODE_PROMPT, "max_new_tokens": args.max_new_tokens,
-        "completion": "prompt + continuation cut before the first column-0 line (letter, _, @, #) or at the "
-                      "token budget; valid = ast.parse accepts it",
+        "completion": "prompt + continuation up to the end of its first top-level statement (tokenize: the "
+                      "logical line before the first new column-0 logical line, not else/elif/except/finally; "
+                      "as --constrain python ends a sample) or the token budget; valid = ast.parse accepts it",
         "validity": rows, "real_floor_validity": floor, "real_floor_snippets": len(floor_snippets),
         "verify": verify, "verifications": verifications,
         "text_evaluation": None if report is None else report.to_dict(), "chars_per_token": per_char,

@@ -13,12 +13,15 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+import genlab
 from gpt_support import random_gpt
-from genlab.data.text import CharCodec
+from genlab.data.dataset import Dataset
+from genlab.data.text import CharCodec, string_array
 from genlab.sampling.decoding import LEVELS, VERIFIERS, GenerationConfig, generate, sample_verified
 from genlab.sampling.python_constraint import PythonSyntax
-from genlab.sampling.python_syntax import LineState, advance, names_resolve, parses
+from genlab.sampling.python_syntax import LineState, TopLevel, advance, names_resolve, parses
 
 ALIVE = ["def ", "def f", "def f(x):\n", "def f(x):\n    return x", "x = 'ab", "x = 1 +", "x = 1 i", "def f(x) -",
          "x = '''ab\ncd", "x = 1e", "if x:\n    # c\n  # d\n    y\n", "def f():\n    return (1,\n  2)\n",
@@ -80,6 +83,43 @@ def test_advancing_piece_by_piece_agrees_with_the_whole_text():
         assert state is not None and state == advance(LineState(), text[:i + 1])
 
 
+FUNCTION = "def f(x):\n    return x\n"
+#: Texts -> where the logical line before their first new top-level statement ends (``None``: none starts).
+TOP_LEVEL = {FUNCTION + "\n# next\nclass A": len(FUNCTION),       # blank and comment lines before it dropped
+             FUNCTION + "@dec": len(FUNCTION),
+             "def f(x):\n    '''doc\nat column 0\n'''\n": None,     # inside a docstring: no logical line
+             "def f(x):\n    return (x,\n0)\n": None,                # inside a bracket
+             "def f(x):\n    x\n# at column 0\n    return x\n": None,   # a comment is no statement
+             "if x:\n    y\nelse:\n    z\n": None,                     # a clause of the statement before
+             "if x:\n    y\nexc": None,                                # may still become "except"
+             "if x:\n    y\nelsewhere = 1": len("if x:\n    y\n"),     # a name, known once it cannot be "else"
+             "def f(x):\n    return x": None}                          # the first statement is not complete
+
+
+@pytest.mark.parametrize("text, end", TOP_LEVEL.items())
+def test_a_new_top_level_statement_is_found_where_tokenize_sees_one(text, end):
+    """Read whole or character by character, the text gives the same answer, at the character that decides."""
+    expected = None if end is None else TopLevel(end)
+    whole = advance(LineState(), text, top_after=0)
+    assert (whole if isinstance(whole, TopLevel) else None) == expected
+    state = LineState()
+    for i, character in enumerate(text):
+        offset = i - len(state.pending)   # where the unfinished line starts in the text
+        after = advance(state, character, top_after=-offset)
+        if isinstance(after, TopLevel):
+            assert TopLevel(offset + after.end) == expected, text[:i + 1]
+            assert text[i + 1:] in ("lass A", "dec", "here = 1")   # the first character that tells
+            return
+        state = after
+    assert expected is None and state is not None
+
+
+def test_a_column_0_line_after_a_block_header_is_dead_not_an_end():
+    assert advance(LineState(), "def f(x):\nx", top_after=0) is None
+    assert advance(LineState(), "def f(x):\n    return x\nx", top_after=len("def f(x):\n    return x\n")) == \
+        advance(LineState(), "def f(x):\n    return x\nx")   # the line before it ended before top_after: read on
+
+
 @pytest.fixture(scope="module")
 def codec():
     corpus = np.array(["def f(x):\n    return [x, 'a', (1 + 2)]\n\nclass A:\n    pass\n" + string.ascii_letters],
@@ -137,6 +177,68 @@ def test_a_sample_ends_only_where_its_text_parses(codec):
     assert allowed("def f(x):\n    return x", "\n", "\n") and not allowed("def f(x):", "\n", "\n")
     assert allowed("def f(x):\n", "    return x\n", "<eos>") and not allowed("def f(x):\n", "    return (x", "<eos>")
     assert allowed("f(1)\n", "", "\n") and allowed("f(1)\n\nf(", "", "1")   # the prompt's lines do not stop it
+
+
+def test_a_sample_ends_before_its_first_new_top_level_statement():
+    """A column-0 line the sample starts after a statement that parses ends it before that line (what the token
+    writes past it dropped); where the text before does not parse, the line is judged as any other."""
+    codec = CharCodec(context=64).fit(np.array(["@<:()'\n " + string.ascii_letters], dtype=object))
+
+    def draw(prompt: str, drawn: str, piece: str) -> tuple[bool, str | None]:
+        constraint, ids = PythonSyntax.for_codec(codec), [codec.eos] + codec.tokenize(prompt)
+        constraint.update(torch.tensor([ids]))
+        for token in codec.tokenize(drawn):
+            ids.append(token)
+            constraint.update(torch.tensor([ids]))
+        token = codec.eos if piece == "<eos>" else codec.tokenize(piece)[0]
+        return constraint.allows(0, token), constraint.ends(0, token)
+
+    assert draw("def ", "f(x):\n    return x\n\n", "c") == (True, "f(x):\n    return x\n")
+    assert draw("def ", "f(x):\n", "c") == (False, None)                           # no body yet: refused
+    assert draw("def ", "f(x):\n    '''a\n", "c") == (True, None)                  # inside a docstring
+    assert draw("def f(x):\n    return x\n", "", "c") == (True, None)              # the prompt's statement
+    assert draw("def f(x):\n    return x", "\n", "c") == (True, "\n")              # ... that the sample ended
+    assert draw("", "@f\n", "d") == (True, None)                                    # a decorated def goes on
+    assert draw("if x:\n", "    y\ne", "l") == (True, None)                        # may become else or elif
+    assert draw("if x:\n", "    y\nels", "e") == (True, None)
+    assert draw("if x:\n", "    y\ne", "f") == (True, "    y\n")                   # ef: not a clause
+    assert draw("def ", "f(x):\n    return x\n", "<") == (True, "f(x):\n    return x\n")   # not part of it
+    assert draw("def ", "f(x):\n    return x\n", "<eos>") == (True, None)   # the end of text: decoding's own end
+
+
+class Scripted(nn.Module):
+    """A network that writes ``script`` (token ids) one token a step after a prompt of ``width`` tokens (read
+    without a cache), putting nearly all its probability on the script's next token."""
+
+    def __init__(self, script: list[int], width: int, vocab: int) -> None:
+        super().__init__()
+        self.script, self.width, self.vocab, self.block_size = script, width, vocab, 256
+        self.unused = nn.Parameter(torch.zeros(()))   # decoding reads the device from the parameters
+
+    def forward(self, tokens, cache=None, positions=None, mask=None):
+        logits = torch.zeros(*tokens.shape, self.vocab)                                 # (B, T, V)
+        logits[:, -1, self.script[min(tokens.shape[1] - self.width, len(self.script) - 1)]] = 20.0
+        return logits
+
+
+def test_a_model_that_writes_on_past_its_function_gives_the_function_alone():
+    """As from a model trained on whole files: a function, a blank line, the next class. The constrained sample
+    stops before the class (the column-0 line inside the docstring does not stop it) and parses; streaming ends
+    there too; unconstrained, the text runs on to the budget."""
+    function = "def f(x):\n    '''Twice x.\nat column 0\n'''\n    return 2 * x\n"
+    script = function[len("def "):] + "\nclass A:\n    pass\n\n" + "x = 1\n" * 20
+    data = Dataset("code", "text", string_array(["def " + script] * 4), string_array([script]))
+    model = genlab.fit(data, family="transformer", tokenizer="char", n_layer=1, n_head=2, n_embd=8, block_size=16,
+                       train={"steps": 1, "batch_size": 2, "seed": 0})
+    codec = model.codec_
+    model.network_ = Scripted(codec.tokenize(script), 1 + len(codec.tokenize("def ")), codec.vocab_size)
+    options = dict(temperature=0.0, max_new_tokens=100, use_cache=False)
+    texts = model.sample(3, prompt="def ", logits_processors=(PythonSyntax.for_codec(codec),), **options)
+    assert [str(t) for t in texts] == [function] * 3 and parses(function)
+    streamed = "".join(model.stream("def ", logits_processors=(PythonSyntax.for_codec(codec),), **options))
+    assert "def " + streamed in (function, function + "\n")   # the blank line was already streamed
+    free = str(model.sample(1, prompt="def ", **options)[0])
+    assert free.startswith(function + "\nclass A:") and len(free) == len("def ") + 100
 
 
 def test_a_character_split_over_byte_tokens_is_judged_once_whole():

@@ -20,9 +20,10 @@ from genlab.errors import ConfigError, NotSupportedError
 from genlab.models.transformer.gpt import GPT
 from genlab.nn.attention import DECODE_ALIGN, read_mask, round_up
 from genlab.sampling.batch_decoding import BatchDecoder
-from genlab.sampling.decoding import GenerationConfig, TextPieces, stream
+from genlab.sampling.decoding import GenerationConfig, stream
 from genlab.sampling.race import race
 from genlab.sampling.row_exact import RowExactStep
+from genlab.sampling.text_pieces import TextPieces
 from genlab.serve import ModelRegistry, ServeSettings, create_app
 from genlab.serve.completions import CompletionJob, _chunk, _event
 from genlab.serve.continuous import Completion, Event, ModelLoop

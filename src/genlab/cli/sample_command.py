@@ -5,8 +5,11 @@ unless ``--out`` names a ``.txt`` file (the same layout) or a ``.jsonl`` file (o
 "text": ..., "valid": true|false|null}`` per sample, ``valid`` from ``--verify``); ``--prompt`` starts
 every sample, and ``--verify python`` keeps only samples that parse, drawing again until N pass or 10 N
 have been drawn, and reports the share that passed. Under ``--constrain python`` a sample ends (end of text
-or ``--stop``) only where its text parses; one that reaches ``--max-new-tokens`` first is cut unfinished,
-written with ``"valid": false`` when it does not parse and counted on stderr. The decoding flags have
+or ``--stop``) only where its text parses, and it ends after its first complete top-level statement: a new line
+it starts at column 0 (outside strings and brackets; not ``else``/``elif``/``except``/``finally``) after text that
+parses is not part of it (:mod:`genlab.sampling.python_constraint`), so ``--prompt 'def '`` gives one function.
+A sample that reaches ``--max-new-tokens`` first is cut unfinished, written with ``"valid": false`` when it does
+not parse and counted on stderr. The decoding flags have
 Hugging Face ``generate``'s names and meanings (:mod:`genlab.cli.decoding_options`): ``--max-new-tokens``,
 ``--temperature`` (0 = greedy), ``--top-k``, ``--top-p``, ``--num-beams``, ``--repetition-penalty``,
 ``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it is generated (and writes
@@ -98,7 +101,8 @@ def sample(
     verify: Annotated[str | None, typer.Option("--verify", help=f"Keep only text samples that pass a check: {', '.join(VERIFIERS)}.")] = None,
     constrain: Annotated[str | None, typer.Option(
         "--constrain", help=f"Constrain text decoding: {', '.join(CONSTRAINTS)} (drop each token after which the "
-                            "text can no longer become valid Python); smiles and music: grammar (the default: "
+                            "text can no longer become valid Python, and end each sample after its first complete "
+                            "top-level statement); smiles and music: grammar (the default: "
                             "every sample parses; chorales without parallel fifths or octaves), syntax (the "
                             "grammar alone) or none.")] = None,
     melody: Annotated[str | None, typer.Option(

@@ -261,7 +261,7 @@ class CharCodec(TextCodec):
         return "".join(self.chars[i] for i in ids if i != self.eos)
 
     #: The text of ``ids + more`` is the text of ``ids``, then of ``more`` (a character a token): streaming
-    #: extends the text token by token instead of rebuilding it (:class:`genlab.sampling.decoding.TextPieces`).
+    #: extends the text token by token instead of rebuilding it (:class:`genlab.sampling.text_pieces.TextPieces`).
     detokenize.additive = True
 
     def state(self) -> dict[str, Any]:

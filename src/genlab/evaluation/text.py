@@ -152,7 +152,8 @@ def evaluate_text(model: GenerativeModel, data: Dataset, *, n: int | None = None
 
 
 def real_snippets(documents: np.ndarray, n: int, *, codec: Any, language: str | None,
-                  rng: np.random.Generator, max_tokens: int = COMPLETION_TOKENS) -> list[str]:
+                  rng: np.random.Generator, max_tokens: int = COMPLETION_TOKENS,
+                  stop: tuple[str, ...] = CODE_STOP) -> list[str]:
     """Up to ``n`` pieces of real text cut like the samples (module docstring), for the floor.
 
     Args:
@@ -163,6 +164,8 @@ def real_snippets(documents: np.ndarray, n: int, *, codec: Any, language: str | 
         language: ``"python"`` for function completions, else ``None`` for passages.
         rng: chooses the functions or the passages' starts.
         max_tokens: tokens after the prompt at most, as the samples' ``max_new_tokens``.
+        stop: a function is cut before the first of these (``()``: at the token budget only, for a caller
+            that cuts it another way).
     """
     documents = [str(doc) for doc in documents]
     if language == "python":
@@ -188,7 +191,7 @@ def real_snippets(documents: np.ndarray, n: int, *, codec: Any, language: str | 
             continue   # characters the model cannot write: it could never produce this snippet
         continuation = codec.detokenize(ids)
         if language == "python":
-            cuts = [continuation.find(stop) for stop in CODE_STOP if stop in continuation]
+            cuts = [continuation.find(s) for s in stop if s in continuation]
             continuation = continuation[:min(cuts)] if cuts else continuation
         snippets.append(prompt + continuation)
     return snippets

@@ -20,7 +20,7 @@ top-k, top-p, repetition penalty, stop strings and token budget. A step
    generator: a row with a repetition penalty, top-k or top-p is processed on its own, while temperatures,
    the softmax, the argmax and the exponential race (:func:`~genlab.sampling.race.race`) run over all
    rows at once (elementwise and row-wise kernels give each row its own bits), each row's noise drawn from
-   its own generator; the text advances through :class:`~genlab.sampling.decoding.TextPieces`.
+   its own generator; the text advances through :class:`~genlab.sampling.text_pieces.TextPieces`.
 
 So a sequence draws the very tokens, and sends the very pieces, that ``stream(network, prompt, config,
 detokenize, generator=g, eos=eos)`` yields for it, whoever else is decoded beside it. Greedy decoding and
@@ -36,7 +36,8 @@ from typing import Any, Callable
 import torch
 
 from genlab.errors import ConfigError
-from genlab.sampling.decoding import GenerationConfig, TextPieces, process_logits
+from genlab.sampling.decoding import GenerationConfig, process_logits
+from genlab.sampling.text_pieces import TextPieces
 from genlab.sampling.race import race
 from genlab.sampling.row_exact import RowExactStep
 

@@ -6,6 +6,9 @@ A :class:`TokenConstraint` keeps one state per row and follows the tokens decodi
   question. A row that grew by one token is advanced by it; rows that beam search reordered continue the
   row they copy; anything else (the prompts, at the first step of a generation) is replayed from its start.
 - ``allows(row, token) -> bool``: whether ``token`` may follow row ``row``'s sequence.
+- ``ends(row, token) -> str | None``: the text of the sample (after its prompt) when the just allowed ``token``
+  ends it there by the constraint's own rule, as a stop string would (the caller ends the row and keeps that
+  text; what the token wrote past the end is dropped); ``None`` when it does not end it (the base: never).
 - ``fallback(row)``: no token the distribution can draw is allowed in ``row``; the row is left unconstrained
   from here on, and counted in ``fallbacks``.
 - ``masks``: whether the constraint gives the whole allowed set cheaply (a table lookup for a token grammar).
@@ -63,6 +66,11 @@ class TokenConstraint(ABC):
     @abstractmethod
     def allows(self, row: int, token: int) -> bool:
         """Whether ``token`` may follow row ``row``'s sequence as of the last :meth:`update`."""
+
+    def ends(self, row: int, token: int) -> str | None:
+        """The sample's text when ``token``, just allowed in ``row`` (this step), ends it (module doc); ``None``
+        when it does not: the base class never ends a sample."""
+        return None
 
     @abstractmethod
     def fallback(self, row: int) -> None:

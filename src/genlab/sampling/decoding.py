@@ -34,6 +34,7 @@ from genlab.sampling.constraint import TokenConstraint, checked
 from genlab.sampling.cuda_graphs import StaticDecodeStep
 from genlab.sampling.python_syntax import names_resolve, parses
 from genlab.sampling.race import race
+from genlab.sampling.text_pieces import TextPieces
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,63 +293,28 @@ def generate(network: Any, prompts: Sequence[Sequence[int]], config: GenerationC
     return outputs
 
 
-class TextPieces:
-    """The text of one continuation, piece by piece, as :func:`stream` yields it.
-
-    :meth:`add` takes each new token id (never ``eos``) and returns the text that became final: a piece
-    ends at the text the newest token completes, a byte-level token that ends inside a character is held
-    back until the character is whole, and so is the longest tail that could still become a stop string.
-    Once a stop string appears, :attr:`stopped` is set and the text before it is the last piece. At the end
-    of decoding (``eos`` or the token budget), :meth:`flush` returns what was held back. A ``detokenize``
-    with a true ``additive`` attribute (text of ``ids + [t]`` = text of ``ids`` + text of ``[t]``, as
-    :meth:`genlab.data.text.CharCodec.detokenize`) grows the text a token at a time, not from every id.
-    """
-
-    def __init__(self, detokenize: Callable[[list[int]], str], stop: tuple[str, ...] = ()) -> None:
-        self.detokenize, self.stop = detokenize, stop
-        self.additive = bool(getattr(detokenize, "additive", False))
-        self.ids: list[int] = []
-        self.text = self.sent = ""   # the text so far (additive), and what was sent of it
-        self.stopped = False
-
-    def add(self, token: int) -> str:
-        """The newly final text after ``token`` (may be empty)."""
-        self.ids.append(token)
-        text = self.text = self.text + self.detokenize([token]) if self.additive else self.detokenize(self.ids)
-        cut = min((text.find(s) for s in self.stop if s in text), default=-1) if self.stop else -1
-        if cut >= 0:
-            self.stopped = True
-            return text[len(self.sent):cut] if cut > len(self.sent) else ""
-        if text.endswith("\ufffd"):
-            return ""
-        # hold back the longest tail that could still become a stop string
-        hold = max((k for s in self.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
-        ready = text[:len(text) - hold]
-        if len(ready) <= len(self.sent):
-            return ""
-        piece, self.sent = ready[len(self.sent):], ready
-        return piece
-
-    def flush(self) -> str:
-        """What is left to send once decoding has ended without a stop string."""
-        text = self.text if self.additive else self.detokenize(self.ids)
-        return text[len(self.sent):] if len(text) > len(self.sent) else ""
-
-
 def stream(network: Any, prompt: Sequence[int], config: GenerationConfig, detokenize: Callable[[list[int]], str],
            *, generator: torch.Generator | None = None, eos: int | None = None) -> Iterator[str]:
     """Yield the text of one continuation piece by piece as it is generated (greedy or sampling).
 
     A piece is the text the newest token completes; a byte-level token that ends inside a character
     is held back until the character is whole. Stop strings end the stream before they are yielded
-    (:class:`TextPieces`).
+    (:class:`~genlab.sampling.text_pieces.TextPieces`), and so does a constraint's own end of the sample (``ends``: the rest of the text
+    it keeps is yielded, the token's piece is not; text already yielded past that end, such as the blank
+    lines before the line that ends a Python sample, stays yielded).
     """
     if config.num_beams > 1:
         raise ConfigError("streaming needs greedy decoding or sampling, not beam search")
     pieces = TextPieces(detokenize, config.stop)
+    constraints = checked(config.logits_processors)
     for token, finished in _steps(network, [list(prompt)], config, generator, eos, None, None):
         if bool(finished[0]) or (eos is not None and int(token[0]) == eos):
             break
+        kept = next((text for c in constraints if (text := c.ends(0, int(token[0]))) is not None), None)
+        if kept is not None:
+            if len(kept) > len(pieces.sent):
+                yield kept[len(pieces.sent):]
+            return
         piece = pieces.add(int(token[0]))
         if piece:
             yield piece

@@ -11,7 +11,17 @@ ones (unchecked candidates keep their scores).
 
 Where a sample may end: the end-of-text token only where the whole text parses (``ast.parse``); with stop
 strings, a token that completes one only where the text before the stop string parses, since the sample is cut
-there. A sample that reaches ``max_new_tokens`` first is unfinished: callers report it as not valid
+there. A sample also ends at the end of its first complete top-level statement, as Codex and HumanEval cut a
+function completion, but knowing the tokenizer's state: when it starts a new logical line at column 0 (outside
+any string or bracket; not an ``else``/``elif``/``except``/``finally`` clause, decided once the line's first
+word is whole; blank and comment lines are no statement) after a logical line it wrote at least in part, and
+the text up to the end of that logical line parses, the sample is that text: the new line, and the blank and
+comment lines before it, are not part of it. :meth:`ends` tells the caller, which ends the row and cuts it as
+for a stop string (the prompt's own lines never end a sample); the row itself reads on, checked as before, so
+beam search (which cuts nothing: its beams end with end-of-text) is constrained as it was. Where that text does
+not parse the line is judged as any other: after ``def f():`` with no body it is dead and its token refused;
+after a decorator the ``def`` goes on.
+A sample that reaches ``max_new_tokens`` first is unfinished: callers report it as not valid
 (:func:`~genlab.sampling.python_syntax.parses` of the text).
 
 A byte-level token that ends inside a character is held until the character is whole; the whole character is
@@ -28,7 +38,7 @@ import torch
 
 from genlab.errors import ConfigError, unknown_choice
 from genlab.sampling.constraint import TokenConstraint
-from genlab.sampling.python_syntax import LineState, advance, parses
+from genlab.sampling.python_syntax import LineState, TopLevel, advance, parses
 
 #: Constraints ``genlab sample --constrain NAME`` can put on text decoding.
 CONSTRAINTS = ("python",)
@@ -37,14 +47,15 @@ CONSTRAINTS = ("python",)
 @dataclass(frozen=True)
 class _Row:
     """One row: the checker's state (``None``: dead, unconstrained), the text so far in whole characters, the
-    ids of a character not yet whole, where the sample starts in the text (after the prompt), and whether it
-    has ended."""
+    ids of a character not yet whole, where the sample starts in the text (after the prompt), whether it has
+    ended, and, when the constraint ended it (a stop string or a top-level statement), the sample's text."""
 
     state: LineState | None
     text: str = ""
     held: tuple[int, ...] = ()
     start: int = 0
     ended: bool = False
+    end: str | None = None
 
 
 class PythonSyntax(TokenConstraint):
@@ -99,6 +110,12 @@ class PythonSyntax(TokenConstraint):
             self.masked += after is None
         return self._next[row, token] is not None
 
+    def ends(self, row: int, token: int) -> str | None:
+        """The sample's text when ``token`` ends it at a stop string or a top-level statement (module doc)."""
+        if (row, token) not in self._next or self._next[row, token] is None:
+            return None
+        return self._next[row, token].end
+
     def fallback(self, row: int) -> None:
         self.fallbacks += 1
         self._rows[row] = replace(self._rows[row], state=None)
@@ -133,6 +150,7 @@ class PythonSyntax(TokenConstraint):
 
     def _after(self, current: _Row, token: int) -> _Row | None:
         """The row after ``token``, or ``None`` when ``token`` may not come next (module doc)."""
+        current = replace(current, end=None)   # an end belongs to the token that made it
         if token == self.eos:
             return replace(current, ended=True) if not current.held and parses(current.text) else None
         ids = current.held + (token,)
@@ -142,8 +160,15 @@ class PythonSyntax(TokenConstraint):
         text = current.text + piece
         cut = self._stop_at(text, current)
         if cut is not None:   # the sample ends here, before the stop string
-            return replace(current, text=text[:cut], held=(), ended=True) if parses(text[:cut]) else None
-        state = advance(current.state, piece)
+            kept = text[:cut]
+            return replace(current, text=kept, held=(), ended=True, end=kept[current.start:]) if parses(kept) else None
+        offset = len(current.text) - len(current.state.pending)   # where the checker's unfinished line starts
+        state = advance(current.state, piece, top_after=current.start - offset)
+        while isinstance(state, TopLevel):   # a new top-level statement: the sample ends before it if it parses
+            kept = text[:offset + state.end]
+            if parses(kept):   # the row reads on, checked as before, for a caller that does not end it (beams)
+                return _Row(advance(current.state, piece), text, (), current.start, end=kept[current.start:])
+            state = advance(current.state, piece, top_after=state.end)   # a decorator's def, say: read on
         return None if state is None else _Row(state, text, (), current.start)
 
     def _piece(self, ids: tuple[int, ...]) -> str:

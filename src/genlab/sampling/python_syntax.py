@@ -25,6 +25,11 @@ row, or a multi-line string from its start) and compiles the one logical line; a
 comment or a triple-quoted string the parser already reads as valid so far is taken without a check. Starting
 from an empty :class:`LineState` gives the same answer for any text (tests/test_python_constraint.py compares
 the two on every prefix of standard-library modules).
+
+Asked to, :func:`advance` also says where a new top-level statement starts (:class:`TopLevel`): a logical line
+at column 0, outside any string or bracket since tokenize found the line before it complete, that is not an
+``else``/``elif``/``except``/``finally`` clause of the statement before. Blank and comment lines are no
+statements: a comment at column 0 inside a function's body does not end it.
 """
 
 from __future__ import annotations
@@ -52,12 +57,16 @@ GROWABLE = frozenset(op for op in _OPERATORS if any(o != op and o.startswith(op)
 #: column in under a ``match``.
 HEADERS = {"else": ("if 1:\n pass\n",), "elif": ("if 1:\n pass\n",), "except": ("try:\n pass\n",),
            "finally": ("try:\n pass\n",), "case": ("", "match 1:\n ")}
+#: Keywords that open a clause of the statement before them at its indentation: a column-0 line that starts
+#: with one of them continues the top-level statement rather than starting the next (:class:`TopLevel`).
+CLAUSES = ("else", "elif", "except", "finally")
 #: Names a quote turns into the start of a string literal.
 STRING_PREFIXES = frozenset({"r", "u", "b", "f", "br", "rb", "fr", "rf"})
 #: Keywords and soft keywords a partial name may still become.
 KEYWORDS = tuple(keyword.kwlist) + tuple(getattr(keyword, "softkwlist", ()))
 _BLANK = re.compile(r"[ \t\f]*(?:#[^\r\n]*)?\r?\n")
 _INDENT = re.compile(r"[ \t\f]*")
+_WORD = re.compile(r"\w*")
 _SKIPPED = (tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT)
 _CLOSING = str.maketrans("([{", ")]}")
 _TRIPLE = re.compile("[A-Za-z]*('''|\"\"\")")   # a string prefix, then a triple quote
@@ -94,13 +103,29 @@ class LineState:
 
     ``mark`` and ``inside`` only make the next :func:`advance` cheaper (they take no part in equality): where
     tokenizing the line resumes, and ``"#"`` or a triple quote when the text ends inside a comment or a
-    triple-quoted string whose line the parser reads as valid so far."""
+    triple-quoted string whose line the parser reads as valid so far. ``gap`` (no part in equality either) is
+    the length of the blank and comment lines between the last complete logical line and ``pending``: where
+    that line ends, for :class:`TopLevel`."""
 
     pending: str = ""
     indents: tuple[int, ...] = (0,)
     expect_indent: bool = False
     mark: Mark = field(default=Mark(), compare=False)
     inside: str = field(default="", compare=False)
+    gap: int = field(default=0, compare=False)
+
+
+class TopLevel(NamedTuple):
+    """What :func:`advance` returns, when asked, once a new statement starts at column 0: a logical line at
+    column 0 whose first word is not a clause that continues the statement before it (:data:`CLAUSES`), after
+    a complete logical line and no block header waiting for its body.
+
+    Attributes:
+        end: offset in ``state.pending + piece`` where the logical line before it ends (just after its
+            newline; the blank and comment lines between the two are not counted).
+    """
+
+    end: int
 
 
 class _Line(NamedTuple):
@@ -114,19 +139,31 @@ class _Line(NamedTuple):
     closers: str = ""                    # what closes the brackets left open, innermost first
 
 
-def advance(state: LineState, piece: str) -> LineState | None:
-    """The state after ``piece`` is appended, or ``None`` when the text is dead (module doc)."""
+def advance(state: LineState, piece: str, *, top_after: int | None = None) -> LineState | TopLevel | None:
+    """The state after ``piece`` is appended, or ``None`` when the text is dead (module doc).
+
+    With ``top_after``, the first new statement at column 0 whose preceding logical line ends past offset
+    ``top_after`` of ``state.pending + piece`` is returned as a :class:`TopLevel` instead, without reading
+    further. It is known once the line's first word can no longer become a clause keyword or is one, whole
+    (``e`` may still become ``else``, ``ef`` not): at the piece that starts the line, or that settles its first
+    word. The check reads a few characters of each new line, O(1) a piece.
+    """
     if state.inside and _PLAIN[state.inside[0]].fullmatch(piece):   # more of the comment or string only
         return replace(state, pending=state.pending + piece)
     text, indents, expect, mark = state.pending + piece, state.indents, state.expect_indent, state.mark
+    whole, gap, before = len(text), state.gap, len(state.pending)   # before: the line's characters already read
     while True:
         while (blank := _BLANK.match(text)) is not None:   # blank and comment-only lines: no indentation
-            text = text[blank.end():]
+            text, gap, before = text[blank.end():], gap + blank.end(), 0
         space = _INDENT.match(text).group()
         body = text[len(space):]
         width = len(space.expandtabs(8))
         if not body or body[0] == "#":   # only indentation or a comment so far: it may still be a blank or
-            return LineState(text, indents, expect)   # comment line, whose indentation does not count
+            return LineState(text, indents, expect, gap=gap)   # comment line, whose indentation does not count
+        ended = whole - len(text) - gap   # where the logical line before this one ends
+        if top_after is not None and ended > top_after and not space and not expect \
+                and _starts_statement(body, before):
+            return TopLevel(ended)
         if expect:
             if width <= indents[-1]:
                 return None
@@ -140,10 +177,22 @@ def advance(state: LineState, piece: str) -> LineState | None:
             return None
         if line.end is None:   # the line goes on
             alive, plain = _parses_so_far(body, False, line.last, line.closers)
-            return LineState(text, indents, expect, line.mark, line.inside if plain else "") if alive else None
+            return LineState(text, indents, expect, line.mark, line.inside if plain else "", gap) if alive else None
         if not _parses_so_far(body[:line.end], True, None)[0]:
             return None
-        text, indents, expect, mark = body[line.end:], opened, line.colon, Mark()
+        text, indents, expect, mark, gap, before = body[line.end:], opened, line.colon, Mark(), 0, 0
+
+
+def _starts_statement(body: str, before: int) -> bool:
+    """Whether the newest piece shows that the logical line ``body`` (at column 0; its first ``before``
+    characters were read before the piece) starts a new statement: its first word was a possible clause
+    keyword (:data:`CLAUSES`) or not there before the piece, and is now known and not a clause keyword."""
+    return _maybe_clause(body[:before]) and not _maybe_clause(body) and _WORD.match(body).group() not in CLAUSES
+
+
+def _maybe_clause(start: str) -> bool:
+    """Whether a line that starts with ``start`` (and nothing more yet) may still open a clause (:data:`CLAUSES`)."""
+    return any(clause.startswith(start) for clause in CLAUSES)
 
 
 def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:

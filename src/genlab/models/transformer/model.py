@@ -78,6 +78,7 @@ from genlab.models.transformer.config import TransformerConfig
 from genlab.models.transformer.gpt import GPT, next_token_loss
 from genlab.models.transformer.hf import gpt_from_hf, gpt_to_hf
 from genlab.models.transformer.tabular import TabularTransformer
+from genlab.sampling.constraint import checked
 from genlab.sampling.decoding import GenerationConfig, generate, stream
 from genlab.sampling.layout import LayoutProcessor
 from genlab.sampling.token_grammar import GrammarProcessor
@@ -268,18 +269,25 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         prompt_ids = [[codec.eos, *(prefix or [])] + codec.tokenize(p) for p in prompts]
 
         tail_tokens = 8 * max(map(len, config.stop), default=1)
+        constraints = checked(config.logits_processors)
+        kept: dict[int, str] = {}   # the text of each sample a constraint ended (it cuts it, as a stop string)
 
         def ended(row: int, ids: list[int]) -> bool:
-            tail = codec.detokenize(ids[-tail_tokens:])   # once per step, not once per stop string
+            for constraint in constraints:
+                if (text := constraint.ends(row, ids[-1])) is not None:
+                    kept[row] = text
+                    return True
+            tail = codec.detokenize(ids[-tail_tokens:]) if config.stop else ""   # once per step, not per stop string
             return any(s in tail for s in config.stop)
 
         new = generate(self.network_, prompt_ids, config, generator=generator, eos=codec.eos,
-                       ended=ended if config.stop else None)
+                       ended=ended if config.stop or constraints else None)
         _log_grammar(config)
         rows = [ids[1:] + continuation for ids, continuation in zip(prompt_ids, new)]
-        if config.stop:
-            rows = [ids[:len(p) - 1] + codec.tokenize(_cut(codec.detokenize(ids[len(p) - 1:]), config.stop))
-                    for ids, p in zip(rows, prompt_ids)]
+        for row, (ids, p) in enumerate(zip(rows, prompt_ids)):
+            if row in kept or config.stop:
+                text = kept[row] if row in kept else _cut(codec.detokenize(ids[len(p) - 1:]), config.stop)
+                rows[row] = ids[:len(p) - 1] + codec.tokenize(text)
         width = max(map(len, rows)) + 1
         return torch.tensor([r + [codec.eos] * (width - len(r)) for r in rows], dtype=torch.long)
 
