@@ -17,9 +17,10 @@ Reported per run (bars from the issue):
   TPR at ``--fpr`` at the nominal threshold ``p <= fpr`` and at the empirical one (the unmarked samples'
   ``fpr`` quantile of p), (>= 0.90);
 - ``--wrong-keys`` wrong keys: the share of marked images each flags at the nominal ``--fpr``, and over all
-  of them (<= 1 %; every image of one key carries the same values, so a wrong key flags nearly all or none:
-  the expected share is the FPR itself, and the bar is met about 3 times in 4 at FPR 1 % over 100 keys), so
-  the keys that flag half or more are also given as a binomial count over keys with its interval;
+  of them (<= 1 %; each image carries its own pattern of the key's family, so a wrong key's flags are close to
+  independent over images, at most the FPR by the test's Bonferroni bound), and the keys that flag half or
+  more as a binomial count over keys with its interval (the one-pattern scheme flagged all of a key's images
+  or none);
 - attacks on the first ``--attack-images`` marked and unmarked samples: Gaussian noise sigma
   ``--noise-sigma`` (0.05), JPEG quality ``--jpeg-quality`` (50), the central ``--crop-keep`` (90 %) of each
   side resized back (bilinear, antialiased), Gaussian blur sigma ``--blur-sigma`` pixels (1.0): AUC each
@@ -72,7 +73,7 @@ import genlab
 from genlab.metrics.frechet import frechet_distance
 from genlab.provenance import key_to_int
 from genlab.provenance.detect import detect
-from genlab.provenance.image_watermark import INVERSION_STEPS, RADIUS_SHARE, invert_images, ring_test
+from genlab.provenance.image_watermark import INVERSION_STEPS, PATTERNS, invert_images, radius, region, ring_test
 
 sys.path.insert(0, str(Path(__file__).parent))
 from doc_sections import write_section  # noqa: E402
@@ -137,6 +138,18 @@ def scores(noise: torch.Tensor, key: str, fpr: float) -> tuple[np.ndarray, np.nd
     return np.array([d.p_value for d in found]), np.array([d.score for d in found])
 
 
+def keyed_region(height: int, width: int) -> dict[str, Any]:
+    """The Tree-Ring region and family at ``H x W``: disc radius, keyed coefficients ``m``, ``d = 2 m``, ``N``."""
+    m = int(region(height, width).sum())
+    return {"radius": radius(height, width), "coefficients": m, "dimensions": 2 * m, "patterns": PATTERNS}
+
+
+def describe(keyed: dict[str, Any]) -> str:
+    """One line of :func:`keyed_region`'s figures."""
+    return (f"disc radius {keyed['radius']:.2f} ({keyed['coefficients']} keyed coefficients, d = "
+            f"{keyed['dimensions']}), {keyed['patterns']} patterns a key, one drawn per image")
+
+
 def test_images(model: Any, images: np.ndarray, key: str, fpr: float) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Invert ``images`` once: ``(noise, p, z)`` of the test against ``key``."""
     noise = invert_images(model, images)
@@ -155,9 +168,9 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 "steps": model.history_[-1]["step"] if model.history_ else None},
         "model": {"sampler": config.sampler, "sample_steps": config.sample_steps, "guidance": config.guidance,
                   "channels": list(config.channels), "patch": getattr(config, "patch", None)},
-        "radius": max(2.0, RADIUS_SHARE * min(model.data_.shape[-2:])), "inversion_steps": INVERSION_STEPS}
+        "region": keyed_region(*model.data_.shape[-2:]), "inversion_steps": INVERSION_STEPS}
     log(f"{name}: fitted, {result['fit']['steps']} steps; sampler {config.sampler} {config.sample_steps} steps, "
-        f"guidance {config.guidance}")
+        f"guidance {config.guidance}; {describe(result['region'])}")
 
     marked = draw(model, data, args.marked, key=args.key, seed=1)
     unmarked = draw(model, data, args.unmarked, key=None, seed=2)
@@ -244,7 +257,7 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"| {measure} | " + " | ".join(f"{col[i][1]}{mark[col[i][2]]}" for col in columns) + " |")
     notes = [f"- {r['dataset']}: {r['fit']['steps']} steps in max_time {r['fit']['max_time']:g} s "
              f"({r['fit']['cpu_s']:.0f} CPU s); {r['model']['sampler']} {r['model']['sample_steps']} steps, guidance "
-             f"{r['model']['guidance']}; disc radius {r['radius']:.2f}; Fréchet in {r['frechet']['space']}"
+             f"{r['model']['guidance']}; {describe(r['region'])}; Fréchet in {r['frechet']['space']}"
              for r in runs]
     return "\n".join(lines + [""] + notes)
 
