@@ -187,7 +187,8 @@ def _starts_statement(body: str, before: int) -> bool:
     """Whether the newest piece shows that the logical line ``body`` (at column 0; its first ``before``
     characters were read before the piece) starts a new statement: its first word was a possible clause
     keyword (:data:`CLAUSES`) or not there before the piece, and is now known and not a clause keyword."""
-    return _maybe_clause(body[:before]) and not _maybe_clause(body) and _WORD.match(body).group() not in CLAUSES
+    return before <= len(max(CLAUSES, key=len)) and _maybe_clause(body[:before]) and not _maybe_clause(body) \
+        and _WORD.match(body).group() not in CLAUSES
 
 
 def _maybe_clause(start: str) -> bool:
