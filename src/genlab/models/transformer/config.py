@@ -26,8 +26,8 @@ class TransformerConfig:
             (``qed``, ``logp``, ``sa``, ``mw``; :mod:`genlab.data.smiles` says why all four by default); empty
             for none. Sampling takes ``condition={"qed": "high", ...}`` (bins ``low``, ``mid``, ``high``).
         property_dropout: smiles: probability that a training prefix token says ``any`` instead of its bin.
-        property_molecules: smiles: the most training molecules whose properties are computed (RDKit
-            takes about 1.1 ms a molecule); the others train the unconditional model only.
+        property_molecules: smiles with properties: the most training molecules the network trains on (a
+            seeded subset), each with its properties computed (RDKit takes about 1.1 ms a molecule).
         vocab_size: text with ``"bpe"``: the BPE vocabulary size to train.
         levels: images and points: intensity levels / bins per coordinate (17 is lossless for digits).
         bins: tables: the most tokens of a numeric column (its atoms and quantile bins together).
@@ -67,5 +67,5 @@ class TransformerConfig:
         if any(p not in PROPERTIES for p in self.properties) or len(set(self.properties)) != len(self.properties):
             raise ValueError(f"properties must be distinct names among {', '.join(PROPERTIES)}; got "
                              f"{list(self.properties)}")
-        if not 0 <= self.property_dropout <= 1 or self.property_molecules < 0:
-            raise ValueError("property_dropout must be in [0, 1] and property_molecules at least 0")
+        if not 0 <= self.property_dropout <= 1 or self.property_molecules < 1:
+            raise ValueError("property_dropout must be in [0, 1] and property_molecules at least 1")
