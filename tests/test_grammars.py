@@ -92,13 +92,20 @@ ATOMS = {"B", "C", "N", "O", "P", "S", "F", "Cl", "Br", "I", "b", "c", "n", "o",
 
 
 def smiles_state(tokens: list[str]) -> tuple | None:
-    """Walk a SMILES token prefix by OpenSMILES's rules: ``(last, depth, open rings)`` or None outside them."""
-    last, before_bond, depth, atom = None, None, 0, -1
+    """Walk a SMILES token prefix by OpenSMILES's rules: ``(last, depth, open rings)`` or None outside them.
+
+    A ring bond may not join two atoms already bonded (``C1C1``, ``C1(C)C1``, ``C12CC12``: RDKit's "ring closure
+    duplicates bond")."""
+    last, before_bond, depth, atom, current = None, None, 0, -1, None
     rings: dict[str, int] = {}   # open ring label -> the atom that opened it
+    bonds: set[tuple[int, int]] = set()
+    roots: list[int | None] = []   # the atom each open branch hangs from
     for token in tokens:
         if token in ATOMS or token.startswith("["):
             atom += 1
-            last = "atom"
+            if current is not None:
+                bonds.add((current, atom))
+            last, current = "atom", atom
             continue
         if last is None:
             return None
@@ -106,8 +113,10 @@ def smiles_state(tokens: list[str]) -> tuple | None:
             if not (last in ("atom", "ring") or last == "bond" and before_bond in ("atom", "ring")):
                 return None
             if token in rings:
-                if rings.pop(token) == atom:
-                    return None   # a ring closed on the atom that opened it
+                opener = rings.pop(token)
+                if opener == atom or (opener, atom) in bonds:
+                    return None   # a ring closed on the atom that opened it, or doubling a bond
+                bonds.add((opener, atom))
             else:
                 rings[token] = atom
             last = "ring"
@@ -121,6 +130,12 @@ def smiles_state(tokens: list[str]) -> tuple | None:
             if token == ")" and depth == 0:
                 return None
             depth += {"(": 1, ")": -1, ".": 0}[token]
+            if token == "(":
+                roots.append(current)
+            elif token == ")":
+                current = roots.pop()
+            else:
+                current = None
             last = {"(": "open", ")": "close", ".": "dot"}[token]
         else:
             return None
@@ -281,6 +296,25 @@ def test_every_smiles_walk_inside_a_budget_closes_its_rings_and_branches(smiles_
             processor = GrammarProcessor(codec.grammar(), max_new_tokens=budget)
             ids = random_walk(processor, codec.eos, codec.vocab_size, budget, rng)
             assert smiles_complete([codec.tokens[i] for i in ids]), (budget, codec.detokenize(ids))
+
+
+def test_every_smiles_walk_inside_the_grammar_is_read_by_rdkit_before_valences():
+    """RDKit reads every string the grammar completes (``sanitize=False``: syntax only, valences are the model's);
+    ring bonds that double a chain bond (``C1C1``) were its parse errors before the grammar followed the atoms."""
+    Chem = pytest.importorskip("rdkit.Chem")
+    from rdkit import RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    codec, rng = SmilesCodec(context=16).fit(_array(["C1CC2(C1)CC2", "c1ccc2ccccc2c1", "CC(=O)N(C)C#N"])), \
+        random.Random(3)
+    unread = []
+    for walk in range(150):
+        budget = rng.randrange(2, 40)
+        ids = random_walk(GrammarProcessor(codec.grammar(), max_new_tokens=budget), codec.eos, codec.vocab_size,
+                          budget, rng)
+        if Chem.MolFromSmiles(codec.detokenize(ids), sanitize=False) is None:
+            unread.append(codec.detokenize(ids))
+    assert not unread, unread[:5]
 
 
 @pytest.fixture(scope="module")
