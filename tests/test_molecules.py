@@ -84,6 +84,8 @@ def test_metrics_follow_mosess_definitions():
     result = molecules.evaluate_molecules(samples, train=["C(O)C"])
     assert result.validity == pytest.approx(3 / 5)
     assert result.novelty == pytest.approx(1 / 2)       # ethanol is in train (written otherwise), benzene is not
+    # unique@k over the valid samples there are when fewer than k, as MOSES's fraction_unique does after warning
+    assert result.unique_1k == result.unique_10k == pytest.approx(2 / 3)
     assert molecules.passes_filters("CCO") and not molecules.passes_filters("C[N+](C)(C)C")   # charged
     # IntDiv against RDKit's own Tanimoto: 1 - mean over all ordered pairs (self pairs included)
     generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=1024)

@@ -6,8 +6,9 @@ Schuffenhauer 2009 from RDKit's Contrib ``SA_Score/sascorer.py`` and the 2-D des
 definitions follow MOSES's ``moses/metrics``:
 
 - validity: share of samples RDKit parses (an empty string is invalid);
-- unique@k: distinct canonical SMILES among the first ``k`` valid samples, over ``k`` (MOSES reports
-  @1k and @10k);
+- unique@k: distinct canonical SMILES among the first ``k`` valid samples, over their number (MOSES reports
+  @1k and @10k; with fewer than ``k`` valid samples, over all of them, as MOSES's ``fraction_unique`` does
+  after its warning);
 - novelty: share of the distinct valid samples whose canonical SMILES is not in the training set;
 - IntDiv_p: ``1 - mean_i (mean_j T(i, j)^p)^(1/p)`` over pairs of valid samples (the pair ``i = j``
   included, as MOSES does), ``T`` the Tanimoto similarity of Morgan fingerprints (radius 2, 1,024 bits);
@@ -174,8 +175,8 @@ def evaluate_molecules(samples: Sequence[str], *, train: Sequence[str], referenc
     valid = [c for c in canon if c is not None]
     n = len(samples)
 
-    def unique_at(k: int) -> float | None:
-        return len(set(valid[:k])) / k if len(valid) >= k else None
+    def unique_at(k: int) -> float:
+        return len(set(valid[:k])) / len(valid[:k])
 
     if not valid:
         return MoleculeMetrics(n, 0.0, None, None, None, None, None, None, None, None, None, None)
