@@ -109,6 +109,82 @@ def test_loss_curves_need_steps():
     assert loss_curves_png([{"class": 0, "mean_log_likelihood": 1.0}]) is None
 
 
+# --- molecules and chorales ------------------------------------------------------------------------
+
+MOLECULES = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "Clc1ccc(Br)cc1", "O=C1CCCN1", "CCN(CC)CC", "CC#N"]
+CHORALE = ("| 67 64 60 48 _ _ _ _ 69 65 60 53 _ _ _ _ 71 67 62 55 _ _ _ _ 72 67 64 48 _ _ _ _ "
+           "| 72 69 65 53 _ _ _ 50 71 67 62 55 _ _ _ _ 72 64 55 48 _ _ _ _ _ _ _ _ R R R R")
+DATA_WAV = re.compile(r'<audio controls[^>]* src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"')
+DATA_MIDI = re.compile(r'<a download="sample\.mid" href="data:audio/midi;base64,([A-Za-z0-9+/=]+)"')
+
+
+def strings(items: list[str]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def scripted_run(name: str, data, records: list[str], monkeypatch) -> RunResult:
+    """A tiny transformer fitted on ``data`` (2 steps) whose ``sample`` returns ``records`` (its first ``n``)."""
+    from genlab.models.transformer import TransformerModel
+    from genlab.train import TrainConfig
+
+    model = TransformerModel(n_layer=1, n_head=2, n_embd=16, block_size=32).fit(
+        data, train=TrainConfig(steps=2, batch_size=8, device="cpu"))
+    monkeypatch.setattr(model, "sample", lambda n, **options: strings(records[:n]))
+    report = Report(metrics={"validity": 0.5}, n_samples=len(records), n_real=len(data.x_test), seed=0,
+                    dataset=data.name)
+    return RunResult(name, model, data, report)
+
+
+def test_molecules_are_drawn_with_their_properties_beside_the_test_sets(single_thread_module, monkeypatch):
+    from genlab.data.dataset import Dataset
+    from genlab.data.smiles import molecule_properties
+
+    data = Dataset(name="toy-smiles", modality="smiles", x_train=strings(MOLECULES * 4), x_test=strings(MOLECULES[:4]))
+    run = scripted_run("molecules", data, ["CCO", "C1CC", "c1ccccc1", "C(C"], monkeypatch)
+    page = render_html([run])
+    (drawing,) = re.findall(r'<img alt="the 2 valid molecules of 12 samples[^"]*" src="data:image/png;base64,'
+                            r'([A-Za-z0-9+/=]+)"', page)
+    picture = Image.open(io.BytesIO(base64.b64decode(drawing)))
+    assert picture.format == "PNG" and picture.width >= 2 * 160          # two valid molecules, side by side
+    drawn = molecule_properties(["CCO", "c1ccccc1"])
+    for i, smiles in enumerate(["CCO", "c1ccccc1"]):
+        cells = "".join(f"<td>{drawn[name][i]:.3g}</td>" for name in ("qed", "logp", "sa", "mw"))
+        assert f'<td>#{i + 1}</td><td class="smiles">{smiles}</td>{cells}' in page
+    assert "C1CC</td>" not in page                                          # an invalid one is in no row
+    test = molecule_properties(MOLECULES[:4])
+    means = {"samples": "".join(f"<td>{drawn[name].mean():.3g}</td>" for name in ("qed", "logp", "sa", "mw")),
+             "test": "".join(f"<td>{test[name].mean():.3g}</td>" for name in ("qed", "logp", "sa", "mw"))}
+    assert f'<td colspan="2">mean of the 2 valid samples</td>{means["samples"]}' in page
+    assert f'<td colspan="2">mean of 4 test molecules</td>{means["test"]}' in page
+
+
+def test_a_chorale_plays_as_wav_and_downloads_as_midi(single_thread_module, monkeypatch):
+    import wave
+
+    from music21 import converter
+
+    from genlab.data import music
+    from genlab.data.dataset import Dataset
+
+    pieces = strings([music.transpose_chorale(CHORALE, k) for k in range(-3, 4)])
+    data = Dataset(name="toy-chorales", modality="music", x_train=pieces, x_test=pieces[:1])
+    run = scripted_run("chorales", data, ["| 60 _", CHORALE], monkeypatch)      # the first does not parse
+    page = render_html([run])
+    assert re.search(r'<img alt="the first sample that parses, as a piano roll" src="data:image/png', page)
+    (sound,) = DATA_WAV.findall(page)
+    with wave.open(io.BytesIO(base64.b64decode(sound))) as played:
+        pcm = np.frombuffer(played.readframes(played.getnframes()), dtype="<i2")
+        assert played.getnchannels() == 1 and played.getframerate() == 8000
+        assert played.getnframes() / played.getframerate() == pytest.approx(6.0, abs=0.01)  # 16 eighths at 80 bpm
+    assert np.abs(pcm).max() > 10_000 and "WAV, 6.0 s, 8 kHz" in page
+    (midi,) = DATA_MIDI.findall(page)
+    notes = converter.parseData(base64.b64decode(midi), format="midi").flatten().notes
+    assert sorted({p.midi for n in notes for p in n.pitches}) == sorted(
+        {int(t) for t in CHORALE.split() if t.isdigit()})
+
+
 # --- CLI -------------------------------------------------------------------------------------------
 
 

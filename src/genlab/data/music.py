@@ -31,6 +31,7 @@ and the meters of the training pieces), which the transformer applies by default
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import wave
@@ -323,6 +324,13 @@ def write_midi(text: str, path: str | os.PathLike) -> Path:
     return _write(text, path, "midi")
 
 
+def midi_bytes(text: str) -> bytes:
+    """The chorale ``text`` as the bytes of a standard MIDI file (what :func:`write_midi` writes), for pages
+    that embed it. Raises DataError when it does not parse."""
+    music21 = require_music21()
+    return music21.midi.translate.music21ObjectToMidiFile(to_stream(text)).writestr()
+
+
 def write_musicxml(text: str, path: str | os.PathLike) -> Path:
     """Write the chorale ``text`` as MusicXML; returns the path."""
     return _write(text, path, "musicxml")
@@ -364,14 +372,32 @@ def synthesize(text: str, *, sample_rate: int = 22_050, tempo: float = 80.0, har
 
 def write_wav(text: str, path: str | os.PathLike, *, sample_rate: int = 22_050, tempo: float = 80.0) -> Path:
     """Write :func:`synthesize`'s rendering as 16-bit mono PCM WAV; returns the path."""
+    data = wav_bytes(text, sample_rate=sample_rate, tempo=tempo)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def wav_bytes(text: str, *, sample_rate: int = 22_050, tempo: float = 80.0, max_seconds: float | None = None) -> bytes:
+    """:func:`synthesize`'s rendering as the bytes of a 16-bit mono PCM WAV file, cut after ``max_seconds``
+    when given (a page that embeds the sound stays small); :func:`wav_seconds` gives the length."""
     audio = synthesize(text, sample_rate=sample_rate, tempo=tempo)
+    if max_seconds is not None:
+        audio = audio[:int(max_seconds * sample_rate)]
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
-    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as out:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(sample_rate)
         out.writeframes(pcm.tobytes())
-    return Path(path)
+    return buffer.getvalue()
+
+
+def wav_seconds(data: bytes) -> float:
+    """The length in seconds of the WAV file ``data`` (e.g. from :func:`wav_bytes`)."""
+    with wave.open(io.BytesIO(data), "rb") as sound:
+        return sound.getnframes() / sound.getframerate()
 
 
 # ---------------------------------------------------------------------------------------- codec

@@ -1,5 +1,6 @@
 """Figures of runs as PNG: image grids, point scatter plots, per-column distributions of tables,
-training-loss curves, interpolation strips, molecules drawn by RDKit and chorales as piano rolls.
+training-loss curves, interpolation strips, molecules drawn by RDKit (PNG grids, or one SVG each) and
+chorales as piano rolls.
 
 Each figure is built as PNG bytes (for the HTML report, which embeds them); ``save_*`` writes the same
 bytes to a file atomically.
@@ -149,16 +150,32 @@ def loss_curves_png(history: Sequence[dict[str, Any]]) -> bytes | None:
     return _figure_png(figure)
 
 
-def molecule_grid_png(smiles: Sequence[str], *, columns: int = 4, side: int = 160) -> bytes:
-    """Valid SMILES drawn by RDKit (``Draw.MolsToGridImage``), ``columns`` to a row, ``side`` pixels each."""
+def molecule_grid_png(smiles: Sequence[str], *, columns: int = 4, side: int = 160,
+                      legends: Sequence[str] | None = None) -> bytes:
+    """Valid SMILES drawn by RDKit (``Draw.MolsToGridImage``), ``columns`` to a row, ``side`` pixels each,
+    ``legends`` (one line of text per molecule, e.g. its properties) under the drawings when given."""
     from rdkit import Chem
     from rdkit.Chem import Draw
 
     image = Draw.MolsToGridImage([Chem.MolFromSmiles(s) for s in smiles], molsPerRow=columns,
-                                 subImgSize=(side, side))
+                                 subImgSize=(side, side), legends=None if legends is None else list(legends))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def molecule_svg(smiles: str, *, side: int = 200) -> str | None:
+    """One SMILES drawn by RDKit as an SVG document ``side`` pixels square; ``None`` when RDKit cannot parse it."""
+    from rdkit import Chem
+    from rdkit.Chem.Draw import rdMolDraw2D
+
+    mol = Chem.MolFromSmiles(smiles) if smiles else None
+    if mol is None or mol.GetNumAtoms() == 0:
+        return None
+    drawer = rdMolDraw2D.MolDraw2DSVG(side, side)
+    rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol)
+    drawer.FinishDrawing()
+    return drawer.GetDrawingText()
 
 
 def piano_roll_png(chorale: str) -> bytes:

@@ -1,11 +1,13 @@
-"""One self-contained HTML report of evaluated runs: pictures embedded as base64 PNG, inline CSS, no script.
+"""One self-contained HTML report of evaluated runs: pictures, sound and MIDI embedded as base64, inline CSS,
+no script.
 
 For each run: a grid of samples (images; for a model that draws images from captions, one per test
 caption, the captions listed), a scatter over the real test points (points) or a few generated texts in
 ``<pre>`` blocks (text; for code each marked ✓ or ✗ by whether ``ast.parse`` accepts it, drawn as the
 text evaluation draws them: :func:`genlab.evaluation.text.sampling_options`; SMILES marked by whether
-RDKit parses them, the valid ones drawn; chorales marked by whether they parse, the first drawn as a
-piano roll), the
+RDKit parses them, the valid ones drawn with a table of their QED, logP, SA and MW and the means of those
+beside the test molecules'; chorales marked by whether they parse, the first drawn as a piano roll with an
+``<audio>`` player of its WAV and a link that downloads its MIDI file), the
 training-loss curves from ``model.history_``, an interpolation strip where the family has a latent
 space (``latent_shape`` and ``decode``: a slerp path between two prior draws, decoded), and the metric
 table with bootstrap intervals and the real-vs-real floor. A ranking table per dataset comes first. The page needs no network: open it from disk or mail it. The
@@ -22,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from genlab.data import music
 from genlab.data.dataset import Dataset
+from genlab.data.smiles import molecule_properties
 from genlab.errors import GenlabError
 from genlab.evaluation import Report, branch
 from genlab.evaluation import molecules as molecule_evaluation
@@ -54,6 +58,14 @@ TEXT_SAMPLES_SHOWN = 6
 #: Molecules drawn per SMILES run, and captions (one image each) per run of images from captions.
 MOLECULES_DRAWN = 12
 CAPTIONS_SHOWN = 8
+#: Test molecules at most whose mean properties stand beside the samples'; the properties a molecule run shows.
+PROPERTY_REFERENCE = 1000
+PROPERTY_LABELS = {"qed": "QED", "logp": "logP", "sa": "SA", "mw": "MW"}
+#: Sample rate (Hz), the most seconds and the tempo (quarter notes a minute) of the one chorale a report
+#: embeds as WAV (it stays well under 1 MB).
+AUDIO_RATE = 8000
+AUDIO_SECONDS = 30.0
+AUDIO_TEMPO = 80.0
 #: Frames of an interpolation strip, end points included.
 INTERPOLATION_STEPS = 8
 #: Metrics shown in the ranking table, in this order, where the runs have them.
@@ -177,8 +189,9 @@ def _text_samples(run: RunResult) -> str:
 
 
 def _molecule_samples(run: RunResult) -> str:
-    """A few generated SMILES marked by whether RDKit parses them, and RDKit's drawing of the valid ones
-    among :data:`MOLECULES_DRAWN` samples."""
+    """A few generated SMILES marked by whether RDKit parses them, RDKit's drawing of the valid ones among
+    :data:`MOLECULES_DRAWN` samples (numbered), and a table of each drawn molecule's properties with their
+    means beside those of the test molecules."""
     smiles = [str(s) for s in run.model.sample(MOLECULES_DRAWN, generator=torch.Generator().manual_seed(
         run.report.seed), **molecule_evaluation.sampling_options(run.model))]
     valid = [canonical(s) is not None for s in smiles]
@@ -188,12 +201,40 @@ def _molecule_samples(run: RunResult) -> str:
     drawn = [s for s, ok in zip(smiles, valid) if ok]
     if not drawn:
         return shown + _figure_note("molecules", f"no valid molecule among {MOLECULES_DRAWN} samples to draw")
-    return shown + _figure(molecule_grid_png(drawn), f"the {len(drawn)} valid molecules of {MOLECULES_DRAWN} samples")
+    picture = _figure(molecule_grid_png(drawn, legends=[f"#{i}" for i in range(1, len(drawn) + 1)]),
+                      f"the {len(drawn)} valid molecules of {MOLECULES_DRAWN} samples, numbered as in the table")
+    return shown + picture + _property_table(drawn, [str(s) for s in run.data.x_test[:PROPERTY_REFERENCE]])
+
+
+def _property_table(drawn: list[str], reference: list[str]) -> str:
+    """QED, logP, SA and MW of each drawn molecule, then their means and those of the ``reference`` (test)
+    molecules that RDKit parses."""
+    values = molecule_properties(drawn)
+    real = molecule_properties(reference)
+    head = "".join(f"<th>{_e(label)}</th>" for label in PROPERTY_LABELS.values())
+    rows = [f'<tr><td>#{i + 1}</td><td class="smiles">{_e(s)}</td>'
+            + "".join(f"<td>{values[name][i]:.3g}</td>" for name in PROPERTY_LABELS) + "</tr>"
+            for i, s in enumerate(drawn)]
+    parsed = int((~np.isnan(real["qed"])).sum())
+    for label, table in ((f"mean of the {len(drawn)} valid samples", values),
+                         (f"mean of {parsed} test molecules", real)):
+        cells = "".join(f"<td>{_fmt_mean(table[name])}</td>" for name in PROPERTY_LABELS)
+        rows.append(f'<tr class="mean"><td colspan="2">{_e(label)}</td>{cells}</tr>')
+    return (f'<figure class="text"><div class="scroll"><table class="properties"><thead><tr><th>#</th>'
+            f"<th>SMILES</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div><figcaption>RDKit "
+            f"properties of the drawn molecules: QED drug-likeness (0..1), Crippen logP, synthetic accessibility "
+            f"(1 easy .. 10 hard), molecular weight (g/mol); the test set's means over its first "
+            f"{PROPERTY_REFERENCE} molecules at most</figcaption></figure>")
+
+
+def _fmt_mean(values: np.ndarray) -> str:
+    known = values[~np.isnan(values)]
+    return f"{known.mean():.3g}" if len(known) else "–"
 
 
 def _chorale_samples(run: RunResult) -> str:
     """A few generated excerpts marked by whether they parse as chorales, and the first that does as a
-    piano roll."""
+    piano roll, with an audio player of its WAV (at most :data:`AUDIO_SECONDS`) and its MIDI file to download."""
     texts = [music.whole_steps(str(t)) for t in run.model.sample(
         TEXT_SAMPLES_SHOWN, generator=torch.Generator().manual_seed(run.report.seed),
         **music_evaluation.sampling_options(run.model))]
@@ -202,7 +243,21 @@ def _chorale_samples(run: RunResult) -> str:
                             f"✗ does not", ok="parses as a chorale", bad="does not parse as a chorale")
     if not any(ok):
         return shown + _figure_note("piano roll", "no sample parses")
-    return shown + _figure(piano_roll_png(texts[ok.index(True)]), "the first sample that parses, as a piano roll")
+    first = texts[ok.index(True)]
+    return shown + _figure(piano_roll_png(first), "the first sample that parses, as a piano roll") + _sound(first)
+
+
+def _sound(chorale: str) -> str:
+    """An ``<audio>`` player of ``chorale``'s WAV and a link that downloads its MIDI file, both embedded."""
+    wav = music.wav_bytes(chorale, sample_rate=AUDIO_RATE, tempo=AUDIO_TEMPO, max_seconds=AUDIO_SECONDS)
+    length = music.wav_seconds(wav)
+    whole = music.parse_chorale(chorale).n_steps * music.STEP * 60 / AUDIO_TEMPO
+    cut = "" if whole <= AUDIO_SECONDS else f" (the first {length:.1f} s of {whole:.1f} s)"
+    sound, midi = base64.b64encode(wav).decode("ascii"), base64.b64encode(music.midi_bytes(chorale)).decode("ascii")
+    return (f'<figure class="sound"><audio controls preload="none" src="data:audio/wav;base64,{sound}"></audio>'
+            f'<a download="sample.mid" href="data:audio/midi;base64,{midi}">Download MIDI (sample.mid)</a>'
+            f"<figcaption>the same sample: WAV, {length:.1f} s{cut}, {AUDIO_RATE // 1000} kHz mono by additive "
+            f"synthesis, at {AUDIO_TEMPO:g} quarter notes a minute; the MIDI file holds all of it</figcaption></figure>")
 
 
 def _caption_samples(run: RunResult) -> str:
@@ -344,6 +399,9 @@ figure.text{flex:1 1 100%;min-width:0}.sample{display:flex;gap:8px;align-items:f
 .sample pre{flex:1;margin:0;padding:6px 8px;background:var(--bg);border-radius:6px;font-size:12px;line-height:1.35;
 max-height:16em;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}
 .mark{font-weight:700;font-size:16px;width:1.2em;text-align:center}.mark.ok{color:#2e7d32}.mark.bad{color:var(--bad)}
+table.properties{width:auto}td.smiles{text-align:left;font-family:ui-monospace,monospace;font-size:12px;
+white-space:normal;overflow-wrap:anywhere}tr.mean td{font-weight:600;border-top:2px solid var(--line)}
+figure.sound{display:flex;flex-direction:column;gap:8px;min-width:300px}figure.sound audio{width:100%}
 .flag{display:inline-block;font-size:12px;font-weight:600;color:#fff;background:var(--bad);border-radius:4px;
 padding:1px 6px;vertical-align:middle}
 """
