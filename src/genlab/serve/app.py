@@ -31,6 +31,7 @@ from genlab.serve.completions import (CompletionJob, EventStream, complete, comp
 from genlab.serve.continuous import ContinuousBatcher
 from genlab.serve.errors import APIError, Guard, install_handlers
 from genlab.serve.jobs import run_job, seeded, within
+from genlab.serve.media import media_router
 from genlab.serve.records import record_from_json, records_to_json
 from genlab.serve.registry import LoadedModel, ModelRegistry, describe
 from genlab.serve.schemas import (CompletionRequest, ImagesRequest, InterpolateRequest, RefineRequest,
@@ -80,6 +81,7 @@ def create_app(registry: ModelRegistry, settings: ServeSettings = ServeSettings(
     app.state.batcher = batcher
     continuous = ContinuousBatcher(max_num_seqs=settings.max_num_seqs)
     app.state.continuous = continuous
+    app.include_router(media_router(registry, max_n=settings.max_n, timeout_s=settings.timeout_s))
 
     def model(name: str, *, modality: str | None = None, param: str = "model") -> LoadedModel:
         entry = registry.get(name)

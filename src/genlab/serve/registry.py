@@ -3,8 +3,8 @@
 A request names a model; :meth:`ModelRegistry.get` looks the name up in the loaded set only, so no
 text from a request ever becomes a file-system path. :func:`describe` lists what ``GET /v1/models``
 shows: family, modality, record shape, the sampling options a client may set (name, JSON type,
-default, range or choices) and the condition choices (class names, or table columns with their kind
-and categories).
+default, range or choices) and the condition choices (class names, table columns with their kind
+and categories, or a molecule model's properties with their bins).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from genlab.errors import CheckpointError, ConfigError
 from genlab.api import load
+from genlab.data.smiles import BINS
 from genlab.models.base import GenerativeModel
 from genlab.models.options import SampleOption
 
@@ -108,7 +109,8 @@ def describe(entry: LoadedModel, max_tokens: int | None = None) -> dict[str, Any
 
 def condition_choices(model: GenerativeModel) -> dict[str, Any] | None:
     """What a model may be conditioned on: ``{"classes": [...]}``, ``{"columns": [{name, kind,
-    categories?}], "target"}`` for tables, or ``None``."""
+    categories?}], "target"}`` for tables, ``{"properties": [{name, bins, describe}]}`` for a molecule model
+    fitted with property conditioning (a condition ``{name: bin}``, e.g. ``{"qed": "high"}``), or ``None``."""
     data = model.data_
     if data.modality == "tables":
         codec = model.codec_
@@ -120,6 +122,10 @@ def condition_choices(model: GenerativeModel) -> dict[str, Any] | None:
                 entry["categories"] = list(spec["categories"])
             columns.append(entry)
         return {"columns": columns, "target": data.target}
+    if data.modality == "smiles" and model.codec_.properties:
+        codec = model.codec_
+        return {"properties": [{"name": name, "bins": list(BINS), "describe": codec.describe_bins(name)}
+                               for name in codec.properties]}
     if data.class_names:
         return {"classes": list(data.class_names)}
     return None
