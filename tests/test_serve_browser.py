@@ -1,16 +1,21 @@
-"""The playground page in Debian's Chromium (Playwright): generate for an image, a table and a text
-model, pick a record, variations, interpolation, refine, downloads, readable errors, the API key.
+"""The playground page in Debian's Chromium (Playwright): generate for an image, a table, a text, a molecule
+and a chorale model, pick a record, variations, interpolation, refine, downloads, readable errors, the API key.
 
 Each view is screenshotted into the test's temporary folder. Skips, saying why, without Chromium.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import shutil
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from genlab.serve import ModelRegistry, ServeSettings
@@ -26,10 +31,38 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 KEY = "page-key"
 
 
+MOLECULES = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "Clc1ccc(Br)cc1", "O=C1CCCN1", "CCN(CC)CC", "CC#N"]
+CHORALE = ("| 67 64 60 48 _ _ _ _ 69 65 60 53 _ _ _ _ 71 67 62 55 _ _ _ _ 72 67 64 48 _ _ _ _ "
+           "| 72 69 65 53 _ _ _ 50 71 67 62 55 _ _ _ _ 72 64 55 48 _ _ _ _ _ _ _ _ R R R R")
+
+
+def build_media_runs(folder: Path) -> list[Path]:
+    """A tiny property-conditioned SMILES model (``molecules``) and a tiny chorale model (``chorales``), saved."""
+    from genlab.data import music
+    from genlab.data.dataset import Dataset
+    from genlab.data.text import string_array
+    from genlab.models.transformer import TransformerModel
+    from genlab.train import TrainConfig
+
+    pieces = string_array([music.transpose_chorale(CHORALE, k) for k in range(-3, 4)])
+    data = {"molecules": (Dataset(name="toy", modality="smiles", x_train=string_array(MOLECULES * 4),
+                                  x_test=string_array(MOLECULES[:3])), {"properties": ["qed", "mw"]}),
+            "chorales": (Dataset(name="toy", modality="music", x_train=pieces, x_test=pieces[:1]), {})}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [TransformerModel(n_layer=1, n_head=2, n_embd=16, block_size=32, **options)
+                .fit(dataset, train=TrainConfig(steps=30, batch_size=8, lr=1e-2, device="cpu", seed=0))
+                .save_pretrained(folder / name) for name, (dataset, options) in data.items()]
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     runs = build_runs(tmp_path_factory.mktemp("browser-runs"))
-    return ModelRegistry.from_runs([runs[name] for name in ("digits_vae", "table", "code", "ring")])
+    media = build_media_runs(tmp_path_factory.mktemp("media-runs"))
+    return ModelRegistry.from_runs([runs[name] for name in ("digits_vae", "table", "code", "ring")] + media)
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +198,54 @@ def test_points_scatter_and_csv(page, tmp_path):
     saved = tmp_path / "points.csv"
     download.value.save_as(saved)
     assert saved.read_text().splitlines()[0] == "x0,x1" and len(saved.read_text().splitlines()) == 31
+
+
+def test_molecules_are_drawn_with_properties_and_condition_bins(page, tmp_path):
+    from genlab.data.smiles import molecule_properties
+
+    page.select_option("#model", "molecules")
+    assert page.eval_on_selector_all("#prop-qed option", "os => os.map(o => o.textContent)") == ["any", "low", "mid",
+                                                                                                  "high"]
+    assert page.locator("#prop-mw").count() == 1 and page.locator("#prop-logp").count() == 0   # the model's own
+    generate(page, "molecules", 6, choose={"#prop-qed": "high"}, fill={"#opt-max_new_tokens": "24"})
+    assert page.text_content("#error") == "" and page.locator("#results .card").count() == 6
+    cards = page.eval_on_selector_all("#results .card", """cards => cards.map(c => ({
+        smiles: c.querySelector("pre").textContent,
+        drawn: c.querySelector("img.molecule") ? [c.querySelector("img.molecule").complete,
+                                                   c.querySelector("img.molecule").naturalWidth] : null,
+        heads: [...c.querySelectorAll("table.props th")].map(t => t.textContent),
+        values: [...c.querySelectorAll("table.props td")].map(t => parseFloat(t.textContent)),
+        note: c.querySelector(".media-note") ? c.querySelector(".media-note").textContent : ""}))""")
+    drawn = [card for card in cards if card["drawn"]]
+    assert drawn, cards   # the seeded tiny model draws at least one valid molecule
+    for card in cards:
+        expected = molecule_properties([card["smiles"]])
+        if card["drawn"] is None:
+            assert np.isnan(expected["qed"][0]) and "RDKit cannot parse" in card["note"]
+            continue
+        assert card["drawn"] == [True, 220] and card["heads"] == ["QED", "logP", "SA", "MW"]
+        assert card["values"] == pytest.approx([expected[n][0] for n in ("qed", "logp", "sa", "mw")], rel=2e-3)
+    page.screenshot(path=tmp_path / "molecules.png", full_page=True)
+    page.click("#results .card >> nth=0")
+    assert 'condition {"qed":"high"}' in page.text_content("#subject-info")
+
+
+def test_chorales_show_a_piano_roll_play_as_wav_and_download_as_midi(page, tmp_path):
+    generate(page, "chorales", 2, fill={"#opt-max_new_tokens": "60"})
+    assert page.text_content("#error") == ""
+    assert page.locator("#results .card").count() == 2
+    rolls = decoded_images(page, "#results img.piano-roll")
+    assert rolls and all(done and width > 200 for done, width, _ in rolls)
+    sources = page.eval_on_selector_all("#results audio[controls]", "as => as.map(a => a.getAttribute('src'))")
+    assert len(sources) == len(rolls) and all(src.startswith("data:audio/wav;base64,") for src in sources)
+    with wave.open(io.BytesIO(base64.b64decode(sources[0].split(",", 1)[1]))) as sound:
+        assert sound.getnchannels() == 1 and sound.getnframes() > sound.getframerate() / 2   # over half a second
+    page.screenshot(path=tmp_path / "chorales.png", full_page=True)
+    with page.expect_download() as download:
+        page.click("#results a.midi >> nth=0")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.suffix == ".mid" and saved.read_bytes()[:4] == b"MThd"
 
 
 def test_errors_are_readable_on_the_page(page, tmp_path):
