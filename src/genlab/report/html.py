@@ -257,7 +257,8 @@ def _sound(chorale: str) -> str:
     return (f'<figure class="sound"><audio controls preload="none" src="data:audio/wav;base64,{sound}"></audio>'
             f'<a download="sample.mid" href="data:audio/midi;base64,{midi}">Download MIDI (sample.mid)</a>'
             f"<figcaption>the same sample: WAV, {length:.1f} s{cut}, {AUDIO_RATE // 1000} kHz mono by additive "
-            f"synthesis, at {AUDIO_TEMPO:g} quarter notes a minute; the MIDI file holds all of it</figcaption></figure>")
+            f"synthesis, at {AUDIO_TEMPO:g} quarter notes a minute; the MIDI file holds all of it</figcaption>"
+            "</figure>")
 
 
 def _caption_samples(run: RunResult) -> str:
