@@ -292,7 +292,7 @@ def test_a_reader_behind_the_decoding_thread_gets_every_step_so_far_at_once():
         completion = Completion([], asyncio.get_running_loop())
         first, second, third = ([Event(0, (text,), False)] for text in "abc")
         for item in (first, second, RuntimeError("the model failed"), third):
-            completion.queue.put_nowait(item)
+            completion._put(item)
         got = [await completion.next(1.0)]   # both steps, in order, then the error once they are handled
         with pytest.raises(RuntimeError, match="the model failed"):
             await completion.next(1.0)

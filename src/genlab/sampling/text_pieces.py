@@ -19,9 +19,13 @@ class TextPieces:
     :meth:`genlab.data.text.CharCodec.detokenize`) grows the text a token at a time, not from every id.
     """
 
-    def __init__(self, detokenize: Callable[[list[int]], str], stop: tuple[str, ...] = ()) -> None:
+    def __init__(self, detokenize: Callable[[list[int]], str], stop: tuple[str, ...] = (),
+                 texts: dict[int, str] | None = None) -> None:
         self.detokenize, self.stop = detokenize, stop
         self.additive = bool(getattr(detokenize, "additive", False))
+        #: token id -> its text, for an additive ``detokenize`` (may be shared by every continuation of one
+        #: vocabulary: a batch of 16 spent a tenth of its step detokenizing a token at a time)
+        self.texts = {} if texts is None else texts
         self.ids: list[int] = []
         self.text = self.sent = ""   # the text so far (additive), and what was sent of it
         self.stopped = False
@@ -29,7 +33,16 @@ class TextPieces:
     def add(self, token: int) -> str:
         """The newly final text after ``token`` (may be empty)."""
         self.ids.append(token)
-        text = self.text = self.text + self.detokenize([token]) if self.additive else self.detokenize(self.ids)
+        if self.additive:
+            piece = self.texts.get(token)
+            if piece is None:
+                piece = self.texts[token] = self.detokenize([token])
+            text = self.text = self.text + piece
+            if not self.stop and not text.endswith("\ufffd"):   # the common case: nothing to hold back
+                piece, self.sent = text[len(self.sent):], text
+                return piece
+        else:
+            text = self.detokenize(self.ids)
         cut = min((text.find(s) for s in self.stop if s in text), default=-1) if self.stop else -1
         if cut >= 0:
             self.stopped = True
