@@ -38,8 +38,12 @@ import torch
 from genlab.errors import ConfigError
 from genlab.sampling.decoding import GenerationConfig, process_logits
 from genlab.sampling.text_pieces import TextPieces
-from genlab.sampling.race import race
+from genlab.sampling.race import NoiseAhead
 from genlab.sampling.row_exact import RowExactStep
+
+
+#: Tokens of race noise a sequence draws ahead at most, and values (tokens times vocabulary) a draw keeps under.
+NOISE_DEPTH, NOISE_VALUES = 8, 65536
 
 
 @dataclass(eq=False)
@@ -61,6 +65,9 @@ class DecodingSequence:
         length: positions in its slot (0: not encoded yet).
         position: position embedding index of its next token.
         capacity: positions its slot may hold before the window slides (as the lone call's cache).
+        noise_left: rows of race noise its slot holds drawn ahead from its generator and not yet used, ``-1``
+            before the first (:class:`~genlab.sampling.race.NoiseAhead`; the generator is that much further on
+            than alone).
     """
 
     prompt: list[int]
@@ -75,6 +82,7 @@ class DecodingSequence:
     length: int = 0
     position: int = 0
     capacity: int = 0
+    noise_left: int = -1
 
     @property
     def done(self) -> bool:
@@ -112,6 +120,7 @@ class BatchDecoder:
             raise ConfigError(f"max_sequences must be at least 1, got {max_sequences}")
         self.network, self.eos, self.detokenize, self.max_sequences = network, eos, detokenize, max_sequences
         self.row_step = RowExactStep(network, max_rows=max_sequences)
+        self.noise: NoiseAhead | None = None   # made at the first draw, for the logits' width
         self.cache = self.row_step.new_cache()
         self.device = next(network.parameters()).device
         self._running: list[DecodingSequence] = []
@@ -207,8 +216,8 @@ class BatchDecoder:
         if together:
             together.sort(key=lambda i: self._running[i].slot)   # slots 0 .. B-1 in order need no idle rows
             rows = [self._running[i] for i in together]
-            tokens = torch.tensor([s.tokens[-1] for s in rows], dtype=torch.long, device=self.device)
-            positions = torch.tensor([s.position for s in rows], dtype=torch.long, device=self.device)
+            tokens, positions = torch.tensor([[s.tokens[-1] for s in rows], [s.position for s in rows]],
+                                             dtype=torch.long, device=self.device)                  # (B,) each
             batched = self.row_step(tokens, positions, self.cache, [s.slot for s in rows],
                                     [s.length for s in rows])                                 # (B, V)
             self.batch_sizes.append(len(rows))
@@ -244,8 +253,7 @@ class BatchDecoder:
         logits = self.network(window, cache=self.cache.row(sequences[0].slot), positions=positions, mask=None)
         return logits[:, -1]
 
-    @staticmethod
-    def _choose(sequences: list[DecodingSequence], logits: list[torch.Tensor]) -> list[int]:
+    def _choose(self, sequences: list[DecodingSequence], logits: list[torch.Tensor]) -> list[int]:
         """Each sequence's next token from its logits ``(1, V)``: the token ``choose(process_logits(...))``
         picks for it alone (module doc, step 4)."""
         scores = torch.cat(logits).float()                                              # (B, V)
@@ -267,12 +275,26 @@ class BatchDecoder:
                     seen[0, torch.tensor(sequences[i].tokens, device=scores.device)] = True
                 scores[i:i + 1] = process_logits(scores[i:i + 1], seen, config)
         if len(sampled) == len(sequences):
-            tokens = race(scores.softmax(-1), [sequence.generator for sequence in sequences])   # (B,)
+            tokens = self._race(scores.softmax(-1), sequences)                        # (B,)
         else:
             tokens = scores.argmax(-1)                                                  # (B,) greedy rows
             if sampled:
-                tokens[sampled] = race(scores[sampled].softmax(-1), [sequences[i].generator for i in sampled])
+                tokens[sampled] = self._race(scores[sampled].softmax(-1), [sequences[i] for i in sampled])
         return tokens.tolist()
+
+    def _race(self, probs: torch.Tensor, sequences: list[DecodingSequence]) -> torch.Tensor:
+        """:func:`~genlab.sampling.race.race` of ``probs (B, V)``, each row's noise from its sequence's generator,
+        drawn ahead (:class:`~genlab.sampling.race.NoiseAhead`)."""
+        if self.noise is None:
+            vocab = probs.shape[-1]
+            self.noise = NoiseAhead(vocab, max(1, min(NOISE_DEPTH, NOISE_VALUES // vocab)), device=probs.device,
+                                    dtype=probs.dtype)
+        left = [sequence.noise_left for sequence in sequences]
+        noise = self.noise.rows([sequence.slot for sequence in sequences], left,
+                                [sequence.generator for sequence in sequences])               # (B, V)
+        for sequence, count in zip(sequences, left):
+            sequence.noise_left = count
+        return (probs / noise).argmax(-1)
 
     def _advance(self, sequence: DecodingSequence, token: int) -> Update:
         """Append the sequence's chosen token and advance its text."""
