@@ -21,7 +21,7 @@ from genlab.models.transformer.gpt import GPT
 from genlab.nn.attention import DECODE_ALIGN, read_mask, round_up
 from genlab.sampling.batch_decoding import BatchDecoder
 from genlab.sampling.decoding import GenerationConfig, stream
-from genlab.sampling.race import race
+from genlab.sampling.race import NoiseAhead, race
 from genlab.sampling.row_exact import RowExactStep
 from genlab.sampling.text_pieces import TextPieces
 from genlab.serve import ModelRegistry, ServeSettings, create_app
@@ -194,6 +194,26 @@ def test_the_exponential_race_draws_what_torch_multinomial_draws():
         alone = [torch.multinomial(probs[row:row + 1], 1, generator=torch.Generator().manual_seed(10 + row))[0]
                  for row in range(4)]
         assert torch.equal(race(probs, own), torch.cat(alone))   # a generator per row, as in a batch
+
+
+def test_noise_drawn_ahead_is_the_noise_each_row_draws_a_token_at_a_time():
+    # the batch decoder's race noise: a block of rows per slot every few tokens, staggered by slot, equal to
+    # the (1, V) draw a lone race makes at each token; a row without a generator draws from the default one
+    vocab, depth = 50, 4
+    noise = NoiseAhead(vocab, depth, device=torch.device("cpu"), dtype=torch.float32)
+    assert noise.exact()
+    slots = [0, 3, 6]
+    ahead = [torch.Generator().manual_seed(20 + slot) for slot in slots]
+    alone = [torch.Generator().manual_seed(20 + slot) for slot in slots]
+    left = [-1] * len(slots)
+    for _ in range(11):
+        rows = noise.rows(slots, left, ahead)                                           # (3, V)
+        for row, generator in enumerate(alone):
+            assert torch.equal(rows[row], torch.empty(1, vocab).exponential_(1, generator=generator)[0])
+    torch.manual_seed(5)
+    drawn = noise.rows([1], [-1], [None])[0]
+    torch.manual_seed(5)
+    assert torch.equal(drawn, torch.empty(1, vocab).exponential_(1)[0])
 
 
 def test_text_pieces_hold_back_split_characters_and_stop_prefixes():

@@ -217,7 +217,7 @@ class BatchDecoder:
             together.sort(key=lambda i: self._running[i].slot)   # slots 0 .. B-1 in order need no idle rows
             rows = [self._running[i] for i in together]
             tokens, positions = torch.tensor([[s.tokens[-1] for s in rows], [s.position for s in rows]],
-                                             dtype=torch.long, device=self.device)                  # (B,) each
+                                             dtype=torch.long, device=self.device).unbind(0)        # (B,) each
             batched = self.row_step(tokens, positions, self.cache, [s.slot for s in rows],
                                     [s.length for s in rows])                                 # (B, V)
             self.batch_sizes.append(len(rows))

@@ -240,7 +240,7 @@ class RowExactStep:
             self._probe()
         network = self.network
         device = tokens.device
-        index, length = torch.tensor([slots, lengths], device=device)                  # (B,) each
+        index, length = torch.tensor([slots, lengths], device=device).unbind(0)        # (B,) each
         x = self._embed(tokens, positions)                                             # (B, 1, C)
         B, _, C = x.shape
         R, S = max(slots) + 1, round_up(max(lengths) + 1, cache.align)                 # rows, slots read
