@@ -23,7 +23,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from starlette.concurrency import run_in_threadpool
@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 IDLE_S = 5.0
 
 
-@dataclass(frozen=True)
-class Event:
-    """What a step did to choice ``index`` of a request: pieces of text made final, and whether it ended."""
+class Event(NamedTuple):
+    """What a step did to choice ``index`` of a request: pieces of text made final, and whether it ended (a
+    named tuple: one is made per stream per step)."""
 
     index: int
     pieces: tuple[str, ...]
