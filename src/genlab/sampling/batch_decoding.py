@@ -229,10 +229,19 @@ class BatchDecoder:
             batched = self.row_step(tokens, positions, self.cache, [s.slot for s in rows],
                                     [s.length for s in rows])                                 # (B, V)
             self.batch_sizes.append(len(rows))
-            for row, (index, sequence) in enumerate(zip(together, rows)):
+            for sequence in rows:
                 sequence.length += 1
                 sequence.position += 1
-                logits[index] = batched[row:row + 1]
+            if len(rows) == len(self._running):   # the common step, no window encoded: one gather, if any
+                if together != list(range(len(rows))):
+                    order = [0] * len(rows)
+                    for row, index in enumerate(together):
+                        order[index] = row
+                    batched = batched[order]
+                logits = [batched]
+            else:
+                for row, index in enumerate(together):
+                    logits[index] = batched[row:row + 1]
         tokens = self._choose(self._running, logits)
         advance = self._advance
         updates = [advance(sequence, token) for sequence, token in zip(self._running, tokens)]
@@ -262,12 +271,13 @@ class BatchDecoder:
         return logits[:, -1]
 
     def _choose(self, sequences: list[DecodingSequence], logits: list[torch.Tensor]) -> list[int]:
-        """Each sequence's next token from its logits ``(1, V)``: the token ``choose(process_logits(...))``
-        picks for it alone (module doc, step 4)."""
-        scores = torch.cat(logits).float()                                              # (B, V)
+        """Each sequence's next token from its logits (``(1, V)`` each, or one ``(B, V)`` of them all): the token
+        ``choose(process_logits(...))`` picks for it alone (module doc, step 4)."""
+        scores = (logits[0] if len(logits) == 1 else torch.cat(logits)).float()       # (B, V)
         configs = [sequence.config for sequence in sequences]
+        plains = [_plain(config) for config in configs]
         sampled = [i for i, config in enumerate(configs) if not config.greedy]
-        plain = [i for i in sampled if _plain(configs[i])]
+        plain = [i for i in sampled if plains[i]]
         if plain:   # process_logits of a plain row is its division by the temperature
             temperature = torch.tensor([configs[i].temperature for i in plain], dtype=scores.dtype,
                                        device=scores.device)
@@ -276,7 +286,7 @@ class BatchDecoder:
             else:
                 scores[plain] = scores[plain] / temperature[:, None]
         for i, config in enumerate(configs):
-            if not _plain(config):
+            if not plains[i]:
                 seen = None
                 if config.repetition_penalty != 1.0:
                     seen = torch.zeros(1, scores.shape[-1], dtype=torch.bool, device=scores.device)
