@@ -54,9 +54,9 @@ class Completion:
     """The sequences of one request, and what the decoding thread has answered it so far.
 
     The answers wait in a list, and a reader with nothing to read waits on one future that the loop's flush
-    resolves: at 16 streams an ``asyncio.Queue`` read through ``ensure_future(queue.get())`` and
-    ``asyncio.wait`` cost the event loop about 13 us a stream a step (a task, a waiter and their callbacks),
-    a third of what it spent per step beside the decoding thread, with which it shares the GIL.
+    resolves: an ``asyncio.Queue`` read through ``ensure_future(queue.get())`` and ``asyncio.wait`` (a task,
+    a waiter and their callbacks) cost the event loop about 13 us a stream a step, the future about 5 (16
+    readers woken per step, rough), time the loop holds the GIL that the decoding thread's next step waits for.
     """
 
     choices: list[tuple[list[int], GenerationConfig, torch.Generator]]
