@@ -28,7 +28,7 @@ FOLLOWS = {START: {ATOM, PREFIX}, AFTER_ATOM: _AFTER_ATOM, AFTER_RING: _AFTER_AT
            CHAIN_BOND: {ATOM, RING}, BRANCH_BOND: {ATOM}, AFTER_OPEN: {ATOM, BOND}, AFTER_DOT: {ATOM}}
 #: Kinds whose shortest completion starts with an atom.
 NEEDS_ATOM = (START, CHAIN_BOND, BRANCH_BOND, AFTER_OPEN, AFTER_DOT)
-#: Deepest branch nesting the grammar follows (MOSES's molecules nest at most 4 deep).
+#: Deepest branch nesting the grammar follows (MOSES's 1.58 million training molecules nest at most 5 deep).
 MAX_DEPTH = 16
 
 
