@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import threading
 import time
+import types
 
 import httpx
 import pytest
@@ -335,6 +337,61 @@ def test_a_step_wakes_an_event_loop_only_when_no_wake_up_is_pending_there():
 
     events, wake_ups = asyncio.run(read())
     assert [event.pieces for event in events] == [("a",), ("b",), ("c",), ("d",)] and wake_ups == 2
+
+
+def stepped_loop(streams: int, fail_at: int | None = None) -> tuple[list[Completion], list[list[list[Event]]]]:
+    """A decoding loop stepped by hand over ``streams`` one-choice requests of 12 tokens that all run to their
+    budget (every id has a character, the end token is none of them); what each step handed each request.
+    With ``fail_at``, that step's network call raises."""
+    decoder = BatchDecoder(network(1, 2, 16, 32), eos=-1, detokenize=lambda ids: "".join(chr(97 + i) for i in ids),
+                           max_sequences=streams)
+    if fail_at is not None:
+        steps, step = [0], decoder.step
+
+        def failing() -> list:
+            steps[0] += 1
+            if steps[0] == fail_at:
+                raise RuntimeError("the model failed")
+            return step()
+
+        decoder.step = failing
+    model_loop = ModelLoop(types.SimpleNamespace(lock=threading.Lock(), name="code"), decoder, None)
+    writes: list[list[list[Event]]] = []
+    model_loop._post = lambda loop, deliveries: writes[-1].extend(deliveries)
+    config, loop = GenerationConfig(max_new_tokens=12, temperature=0), asyncio.new_event_loop()
+    completions = [Completion([([EOS, i], config, torch.Generator().manual_seed(i))], loop) for i in range(streams)]
+    model_loop._adding = list(completions)
+    model_loop._admit()
+    while model_loop.live:
+        writes.append([])
+        model_loop._step()
+    return completions, [[next((events for c, events in step if c is completion), []) for step in writes]
+                         for completion in completions]
+
+
+@pytest.mark.parametrize("streams, interval", [(2, 1), (8, 4)])
+def test_with_many_streams_live_each_is_written_every_few_tokens(streams, interval):
+    # STREAMS_PER_STEP = 2: 2 streams get every token as it is made, 8 get theirs every 4 steps
+    completions, handed = stepped_loop(streams)
+    completions[0].loop.close()
+    for steps in handed:
+        sizes = [len(events) for events in steps]
+        due = [1, *[interval] * (11 // interval), *([11 % interval] if 11 % interval else [])]
+        assert [size for size in sizes if size] == due   # the first token at once, the last with the end
+        assert [index for index, size in enumerate(sizes) if size][0] == 0
+        events = [event for events in steps for event in events]
+        assert len(events) == 12 and [event.done for event in events] == [False] * 11 + [True]
+
+
+def test_events_held_back_reach_the_reader_before_the_failure_of_the_model():
+    completions, handed = stepped_loop(8, fail_at=4)   # held: steps 2 and 3's events
+    assert [len(events) for events in handed[0]] == [1, 0, 0, 0]
+    loop = completions[0].loop
+    held = loop.run_until_complete(completions[0].next(1.0))
+    assert len(held) == 2 and all(event.pieces and not event.done for event in held)
+    with pytest.raises(RuntimeError, match="the model failed"):
+        loop.run_until_complete(completions[0].next(1.0))
+    loop.close()
 
 
 @pytest.mark.parametrize("header", [{"id": "cmpl-1", "object": "text_completion", "created": 17, "model": "cöde"}, {}])

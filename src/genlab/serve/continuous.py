@@ -10,6 +10,17 @@ event loop at most once, and not while an earlier wake-up is still pending there
 takes several steps' events at once, and its readers write them in one send each. Each step
 holds the model's lock, so the model's other routes run between steps, never during one.
 
+With many streams live, each stream's pieces go out every few tokens rather than every token (vLLM's
+``stream_interval``, here scaled by the load): with ``R`` sequences decoding, a request's events are handed
+over every ``ceil(R / STREAMS_PER_STEP)`` steps that made some, so a step makes about ``STREAMS_PER_STEP``
+streams' writes whatever ``R`` is. A write is the reader's wake-up, an SSE send and the client's read: the
+event loop runs it holding the GIL the decoding thread needs for its next step, and the client runs it on the
+same cores. A request's first events (its time to first token), a choice's end and the request's end go out
+at once; the chunks a client reads are the same, only fewer writes carry them. At ``R <= STREAMS_PER_STEP``
+every token goes out as it is made. (Exploration on a shared 2-core CPU, 16 streams of 128 tokens, three
+interleaved runs: the client's CPU per step fell from 0.53-0.81 ms to 0.32-0.42 ms, the server's from
+0.83-1.12 ms to 0.76-1.03 ms; rough figures under load.)
+
 A model decodes here when its records are text (a token codec with ``tokenize``/``detokenize``), its
 network has GPT-2's layout and passes the row-exact probe, and it carries no sample processors of its own
 (a text watermark's logits processor); otherwise its completions run one at a time through
@@ -38,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a decoding thread waits for work before it ends (the next request starts another).
 IDLE_S = 5.0
+#: Streams a decoding step hands text to, about, however many are live (module doc).
+STREAMS_PER_STEP = 2
 
 
 class Event(NamedTuple):
@@ -141,7 +154,7 @@ class ModelLoop:
         self._adding: list[Completion] = []
         self._cancelling: list[Completion] = []
         self._thread: threading.Thread | None = None
-        self._sequences: dict[Completion, list[DecodingSequence]] = {}
+        self._requests: dict[Completion, _Request] = {}
         # per event loop, the deliveries a scheduled flush will hand over (module doc: one wake-up at a time)
         self._outboxes: dict[asyncio.AbstractEventLoop, list[tuple[Completion, list[Event]]]] = {}
         self._outbox_lock = threading.Lock()
@@ -181,18 +194,24 @@ class ModelLoop:
                     if not self._wake.wait(IDLE_S) and not (self._adding or self._cancelling):
                         self._thread = None
                         return
-                adding, self._adding = self._adding, []
-                cancelling, self._cancelling = self._cancelling, []
-            for completion in cancelling:
-                for sequence in self._sequences.pop(completion, []):
-                    self.decoder.cancel(sequence)
-            for completion in adding:
-                if not completion.cancelled:
-                    self._sequences[completion] = [
-                        self.decoder.add(prompt, config, generator=generator, tag=(completion, index))
-                        for index, (prompt, config, generator) in enumerate(completion.choices)]
+            self._admit()
             if self.live:
                 self._step()
+
+    def _admit(self) -> None:
+        """Hand the decoder the requests submitted and the cancellations asked for since the last step."""
+        with self._wake:
+            adding, self._adding = self._adding, []
+            cancelling, self._cancelling = self._cancelling, []
+        for completion in cancelling:
+            request = self._requests.pop(completion, None)
+            for sequence in request.sequences if request is not None else ():
+                self.decoder.cancel(sequence)
+        for completion in adding:
+            if not completion.cancelled:
+                self._requests[completion] = _Request([
+                    self.decoder.add(prompt, config, generator=generator, tag=(completion, index))
+                    for index, (prompt, config, generator) in enumerate(completion.choices)])
 
     def _step(self) -> None:
         try:
@@ -204,14 +223,27 @@ class ModelLoop:
             log.exception("continuous batching: a step of model %r failed", self.entry.name)
             failed = {sequence.tag[0] for sequence in self.decoder.clear()}
             for completion in failed:
-                self._sequences.pop(completion, None)
+                request = self._requests.pop(completion, None)
+                if request is not None and request.held:   # the events before the failure go first
+                    completion._deliver(request.held)
                 completion._deliver(error)
             return
+        interval = -(-self.decoder.running // STREAMS_PER_STEP)   # steps a stream's events wait at most
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Completion, list[Event]]]] = {}
         for completion, events in _by_request(updates).items():
-            by_loop.setdefault(completion.loop, []).append((completion, events))
-            if all(sequence.done for sequence in self._sequences.get(completion, ())):
-                self._sequences.pop(completion, None)
+            request = self._requests.get(completion)
+            if request is None:   # not decoding here any more: hand the events over as they are
+                by_loop.setdefault(completion.loop, []).append((completion, events))
+                continue
+            request.held.extend(events)
+            request.steps_held += 1
+            ended = all(sequence.done for sequence in request.sequences)
+            if ended:
+                del self._requests[completion]
+            if (ended or not request.written or request.steps_held >= interval
+                    or any(event.done for event in events)):
+                by_loop.setdefault(completion.loop, []).append((completion, request.held))
+                request.held, request.steps_held, request.written = [], 0, True
         for loop, deliveries in by_loop.items():
             self._post(loop, deliveries)
 
@@ -239,6 +271,17 @@ class ModelLoop:
             deliveries = self._outboxes.pop(loop, [])
         for completion, events in deliveries:
             completion._put(events)
+
+
+@dataclass(eq=False)
+class _Request:
+    """A request as its decoding thread sees it: its sequences, and the events its stream has not been handed
+    yet (module doc: a stream's text goes out every few tokens when many are live)."""
+
+    sequences: list[DecodingSequence]
+    held: list[Event] = field(default_factory=list)
+    steps_held: int = 0          # steps whose events ``held`` holds
+    written: bool = False        # whether any events were handed over (the first go out at once)
 
 
 def _by_request(updates: list[Update]) -> dict[Completion, list[Event]]:
