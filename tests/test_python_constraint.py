@@ -241,6 +241,34 @@ def test_a_model_that_writes_on_past_its_function_gives_the_function_alone():
     assert free.startswith(function + "\nclass A:") and len(free) == len("def ") + 100
 
 
+def test_near_the_budget_a_sample_ends_at_the_first_line_end_where_its_text_parses():
+    """A model that writes method after method inside its function never comes back to column 0. In the last
+    ``margin`` tokens of the budget the sample ends at a logical line end after which the text parses (one token a
+    character here): not at a blank line or a block header; with no such line end in the window it runs to the
+    budget unfinished, as it does everywhere when the constraint is not told the budget."""
+    methods = "".join(f"\n    def m{i}(self):\n        return {i}\n" for i in range(9))
+    script = "f(x):" + methods
+    data = Dataset("code", "text", string_array(["def " + script] * 4), string_array([script]))
+    model = genlab.fit(data, family="transformer", tokenizer="char", n_layer=1, n_head=2, n_embd=8, block_size=16,
+                       train={"steps": 1, "batch_size": 2, "seed": 0})
+    codec = model.codec_
+    model.network_ = Scripted(codec.tokenize(script), 1 + len(codec.tokenize("def ")), codec.vocab_size)
+
+    def sample(budget: int | None, margin: int) -> str:
+        constraint = PythonSyntax.for_codec(codec, max_new_tokens=budget, margin=margin)
+        return str(model.sample(1, prompt="def ", logits_processors=(constraint,), temperature=0.0,
+                                max_new_tokens=budget or 60, use_cache=False)[0])
+
+    one = "def f(x):\n    def m0(self):\n        return 0\n"
+    two = one + "\n    def m1(self):\n        return 1\n"
+    ends = len(one) - len("def "), len(two) - len("def ")   # tokens drawn at their line ends: 41 and 77
+    assert sample(90, 90 - ends[0] + 1) == one and parses(one)    # the window opens at token 41: the first end
+    assert sample(90, 90 - ends[0]) == two and parses(two)        # at 42: the blank line, the header: read on
+    assert sample(ends[1], 1) == two                               # the very last token may end it
+    assert sample(60, 10) == "def " + script[:60] and not parses("def " + script[:60])   # none from 51 to 60
+    assert sample(None, 40) == "def " + script[:60]                  # no budget told: no end near it
+
+
 def test_a_character_split_over_byte_tokens_is_judged_once_whole():
     def utf8(ids):
         return bytes(i for i in ids if i != 256).decode("utf-8", "replace")

@@ -8,8 +8,8 @@ have been drawn, and reports the share that passed. Under ``--constrain python``
 or ``--stop``) only where its text parses, and it ends after its first complete top-level statement: a new line
 it starts at column 0 (outside strings and brackets; not ``else``/``elif``/``except``/``finally``) after text that
 parses is not part of it (:mod:`genlab.sampling.python_constraint`), so ``--prompt 'def '`` gives one function.
-A sample that reaches ``--max-new-tokens`` first is cut unfinished, written with ``"valid": false`` when it does
-not parse and counted on stderr. The decoding flags have
+In the last tokens before ``--max-new-tokens`` it also ends at the end of any logical line after which its text
+parses; one that meets none in time is cut unfinished, written with ``"valid": false`` and counted on stderr. The decoding flags have
 Hugging Face ``generate``'s names and meanings (:mod:`genlab.cli.decoding_options`): ``--max-new-tokens``,
 ``--temperature`` (0 = greedy), ``--top-k``, ``--top-p``, ``--num-beams``, ``--repetition-penalty``,
 ``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it is generated (and writes
@@ -63,7 +63,7 @@ from genlab.io import atomic_path
 from genlab.provenance.embed import watermark_options
 from genlab.models.base import check_count
 from genlab.report.figures import save_image_grid, save_scatter
-from genlab.sampling.decoding import VERIFIERS, sample_verified
+from genlab.sampling.decoding import VERIFIERS, GenerationConfig, sample_verified
 from genlab.sampling.python_constraint import CONSTRAINTS, text_constraint
 
 SUFFIXES = (".npy", ".csv", ".png", ".txt", ".jsonl", ".smi", *SCORE_SUFFIXES)
@@ -102,7 +102,7 @@ def sample(
     constrain: Annotated[str | None, typer.Option(
         "--constrain", help=f"Constrain text decoding: {', '.join(CONSTRAINTS)} (drop each token after which the "
                             "text can no longer become valid Python, and end each sample after its first complete "
-                            "top-level statement); smiles and music: grammar (the default: "
+                            "top-level statement, or near --max-new-tokens at a line end where it parses); smiles and music: grammar (the default: "
                             "every sample parses; chorales without parallel fifths or octaves), syntax (the "
                             "grammar alone) or none.")] = None,
     melody: Annotated[str | None, typer.Option(
@@ -174,7 +174,9 @@ def sample(
             raise ConfigError(f"--{remedy.name} decides {fixed[0]}: drop --condition {fixed[0]}=..., or the "
                               f"remedy, which would have nothing to equalise")
         options["processors"] = [*options.get("processors", ()), remedy]
-    constraint = None if constrain is None else text_constraint(model, constrain, stop=options.get("stop") or ())
+    constraint = None if constrain is None else text_constraint(
+        model, constrain, stop=options.get("stop") or (),
+        max_new_tokens=options.get("max_new_tokens", GenerationConfig.max_new_tokens))
     if constraint is not None:
         options["logits_processors"] = (*options.get("logits_processors", ()), constraint)
     printed = out is None and modality in TEXT_MODALITIES   # text goes to the terminal unless --out says where

@@ -21,7 +21,16 @@ for a stop string (the prompt's own lines never end a sample); the row itself re
 beam search (which cuts nothing: its beams end with end-of-text) is constrained as it was. Where that text does
 not parse the line is judged as any other: after ``def f():`` with no body it is dead and its token refused;
 after a decorator the ``def`` goes on.
-A sample that reaches ``max_new_tokens`` first is unfinished: callers report it as not valid
+
+Near the token budget (``max_new_tokens``, when the constraint is told it) a sample also ends at the end of any
+logical line, at whatever indentation: a token among the last ``margin`` of the budget that completes a logical
+line (its NEWLINE, outside strings and brackets) after which the whole text parses ends the sample there, with
+everything up to that newline kept (what the token writes past it is dropped). A model trained on whole files
+writes method after method inside its first function and may never come back to column 0; this ends such a
+sample valid instead of cutting it mid-line at the budget. It changes the distribution only in the last
+``margin`` tokens, and only in where samples end: the tokens allowed stay those of every other step. A sample
+that meets no such line end in time (inside a docstring or open brackets at the last token, or after a block
+header waiting for its body) reaches the budget unfinished: callers report it as not valid
 (:func:`~genlab.sampling.python_syntax.parses` of the text).
 
 A byte-level token that ends inside a character is held until the character is whole; the whole character is
@@ -31,8 +40,7 @@ is no longer constrained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 
@@ -42,13 +50,21 @@ from genlab.sampling.python_syntax import LineState, TopLevel, advance, parses
 
 #: Constraints ``genlab sample --constrain NAME`` can put on text decoding.
 CONSTRAINTS = ("python",)
+#: Tokens before the budget from which a sample ends at the next logical line end where its text parses (module
+#: doc). Measured on the standard library's function bodies (300 files of ``pystdlib``, 204,000 token positions
+#: after a file's first ``def``, the 2,048-id BPE of benchmarks/transformer_code.py): from a position, a line end
+#: after which the text parses comes within 16 tokens at 45 % of them, 32 at 67 %, 48 at 77 %, 64 at 83 % (a
+#: logical line is 12 tokens at the median, 35 at the 90th percentile; docstrings and multi-line brackets make
+#: the long tail). 48 ends about three in four samples that reach the window, and leaves more than four fifths
+#: of a 256-token budget untouched.
+BUDGET_MARGIN = 48
 
 
-@dataclass(frozen=True)
-class _Row:
+class _Row(NamedTuple):
     """One row: the checker's state (``None``: dead, unconstrained), the text so far in whole characters, the
     ids of a character not yet whole, where the sample starts in the text (after the prompt), whether it has
-    ended, and, when the constraint ended it (a stop string or a top-level statement), the sample's text."""
+    ended, and, when the constraint ended it (a stop string, a top-level statement or a line end near the budget),
+    the sample's text."""
 
     state: LineState | None
     text: str = ""
@@ -68,6 +84,8 @@ class PythonSyntax(TokenConstraint):
         coverage: beam search only: probability the checked candidates must hold before a step stops checking,
             in (0, 1].
         stop: the stop strings of the decoding: a sample that meets one ends before it.
+        max_new_tokens: the decoding's token budget, or ``None`` (no end near the budget).
+        margin: how many tokens before the budget a sample ends at a logical line end where its text parses.
 
     Attributes:
         fallbacks: steps left unconstrained because no candidate was alive.
@@ -77,13 +95,17 @@ class PythonSyntax(TokenConstraint):
     masks = False
 
     def __init__(self, detokenize: Callable[[Sequence[int]], str], eos: int, *, coverage: float = 0.999,
-                 stop: Sequence[str] = ()) -> None:
+                 stop: Sequence[str] = (), max_new_tokens: int | None = None, margin: int = BUDGET_MARGIN) -> None:
         if not 0 < coverage <= 1:
             raise ValueError(f"coverage must be in (0, 1], got {coverage}")
+        if margin < 1:
+            raise ValueError(f"margin must be at least 1, got {margin}")
         if any(not s for s in stop):
             raise ValueError("stop strings must not be empty")
         super().__init__()
         self.detokenize, self.eos, self.coverage, self.stop = detokenize, eos, coverage, tuple(stop)
+        self.max_new_tokens, self.margin = max_new_tokens, margin
+        self._near_budget = False   # whether this step's token is among the last ``margin`` of the budget
         self._firsts = {s[0] for s in self.stop}
         self.checks = self.masked = self.steps = 0
         self._pieces: dict[int, str] = {}
@@ -96,8 +118,10 @@ class PythonSyntax(TokenConstraint):
         return cls(codec.detokenize, codec.eos, **options)
 
     def update(self, tokens: torch.Tensor) -> None:
-        super().update(tokens)
+        super().update(tokens)   # advances each row by the last step's token, still judged as near the budget or not
         self._next = {}
+        drawn = tokens.shape[1] - self._width   # tokens drawn before this step's
+        self._near_budget = self.max_new_tokens is not None and drawn >= self.max_new_tokens - self.margin
         self.steps += sum(row.state is not None and not row.ended for row in self._rows)
 
     def allows(self, row: int, token: int) -> bool:
@@ -111,14 +135,15 @@ class PythonSyntax(TokenConstraint):
         return self._next[row, token] is not None
 
     def ends(self, row: int, token: int) -> str | None:
-        """The sample's text when ``token`` ends it at a stop string or a top-level statement (module doc)."""
+        """The sample's text when ``token`` ends it at a stop string, a top-level statement or, near the budget, a
+        logical line end (module doc)."""
         if (row, token) not in self._next or self._next[row, token] is None:
             return None
         return self._next[row, token].end
 
     def fallback(self, row: int) -> None:
         self.fallbacks += 1
-        self._rows[row] = replace(self._rows[row], state=None)
+        self._rows[row] = self._rows[row]._replace(state=None)
 
     def __call__(self, tokens: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         self.update(tokens)
@@ -150,18 +175,18 @@ class PythonSyntax(TokenConstraint):
 
     def _after(self, current: _Row, token: int) -> _Row | None:
         """The row after ``token``, or ``None`` when ``token`` may not come next (module doc)."""
-        current = replace(current, end=None)   # an end belongs to the token that made it
-        if token == self.eos:
-            return replace(current, ended=True) if not current.held and parses(current.text) else None
+        if token == self.eos:   # (an end a row holds belongs to the token that made it: not carried on)
+            return _Row(current.state, current.text, (), current.start, ended=True) \
+                if not current.held and parses(current.text) else None
         ids = current.held + (token,)
         piece = self._piece(ids)
         if piece.endswith("\ufffd") and len(ids) < 4:   # a character not yet whole: judged once it is
-            return replace(current, held=ids)
+            return _Row(current.state, current.text, ids, current.start)
         text = current.text + piece
         cut = self._stop_at(text, current)
         if cut is not None:   # the sample ends here, before the stop string
             kept = text[:cut]
-            return replace(current, text=kept, held=(), ended=True, end=kept[current.start:]) if parses(kept) else None
+            return _Row(current.state, kept, (), current.start, True, kept[current.start:]) if parses(kept) else None
         offset = len(current.text) - len(current.state.pending)   # where the checker's unfinished line starts
         state = advance(current.state, piece, top_after=current.start - offset)
         while isinstance(state, TopLevel):   # a new top-level statement: the sample ends before it if it parses
@@ -169,7 +194,13 @@ class PythonSyntax(TokenConstraint):
             if parses(kept):   # the row reads on, checked as before, for a caller that does not end it (beams)
                 return _Row(advance(current.state, piece), text, (), current.start, end=kept[current.start:])
             state = advance(current.state, piece, top_after=state.end)   # a decorator's def, say: read on
-        return None if state is None else _Row(state, text, (), current.start)
+        if state is None:
+            return None
+        if self._near_budget:   # a logical line this piece completed ends the sample if the text up to it parses
+            line_end = len(text) - len(state.pending) - state.gap
+            if line_end > offset and parses(text[:line_end]):
+                return _Row(state, text, (), current.start, end=text[current.start:line_end])
+        return _Row(state, text, (), current.start)
 
     def _piece(self, ids: tuple[int, ...]) -> str:
         if len(ids) > 1:
@@ -213,14 +244,14 @@ class PythonSyntax(TokenConstraint):
             if current.ended:
                 continue
             if current.state is None:   # unconstrained: only its end matters
-                self._rows[row] = replace(current, ended=value == self.eos)
+                self._rows[row] = current._replace(ended=value == self.eos)
                 continue
             after = self._next[row, value] if (row, value) in self._next else self._after(current, value)
             self._rows[row] = after if after is not None else _Row(None, ended=value == self.eos)
 
 
-def text_constraint(model, name: str, *, stop: Sequence[str] = ()) -> PythonSyntax:
-    """The constraint ``name`` for a fitted text ``model``, with the decoding's ``stop`` strings.
+def text_constraint(model, name: str, *, stop: Sequence[str] = (), max_new_tokens: int | None = None) -> PythonSyntax:
+    """The constraint ``name`` for a fitted text ``model``, with the decoding's ``stop`` strings and token budget.
 
     Raises:
         ConfigError: an unknown constraint (listing them) or a model that does not make text.
@@ -230,4 +261,4 @@ def text_constraint(model, name: str, *, stop: Sequence[str] = ()) -> PythonSynt
     if model.data_.modality != "text" or "logits_processors" not in model.sample_options:
         raise ConfigError(f"--constrain {name} constrains text decoding; this {model.family} model makes "
                           f"{model.data_.modality}")
-    return PythonSyntax.for_codec(model.codec_, stop=stop)
+    return PythonSyntax.for_codec(model.codec_, stop=stop, max_new_tokens=max_new_tokens)
