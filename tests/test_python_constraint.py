@@ -83,6 +83,17 @@ def test_advancing_piece_by_piece_agrees_with_the_whole_text():
         assert state is not None and state == advance(LineState(), text[:i + 1])
 
 
+def test_tokenizing_resumes_after_the_last_space_of_the_row():
+    """The mark a piece leaves is the start of the row's last token after a space, so the next piece re-reads a
+    few tokens, not the row; tokens with no space between them may still merge (``2e`` ``-`` ``5``)."""
+    state = advance(LineState(), "if x:\n    y = f(a,\n          b, 2")
+    assert state.mark.start == len("y = f(a,\n          b, ") and state.mark.column == len("          b, ")
+    for piece in ("e", "-", "5", ")", "\n"):
+        text = state.pending + piece
+        state = advance(state, piece)
+        assert state == advance(LineState(), "if x:\n" + text)
+
+
 FUNCTION = "def f(x):\n    return x\n"
 #: Texts -> where the logical line before their first new top-level statement ends (``None``: none starts).
 TOP_LEVEL = {FUNCTION + "\n# next\nclass A": len(FUNCTION),       # blank and comment lines before it dropped

@@ -9,9 +9,9 @@ or ``--stop``) only where its text parses, and it ends after its first complete 
 it starts at column 0 (outside strings and brackets; not ``else``/``elif``/``except``/``finally``) after text that
 parses is not part of it (:mod:`genlab.sampling.python_constraint`), so ``--prompt 'def '`` gives one function.
 In the last tokens before ``--max-new-tokens`` it also ends at the end of any logical line after which its text
-parses; one that meets none in time is cut unfinished, written with ``"valid": false`` and counted on stderr. The decoding flags have
-Hugging Face ``generate``'s names and meanings (:mod:`genlab.cli.decoding_options`): ``--max-new-tokens``,
-``--temperature`` (0 = greedy), ``--top-k``, ``--top-p``, ``--num-beams``, ``--repetition-penalty``,
+parses; one that meets none in time is cut unfinished, written with ``"valid": false`` and counted on stderr.
+The decoding flags have Hugging Face ``generate``'s names and meanings (:mod:`genlab.cli.decoding_options`):
+``--max-new-tokens``, ``--temperature`` (0 = greedy), ``--top-k``, ``--top-p``, ``--num-beams``, ``--repetition-penalty``,
 ``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it is generated (and writes
 ``--out`` only when given).
 Molecules are one SMILES a line (stdout, ``.smi`` or ``.txt``), or a ``.csv`` of each SMILES, whether RDKit

@@ -20,11 +20,11 @@ with Python's own machinery:
   block they may follow, ``case`` lines also under a dummy ``match``.
 
 The check is incremental: a :class:`LineState` carries the unfinished logical line with a :class:`Mark`, the
-last row start where tokenize's state is known, so :func:`advance` re-tokenizes only from there (the current
-row, or a multi-line string from its start) and compiles the one logical line; a piece that only lengthens a
-comment or a triple-quoted string the parser already reads as valid so far is taken without a check. Starting
-from an empty :class:`LineState` gives the same answer for any text (tests/test_python_constraint.py compares
-the two on every prefix of standard-library modules).
+last point where tokenize's state is known, so :func:`advance` re-tokenizes only from there (the row's last
+token after a space, the current row, or a multi-line string from its start) and compiles the one logical line;
+a piece that only lengthens a comment or a triple-quoted string the parser already reads as valid so far is taken
+without a check. Starting from an empty :class:`LineState` gives the same answer for any text
+(tests/test_python_constraint.py compares the two on every prefix of standard-library modules).
 
 Asked to, :func:`advance` also says where a new top-level statement starts (:class:`TopLevel`): a logical line
 at column 0, outside any string or bracket since tokenize found the line before it complete, that is not an
@@ -78,11 +78,12 @@ _PLAIN = {"#": re.compile(r"[^\n\r\x00\ud800-\udfff]*"), "'": re.compile(r"[^'\\
 
 class Mark(NamedTuple):
     """Where tokenizing an unfinished logical line may resume: a row start in the line's ``body`` that no
-    token spans (not inside a multi-line string). Tokens before it are final: nothing appended can change
-    them.
+    token spans (not inside a multi-line string), or on the line's last row the start of a token after a space
+    or tab, outside strings. Tokens before it are final: nothing appended can change them (a token can grow
+    into the next only where no space parts them: ``1e`` ``-`` ``5`` is one number once whole).
 
     Attributes:
-        start: offset of the row start in ``body``; rows: the rows before it.
+        start: offset in ``body``; rows: the rows before its row; column: its column in that row.
         brackets: the brackets open there, outermost first (``"(["``).
         last: the last significant token before it (positions in ``body``'s rows), or ``None``.
         stray: end offset of the first stray character before it (an error token outside a string), -1 for
@@ -91,6 +92,7 @@ class Mark(NamedTuple):
 
     start: int = 0
     rows: int = 0
+    column: int = 0
     brackets: str = ""
     last: tokenize.TokenInfo | None = None
     stray: int = -1
@@ -201,9 +203,10 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
     (from an earlier call on a prefix of ``body``) rather than at its start. ``None`` when tokenize meets a
     stray character before the end (outside a string left open on its row: ``'a$b`` may still close).
 
-    Resuming feeds tokenize the rows from ``mark.start`` after one made-up row that puts it in the state it
+    Resuming feeds tokenize the text from ``mark.start`` after one made-up row that puts it in the state it
     was in there: the open brackets, or a line continuation when none is open. The tokens come out as from
-    the whole line, one row lower."""
+    the whole line, one row lower and, on the mark's row, ``mark.column`` columns to the left. The mark it
+    returns is the latest it can be (:class:`Mark`), so a piece re-reads a few tokens, not its row."""
     limit = len(body.rstrip("\r\n"))
     if 0 <= mark.stray < limit:
         return None
@@ -213,9 +216,14 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
     while (newline := body.find("\n", starts[-1])) >= 0:
         starts.append(newline + 1)
     shift = mark.rows - skip                               # body row of a token's row in what tokenize reads
-    last, brackets, stray, balanced = _moved(mark.last, -shift), mark.brackets, mark.stray, True
+    last, brackets, stray, balanced = None, mark.brackets, mark.stray, True   # last: this read's, else mark.last
+
+    def placed(token: tokenize.TokenInfo | None) -> tokenize.TokenInfo | None:   # in body's rows and columns
+        return mark.last if token is None else _moved(token, shift, mark.column, skip + 1)
+
     reach, quoted, comment, string_at = 0, 0, False, None
     resume = [(brackets, last, stray, True)]   # each row's start: brackets, last, stray, and whether resumable
+    spaced = None   # on the last row, the state before its last token after a space: (offset, brackets, last, stray)
     try:
         for token in tokenize.generate_tokens(io.StringIO(prefix + body[mark.start:]).readline):
             row, end_row = token.start[0] - skip, token.end[0] - skip
@@ -226,8 +234,11 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
             end = starts[min(end_row, len(starts)) - 1] + token.end[1]
             if token.type == tokenize.NEWLINE:
                 if token.string:   # a real newline, not the one tokenize adds at the end of the text
-                    return _Line(end, _moved(last, shift), last is not None and last.string == ":")
+                    last = placed(last)
+                    return _Line(end, last, last is not None and last.string == ":")
                 continue
+            if row == len(starts) and balanced and token.start[1] and body[end - len(token.string) - 1] in " \t":
+                spaced = end - len(token.string), brackets, last, stray
             if token.type == tokenize.ERRORTOKEN and not token.string.isspace():
                 if token.string in ("'", '"'):   # a string left open: the rest of its row is inside it
                     quoted = row
@@ -252,16 +263,23 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
     if string_at is not None:
         quote = _TRIPLE.match(body, string_at[1])
         inside = quote.group(1) if quote else ""
-    at_brackets, at_last, at_stray, _ = resume[row - 1]
-    resumed = Mark(starts[row - 1], mark.rows + row - 1, at_brackets, _moved(at_last, shift), at_stray)
-    return _Line(None, _moved(last, shift), False, resumed, inside, brackets[::-1].translate(_CLOSING))
+    at, (at_brackets, at_last, at_stray, _) = starts[row - 1], resume[row - 1]
+    if row == len(starts) and row != quoted and spaced is not None:   # after the last space of the last row
+        at, at_brackets, at_last, at_stray = spaced
+    column = at - starts[row - 1] + (mark.column if row == 1 else 0)
+    final = placed(last)
+    at_last = final if at_last is last else placed(at_last)
+    resumed = Mark(at, mark.rows + row - 1, column, at_brackets, at_last, at_stray)
+    return _Line(None, final, False, resumed, inside, brackets[::-1].translate(_CLOSING))
 
 
-def _moved(token: tokenize.TokenInfo | None, rows: int) -> tokenize.TokenInfo | None:
-    """``token`` ``rows`` rows lower."""
-    if token is None or rows == 0:
+def _moved(token: tokenize.TokenInfo | None, rows: int, columns: int = 0, row: int = 0) -> tokenize.TokenInfo | None:
+    """``token`` ``rows`` rows lower, and the ends of it that lie on row ``row`` ``columns`` columns to the right."""
+    if token is None or (rows == 0 and columns == 0):
         return token
-    return token._replace(start=(token.start[0] + rows, token.start[1]), end=(token.end[0] + rows, token.end[1]))
+    (start_row, start_column), (end_row, end_column) = token.start, token.end
+    return token._replace(start=(start_row + rows, start_column + (columns if start_row == row else 0)),
+                          end=(end_row + rows, end_column + (columns if end_row == row else 0)))
 
 
 def _parses_so_far(line: str, complete: bool, last: tokenize.TokenInfo | None, closers: str = ""
