@@ -273,6 +273,34 @@ def test_sampling_forces_the_condition_tokens_inside_the_grammar(tmp_path, singl
         plain.sample(2, condition={"qed": "high"})
 
 
+def test_guidance_extrapolates_the_conditional_logits_from_the_rows_read_unconditioned(single_thread):
+    """Classifier-free guidance (genlab.models.transformer.guidance): the guided logits are
+    ``l(any) + s (l(c) - l(any))`` of one batch holding the rows and the same rows with every bin read ``any``;
+    guided samples are molecules' strings; beams are refused; without a condition, or at scale 1, guidance
+    changes nothing."""
+    from genlab.models.transformer.guidance import GuidedNetwork
+
+    model = _toy_model()
+    codec, network = model.codec_, model.network_
+    unconditioned = codec.unconditioned_ids()
+    rows = torch.tensor([[codec.eos, *codec.prefix({"qed": "high"}), *codec.tokenize("CCOC")],
+                         [codec.eos, *codec.prefix({"logp": "low", "mw": "high"}), *codec.tokenize("c1cc")]])
+    plain_rows = torch.tensor([[unconditioned[i] for i in row] for row in rows.tolist()])
+    assert plain_rows[:, 1:5].tolist() == [codec.prefix(None)] * 2 and torch.equal(plain_rows[:, 5:], rows[:, 5:])
+    with torch.no_grad():
+        both = network(torch.cat([rows, plain_rows]))
+        guided = GuidedNetwork(network, torch.tensor(unconditioned), 2.5)(rows)
+    assert torch.equal(guided, both[2:] + 2.5 * (both[:2] - both[2:]))
+    g = lambda: dict(generator=torch.Generator().manual_seed(3))   # noqa: E731
+    samples = model.sample(6, condition={"qed": "high"}, guidance=3, **g())
+    assert len(samples) == 6 and all(isinstance(s, str) and "<" not in s for s in samples)
+    assert list(model.sample(4, guidance=3, **g())) == list(model.sample(4, **g()))
+    assert list(model.sample(4, condition={"qed": "high"}, guidance=1, **g())) == list(
+        model.sample(4, condition={"qed": "high"}, **g()))
+    with pytest.raises(ConfigError, match="guidance decodes two rows"):
+        model.sample(2, condition={"qed": "high"}, guidance=2, num_beams=2)
+
+
 # ------------------------------------------------------------------ the command line, bad input included
 def _cli(capsys, *argv):
     from genlab.cli.app import main

@@ -27,8 +27,8 @@ epoch).
 
 Sampling inside the grammar: :meth:`SmilesCodec.grammar` is a :class:`SmilesGrammar`, which the transformer
 applies by default: no molecule ends with a ring or branch open, a ring-bond label closes only a ring opened on
-another atom, ``)`` closes only an open ``(``, bonds and ring bonds follow atoms (OpenSMILES's syntax, the part
-a string must satisfy before RDKit looks at valences, which stay the model's job).
+another atom, ``)`` closes only an open ``(``, bonds and ring bonds follow atoms (OpenSMILES's syntax), and no atom
+carries more bonds than RDKit accepts for it (valences); whether an aromatic ring kekulises stays the model's job.
 
 Property conditioning (prefix tokens, the transformer's form of conditioning in DESIGN.md): at fit time the codec
 computes each training molecule's RDKit properties (:data:`PROPERTIES`: QED, Crippen logP, the SA score, molecular
@@ -387,6 +387,15 @@ class SmilesCodec(VocabularyCodec):
         :meth:`parse_condition`), ``any`` for the others; ``[]`` for a codec without properties."""
         condition = condition or {}
         return [self._ids[condition_token(name, condition.get(name, ANY))] for name in self.properties]
+
+    def unconditioned_ids(self) -> list[int]:
+        """Each id's id with every property bin read as its property's ``any`` (the other ids as they are):
+        the unconditional rows of classifier-free guidance (:mod:`genlab.models.transformer.guidance`)."""
+        ids = list(range(self.vocab_size))
+        for name in self.properties:
+            for level in BINS:
+                ids[self._ids[condition_token(name, level)]] = self._ids[condition_token(name, ANY)]
+        return ids
 
     def tokenize(self, text: str) -> list[int]:
         pieces = self._split(text)

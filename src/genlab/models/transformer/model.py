@@ -76,6 +76,7 @@ from genlab.models.base import DataInfo, GenerativeModel
 from genlab.models.options import SampleOption
 from genlab.models.transformer.config import TransformerConfig
 from genlab.models.transformer.gpt import GPT, next_token_loss
+from genlab.models.transformer.guidance import MOLECULE_GUIDANCE, guide
 from genlab.models.transformer.hf import gpt_from_hf, gpt_to_hf
 from genlab.models.transformer.tabular import TabularTransformer
 from genlab.sampling.constraint import checked
@@ -104,7 +105,8 @@ class TransformerModel(TabularTransformer, GenerativeModel):
     family = "transformer"
     config_class = TransformerConfig
     supports_tables = True
-    sample_options = frozenset({"prompt", "constrain", "melody"} | {f.name for f in fields(GenerationConfig)})
+    sample_options = frozenset({"prompt", "constrain", "melody", "guidance"}
+                               | {f.name for f in fields(GenerationConfig)})
     declared_options = {
         "prompt": SampleOption("string", "text every sample starts with", "", modalities=("text",)),
         "temperature": SampleOption("number", "softmax temperature; 0 = greedy", GenerationConfig.temperature, 0, 100),
@@ -126,6 +128,9 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         "melody": SampleOption("string", "a soprano line to harmonise ('| 67 _ 69 _ ...': bar lines and a pitch, _ "
                                "or R per eighth note); every sample keeps it note for note and is as long", None,
                                nullable=True, modalities=("music",)),
+        "guidance": SampleOption("number", "classifier-free guidance on the property condition (1 = plain "
+                                 "conditional; genlab.models.transformer.guidance)", MOLECULE_GUIDANCE, 0, 20,
+                                 modalities=("smiles",)),
     }
 
     def default_train_config(self) -> TrainConfig:
@@ -240,6 +245,7 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         prompt = options.pop("prompt", None)
         constrain = options.pop("constrain", "grammar")
         melody = options.pop("melody", None)
+        guidance = float(options.pop("guidance", MOLECULE_GUIDANCE))
         if melody is not None:
             if prompt is not None:
                 raise ConfigError("a harmonisation starts with its melody: prompt and melody do not go together")
@@ -251,7 +257,9 @@ class TransformerModel(TabularTransformer, GenerativeModel):
                                   "max_new_tokens are not table options; use condition={column: value}")
             return self._sample_table(n, condition, config, generator)
         if isinstance(self.codec_, SmilesCodec):   # each molecule starts with its property prefix (module doc)
-            return self._sample_text(n, prompt, config, generator, prefix=self.codec_.prefix(condition))
+            network = guide(self.network_, self.codec_.unconditioned_ids(), guidance, config) if condition else None
+            return self._sample_text(n, prompt, config, generator, prefix=self.codec_.prefix(condition),
+                                     network=network)
         if isinstance(self.codec_, TextCodec):
             return self._sample_text(n, prompt, config, generator)
         if prompt is not None or config.stop or "max_new_tokens" in options:
@@ -263,7 +271,8 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         return torch.tensor(rows, dtype=torch.long)
 
     def _sample_text(self, n: int, prompt: str | list[str] | None, config: GenerationConfig,
-                     generator: torch.Generator | None, *, prefix: list[int] | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None, *, prefix: list[int] | None = None,
+                     network: torch.nn.Module | None = None) -> torch.Tensor:
         codec: TextCodec = self.codec_
         prompts = _prompts(prompt, n)
         prompt_ids = [[codec.eos, *(prefix or [])] + codec.tokenize(p) for p in prompts]
@@ -280,7 +289,7 @@ class TransformerModel(TabularTransformer, GenerativeModel):
             tail = codec.detokenize(ids[-tail_tokens:]) if config.stop else ""   # once per step, not per stop string
             return any(s in tail for s in config.stop)
 
-        new = generate(self.network_, prompt_ids, config, generator=generator, eos=codec.eos,
+        new = generate(network or self.network_, prompt_ids, config, generator=generator, eos=codec.eos,
                        ended=ended if config.stop or constraints else None)
         _log_grammar(config)
         rows = [ids[1:] + continuation for ids, continuation in zip(prompt_ids, new)]
