@@ -18,17 +18,21 @@ A *completion* is the prompt ``"def "`` and the sampled continuation up to the e
 the way ``--constrain python`` ends a sample (:mod:`genlab.sampling.python_constraint`): the text stops at the
 end of the logical line before the first new logical line at column 0 (not an ``else``/``elif``/
 ``except``/``finally`` clause), the blank and comment lines between the two dropped, or after
-``--max-new-tokens`` tokens (default 256, the evaluation's budget). The samples are drawn without stop strings;
-the constrained ones come back ended that way, and every sample then goes through :func:`top_level_function`,
-the same cut with :mod:`tokenize` (it leaves a constrained one whole), so a column-0 line inside a docstring or
-brackets ends neither (the evaluation's ``CODE_STOP`` cut, used before, can cut inside a docstring: 54 % of the
-10-minute model's constrained completions at T=0.8 failed as "syntax" although the constraint held). Nothing is
-appended, so a completion cut inside a statement, or one without a body, is invalid. Validity is the share of
+``--max-new-tokens`` tokens (default 256, the evaluation's budget); a constrained one also ends, in the last
+tokens of the budget, at the first logical line end where its text parses (the constraint is told the budget).
+The samples are drawn without stop strings; the constrained ones come back ended that way, and every sample then
+goes through :func:`top_level_function`, the same cut with :mod:`tokenize` (it leaves a constrained one whole), so
+a column-0 line inside a docstring or brackets ends neither (the evaluation's ``CODE_STOP`` cut, used before, can
+cut inside a docstring: 54 % of the 10-minute model's constrained completions at T=0.8 failed as "syntax"
+although the constraint held). Nothing is appended, so a completion cut inside a statement, or one without a body, is invalid. Validity is the share of
 ``--samples`` (200) completions that ``ast.parse`` accepts, at temperature 1 (the model's own distribution) and
 at each ``--sampling`` setting (temperature, and top-p where given; every row of the table names its setting);
 the real floor is the same cut applied to the test split's real top-level functions (what truncation alone
-costs). CPU time per token counts the tokens each sample was drawn with (an unconstrained one runs on past its
-function to the budget or end of text). Figures below measured before this definition (with the ``CODE_STOP``
+costs). CPU time per token counts the tokens the sampler drew for each sample (:class:`DrawnTokens`; an
+unconstrained one runs on past its function to the budget or end of text), and an invalid completion fails by
+``budget`` when the sampler was still drawing at the budget, else by ``indentation`` or ``syntax`` (so a
+constrained one, which can only run out of budget, is never labelled ``syntax``; re-tokenizing its text, as
+before, counted too few tokens). Figures below measured before this definition (with the ``CODE_STOP``
 cut) are not comparable with new runs. Then ``--verify python``: the CLI's
 :func:`~genlab.sampling.decoding.sample_verified` draws, at the best row's setting, until ``--samples``
 completions parse (at most 3x as many drawn), and every sample it returns must parse. The full text evaluation
@@ -144,16 +148,47 @@ class FunctionCompletions:
         return np.array([top_level_function(str(t)) for t in self.model.sample(n, **options)], dtype=object)
 
 
+class DrawnTokens:
+    """A logits processor ``(tokens (B, T), scores (B, V)) -> scores`` that changes nothing and keeps the last
+    ``tokens`` decoding showed it, to tell how many tokens the sampler drew for each row: decoding fills a row
+    with the end-of-text id once it has ended (end of text, or a constraint's own end), so a row drew the tokens
+    before its first ``eos`` after the prompt, and one with none had one more token to draw at the last step.
+    (Re-tokenizing the text counts fewer: byte-level BPE merges what was drawn in pieces.)"""
+
+    def __init__(self, eos: int, max_new_tokens: int) -> None:
+        self.eos, self.max_new_tokens = eos, max_new_tokens
+        self.tokens: torch.Tensor | None = None
+        self.width = 0   # the prompt's: the first call's width
+
+    def __call__(self, tokens: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.tokens is None:
+            self.width = tokens.shape[1]
+        self.tokens = tokens
+        return scores
+
+    def rows(self) -> list[tuple[int, bool]]:
+        """Per row: the tokens drawn (``eos`` not counted), and whether the row was still drawing at the budget's
+        last token (it ran out of budget, unless that very token ended it)."""
+        drawn = self.tokens[:, self.width:]                                           # (B, steps - 1)
+        last_step = drawn.shape[1] + 1
+        rows = []
+        for row in (drawn == self.eos).int().tolist():
+            ended = row.index(1) if 1 in row else None
+            rows.append((last_step, last_step == self.max_new_tokens) if ended is None else (ended, False))
+        return rows
+
+
 def completions(model, n: int, *, temperature: float, top_p: float | None, max_new_tokens: int,
-                seed: int, constraint: PythonSyntax | None = None) -> tuple[list[str], int]:
+                seed: int, constraint: PythonSyntax | None = None) -> tuple[list[str], list[tuple[int, bool]]]:
     """``n`` function completions (module docstring) from a seeded generator, through ``constraint``
-    (``--constrain python``) when given, and the tokens drawn for them (past the cut too)."""
-    extra = {} if constraint is None else {"logits_processors": (constraint,)}
+    (``--constrain python``) when given, and for each the tokens the sampler drew (past the cut too) and whether
+    it ran to the budget (:class:`DrawnTokens`)."""
+    drawn = DrawnTokens(model.codec_.eos, max_new_tokens)
+    processors = (drawn,) if constraint is None else (drawn, constraint)
     texts = [str(text) for text in model.sample(n, generator=torch.Generator().manual_seed(seed), prompt=CODE_PROMPT,
                                                 max_new_tokens=max_new_tokens, temperature=temperature,
-                                                top_p=top_p, **extra)]
-    drawn = sum(len(model.codec_.tokenize(t[len(CODE_PROMPT):])) for t in texts)
-    return [top_level_function(t) for t in texts], drawn
+                                                top_p=top_p, logits_processors=processors)]
+    return [top_level_function(t) for t in texts], drawn.rows()
 
 
 def chars_per_token(codec, documents, max_tokens: int = NLL_TOKENS) -> float:
@@ -170,11 +205,12 @@ def chars_per_token(codec, documents, max_tokens: int = NLL_TOKENS) -> float:
     return chars / tokens
 
 
-def failures(texts: list[str], codec, max_new_tokens: int) -> dict[str, float]:
-    """Shares of ``texts`` that do not parse, by cause: ``budget`` (the continuation ran to the token
-    budget: no column-0 line ended the function), else ``indentation`` (IndentationError) or ``syntax``."""
+def failures(texts: list[str], budget: list[bool]) -> dict[str, float]:
+    """Shares of ``texts`` that do not parse, by cause: ``budget`` (the sampler was still drawing at the token
+    budget, as :class:`DrawnTokens` tells: nothing ended the function), else ``indentation``
+    (IndentationError) or ``syntax``."""
     counts = {"budget": 0, "indentation": 0, "syntax": 0}
-    for text in texts:
+    for text, ran_out in zip(texts, budget):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")   # SyntaxWarnings of generated text
@@ -184,7 +220,7 @@ def failures(texts: list[str], codec, max_new_tokens: int) -> dict[str, float]:
             kind = "indentation"
         except (SyntaxError, ValueError):
             kind = "syntax"
-        if len(codec.tokenize(text[len(CODE_PROMPT):])) >= max_new_tokens:
+        if ran_out:
             kind = "budget"
         counts[kind] += 1
     return {kind: count / len(texts) for kind, count in counts.items()}
@@ -246,16 +282,16 @@ def main() -> None:
     floor = float(np.mean([parses(t) for t in floor_snippets]))
     for (temperature, top_p), constrain in [(s, c) for s in settings for c in ((False, True) if args.constrain
                                                                               else (False,))]:
-        constraint = PythonSyntax.for_codec(model.codec_) if constrain else None
+        constraint = PythonSyntax.for_codec(model.codec_, max_new_tokens=args.max_new_tokens) if constrain else None
         start, cpu = time.perf_counter(), time.process_time()
-        texts, tokens = completions(model, args.samples, temperature=temperature, top_p=top_p,
+        texts, drawn = completions(model, args.samples, temperature=temperature, top_p=top_p,
                                     max_new_tokens=args.max_new_tokens, seed=args.seed, constraint=constraint)
         cpu = time.process_time() - cpu
-        valid = [parses(t) for t in texts]
+        valid, tokens = [parses(t) for t in texts], sum(count for count, _ in drawn)
         rows.append({"temperature": temperature, "top_p": top_p, "constrain": "python" if constrain else None,
                      "validity": float(np.mean(valid)),
                      "names_resolve": float(np.mean([names_resolve(t) for t in texts])),
-                     "failures": failures(texts, model.codec_, args.max_new_tokens),
+                     "failures": failures(texts, [ran_out for _, ran_out in drawn]),
                      "samples": len(texts), "tokens": tokens, "cpu_ms_per_token": 1000 * cpu / max(tokens, 1),
                      "constraint": None if constraint is None else {
                          "steps": constraint.steps, "checks": constraint.checks, "masked": constraint.masked,
@@ -268,7 +304,8 @@ def main() -> None:
     verifications = []
     for level, constrain in [(v, c) for v in ("python", "python-names") for c in ((False, True) if args.constrain
                                                                                  else (False,))]:
-        extra = {"logits_processors": (PythonSyntax.for_codec(model.codec_),)} if constrain else {}
+        extra = {"logits_processors": (PythonSyntax.for_codec(model.codec_, max_new_tokens=args.max_new_tokens),)} \
+            if constrain else {}
         start = time.perf_counter()
         checked = sample_verified(FunctionCompletions(model), args.samples, level,
                                   generator=torch.Generator().manual_seed(args.seed),

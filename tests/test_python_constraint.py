@@ -3,12 +3,15 @@ python-names verifier."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import inspect
 import json
 import random
 import re
 import string
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +38,7 @@ ALIVE = ["def ", "def f", "def f(x):\n", "def f(x):\n    return x", "x = 'ab", "
          "match x:\n    case None:\n",      # case lines compile under a dummy match
          "x = 1\n        # c", "x = 1\n   ",  # a comment or blank line may come at any indentation
          'msg = "a \\\\']                    # an escaped backslash is not a line continuation
+ROOT = Path(__file__).resolve().parents[1]
 DEAD = {"def (": "def without a name", "x = 1)": "unbalanced closing bracket", "x = [1, 2]]": "unbalanced ]",
         "def f(x):\n    a\n  b": "dedent to a level never opened", "x = 1\n    y = 2": "unexpected indent",
         "def f(x):\nreturn": "no indented block after :", "x = 'ab\n": "unterminated string at a newline",
@@ -278,6 +282,28 @@ def test_near_the_budget_a_sample_ends_at_the_first_line_end_where_its_text_pars
     assert sample(ends[1], 1) == two                               # the very last token may end it
     assert sample(60, 10) == "def " + script[:60] and not parses("def " + script[:60])   # none from 51 to 60
     assert sample(None, 40) == "def " + script[:60]                  # no budget told: no end near it
+
+
+def test_the_code_benchmark_labels_failures_from_the_tokens_the_sampler_drew():
+    """benchmarks/transformer_code.py counts each sample's tokens as drawn (not re-tokenized) and labels an invalid
+    one ``budget`` when the sampler was still drawing at the budget, whatever its text's parser error."""
+    spec = importlib.util.spec_from_file_location("transformer_code", ROOT / "benchmarks" / "transformer_code.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    script = "f(x):\n    return x\n\nclass A:\n    pass\n" + "x = 1\n" * 20
+    data = Dataset("code", "text", string_array(["def " + script] * 4), string_array([script]))
+    model = genlab.fit(data, family="transformer", tokenizer="char", n_layer=1, n_head=2, n_embd=8, block_size=16,
+                       train={"steps": 1, "batch_size": 2, "seed": 0})
+    model.network_ = Scripted(model.codec_.tokenize(script), 1 + len("def "), model.codec_.vocab_size)
+    model.sample = functools.partial(model.sample, use_cache=False)   # the scripted network reads no cache
+    options = dict(temperature=0.0, top_p=None, max_new_tokens=30, seed=0)
+    texts, drawn = bench.completions(model, 2, **options)
+    assert texts == ["def f(x):\n    return x\n"] * 2 and drawn == [(30, True)] * 2   # cut by the benchmark
+    constraint = PythonSyntax.for_codec(model.codec_, max_new_tokens=30, margin=1)   # ends at the class
+    texts, drawn = bench.completions(model, 2, constraint=constraint, **options)
+    assert texts == ["def f(x):\n    return x\n"] * 2 and drawn == [(len("f(x):\n    return x\n\nc"), False)] * 2
+    assert bench.failures(["def f(x:", "def f(x:", "def f(x):\n  x\n y\n"], [True, False, False]) == \
+        {"budget": 1 / 3, "indentation": 1 / 3, "syntax": 1 / 3}
 
 
 def test_a_character_split_over_byte_tokens_is_judged_once_whole():
