@@ -24,8 +24,8 @@ The samples are drawn without stop strings; the constrained ones come back ended
 goes through :func:`top_level_function`, the same cut with :mod:`tokenize` (it leaves a constrained one whole), so
 a column-0 line inside a docstring or brackets ends neither (the evaluation's ``CODE_STOP`` cut, used before, can
 cut inside a docstring: 54 % of the 10-minute model's constrained completions at T=0.8 failed as "syntax"
-although the constraint held). Nothing is appended, so a completion cut inside a statement, or one without a body, is invalid. Validity is the share of
-``--samples`` (200) completions that ``ast.parse`` accepts, at temperature 1 (the model's own distribution) and
+although the constraint held). Nothing is appended, so a completion cut inside a statement, or one without a
+body, is invalid. Validity is the share of ``--samples`` (200) completions that ``ast.parse`` accepts, at temperature 1 (the model's own distribution) and
 at each ``--sampling`` setting (temperature, and top-p where given; every row of the table names its setting);
 the real floor is the same cut applied to the test split's real top-level functions (what truncation alone
 costs). CPU time per token counts the tokens the sampler drew for each sample (:class:`DrawnTokens`; an
