@@ -14,29 +14,28 @@ per character with BPE (267 steps) against 2.69 with characters (303 steps, ``--
 256 tokens hold 76 % of the test split's real functions whole (as cut below) against 50 % for 256
 characters.
 
-A *completion* is the prompt ``"def "`` and the sampled continuation up to the end of the top-level function,
-the way ``--constrain python`` ends a sample (:mod:`genlab.sampling.python_constraint`): the text stops at the
-end of the logical line before the first new logical line at column 0 (not an ``else``/``elif``/
-``except``/``finally`` clause), the blank and comment lines between the two dropped, or after
-``--max-new-tokens`` tokens (default 256, the evaluation's budget); a constrained one also ends, in the last
-tokens of the budget, at the first logical line end where its text parses (the constraint is told the budget).
-The samples are drawn without stop strings; the constrained ones come back ended that way, and every sample then
-goes through :func:`top_level_function`, the same cut with :mod:`tokenize` (it leaves a constrained one whole), so
-a column-0 line inside a docstring or brackets ends neither (the evaluation's ``CODE_STOP`` cut, used before, can
-cut inside a docstring: 54 % of the 10-minute model's constrained completions at T=0.8 failed as "syntax"
-although the constraint held). Nothing is appended, so a completion cut inside a statement, or one without a
-body, is invalid. Validity is the share of ``--samples`` (200) completions that ``ast.parse`` accepts, at temperature 1 (the model's own distribution) and
-at each ``--sampling`` setting (temperature, and top-p where given; every row of the table names its setting);
-the real floor is the same cut applied to the test split's real top-level functions (what truncation alone
-costs). CPU time per token counts the tokens the sampler drew for each sample (:class:`DrawnTokens`; an
-unconstrained one runs on past its function to the budget or end of text), and an invalid completion fails by
-``budget`` when the sampler was still drawing at the budget, else by ``indentation`` or ``syntax`` (so a
-constrained one, which can only run out of budget, is never labelled ``syntax``; re-tokenizing its text, as
-before, counted too few tokens). Figures below measured before this definition (with the ``CODE_STOP``
-cut) are not comparable with new runs. Then ``--verify python``: the CLI's
-:func:`~genlab.sampling.decoding.sample_verified` draws, at the best row's setting, until ``--samples``
-completions parse (at most 3x as many drawn), and every sample it returns must parse. The full text evaluation
-(distinct-n, held-out nats per token, copying) is recorded too, at temperature 1.
+A *completion* is the prompt ``"def "`` and the sampled continuation up to the end of the top-level function, the
+way ``--constrain python`` ends a sample (:mod:`genlab.sampling.python_constraint`): the text stops at the end of
+the logical line before the first new logical line at column 0 (not an ``else``/``elif``/``except``/``finally``
+clause), the blank and comment lines between the two dropped, or after ``--max-new-tokens`` tokens (default 256,
+the evaluation's budget); a constrained one also ends, in the last tokens of the budget, at the first logical line
+end where its text parses (the constraint is told the budget). The samples are drawn without stop strings; the
+constrained ones come back ended that way, and every sample then goes through :func:`top_level_function`, the same
+cut with :mod:`tokenize` (it leaves a constrained one whole), so a column-0 line inside a docstring or brackets
+ends neither (the evaluation's ``CODE_STOP`` cut, used before, can cut inside a docstring: 54 % of the 10-minute
+model's constrained completions at T=0.8 failed as "syntax" although the constraint held). Nothing is appended, so
+a completion cut inside a statement, or one without a body, is invalid. Validity is the share of ``--samples``
+(200) completions that ``ast.parse`` accepts, at temperature 1 (the model's own distribution) and at each
+``--sampling`` setting (temperature, and top-p where given; every row of the table names its setting); the real
+floor is the same cut applied to the test split's real top-level functions (what truncation alone costs). CPU time
+per token counts the tokens the sampler drew for each sample (:class:`DrawnTokens`; an unconstrained one runs on
+past its function to the budget or end of text), and an invalid completion fails by ``budget`` when the sampler was
+still drawing at the budget, else by ``indentation`` or ``syntax`` (so a constrained one, which can only run out of
+budget, is never labelled ``syntax``; re-tokenizing its text, as before, counted too few tokens). Figures below
+measured before this definition (with the ``CODE_STOP`` cut) are not comparable with new runs. Then ``--verify
+python``: the CLI's :func:`~genlab.sampling.decoding.sample_verified` draws, at the best row's setting, until
+``--samples`` completions parse (at most 3x as many drawn), and every sample it returns must parse. The full text
+evaluation (distinct-n, held-out nats per token, copying) is recorded too, at temperature 1.
 
 Bar (issue #5): validity >= 50 % after at most 15 minutes of CPU training; 100 % of verified samples parse.
 Measured (``--minutes 10``, 2,381 steps, 56 wall minutes at ~17 % of a shared core): 6 % at
