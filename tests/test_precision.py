@@ -195,6 +195,28 @@ def test_compiled_training_saves_the_uncompiled_keys(tmp_path: Path, monkeypatch
     assert all(math.isfinite(record["model"]) for record in result.history)
 
 
+def test_compile_without_a_cpp_compiler_trains_eagerly(monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    # inductor builds CPU kernels with a C++ compiler; a CI machine without one must still train
+    import torch._inductor.cpp_builder as cpp_builder
+    from torch._inductor.exc import InvalidCxxCompiler
+
+    def no_compiler() -> str:
+        raise InvalidCxxCompiler
+
+    def refuse(module):
+        raise AssertionError("torch.compile called without a C++ compiler")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    monkeypatch.setattr(torch, "compile", refuse)
+    with caplog.at_level("WARNING", logger="genlab.train.trainer"):
+        compiled, _ = fit_regressor(config(steps=20, compile=True))
+    eager, _ = fit_regressor(config(steps=20))
+    assert "no C++ compiler" in caplog.text
+    for name, value in eager.state_dict().items():
+        assert torch.equal(value, compiled.state_dict()[name]), name
+
+
 # ------------------------------------------------------------------------------------ fp16 scalers
 
 

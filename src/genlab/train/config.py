@@ -47,7 +47,10 @@ class TrainConfig:
         compile: train through ``torch.compile`` of each phase's module (the saved weights and
             checkpoints are the uncompiled module's, never ``_orig_mod.`` keys). The first step pays the
             compilation (tens of seconds on a GPU machine, minutes on a busy CPU); worth it for long
-            GPU runs.
+            GPU runs. Off by default: on a CPU a small GPT's float32 step is bound by its matrix
+            products, which inductor leaves to the same BLAS, so compiling saved 0-3 % of a step
+            against ~20 s of cold compile (benchmarks/gpt_speed.py). A CPU without a C++ compiler
+            (inductor's CPU kernels are C++) trains eagerly with a warning instead.
     """
 
     steps: int | None = 2000

@@ -83,6 +83,21 @@ def build_optimizer(parameters: Any, *, kind: str = "adamw", lr: float, betas: t
         return optimizer_class(groups, lr=lr, betas=betas)
 
 
+def _inductor_builds_on(device: torch.device) -> bool:
+    """Whether ``torch.compile``'s default backend (inductor) can build kernels for ``device``: on a CPU it
+    writes C++ and needs a compiler (``$CXX`` or g++). Without one it warns and ``False`` (train eagerly)."""
+    if device.type != "cpu":
+        return True
+    from torch._inductor.cpp_builder import get_cpp_compiler   # here: inductor loads only when compiling
+
+    try:
+        get_cpp_compiler()
+    except RuntimeError as why:   # torch._inductor.exc.InvalidCxxCompiler
+        logger.warning("compile=True but no C++ compiler for inductor's CPU kernels (%s): training eagerly", why)
+        return False
+    return True
+
+
 class Trainer:
     """Optimise a model's phases for a step or time budget, resumably.
 
@@ -170,7 +185,8 @@ class Trainer:
 
         # The compiled wrapper only runs the losses; checkpoints and EMA read ``model`` itself, whose
         # state_dict keys carry no ``_orig_mod.`` prefix.
-        modules = [distributed.wrap(torch.compile(phase.module) if config.compile else phase.module, device)
+        compiling = config.compile and _inductor_builds_on(device)
+        modules = [distributed.wrap(torch.compile(phase.module) if compiling else phase.module, device)
                    for phase in phases]
         main = distributed.is_main_process()
         evaluating = evaluate is not None and config.eval_every > 0 and main
