@@ -100,19 +100,20 @@ def smiles_state(tokens: list[str]) -> tuple | None:
 
     A ring bond may not join two atoms already bonded (``C1C1``, ``C1(C)C1``, ``C12CC12``: RDKit's "ring closure
     duplicates bond"). Each atom holds the bond units of :func:`atom_capacity`; a bond costs its order on an
-    aliphatic atom and one on an aromatic one; a ring bond is at most double; and once a ring is open, the atom
-    the string is at and the root of some open branch may not all be out of units (the ring could never close)."""
+    aliphatic atom and one on an aromatic one, whose aromatic order caps it; a ring bond is at most double; and
+    once a ring is open, the atom the string is at and the root of some open branch may not all be out of units
+    (the ring could never close)."""
     last, before_bond, depth, atom, current = None, None, 0, -1, None
     rings: dict[str, tuple[int, int]] = {}   # open ring label -> (the atom that opened it, the bond's order)
     bonds: set[tuple[int, int]] = set()
     roots: list[int | None] = []   # the atom each open branch hangs from
     units: dict[int, int] = {}
-    aromatic: dict[int, bool] = {}
+    aromatic: dict[int, int] = {}   # 0: aliphatic, else the highest order the aromatic atom takes
     pending = 0
 
     def spend(at: int, order: int) -> bool:
         units[at] -= 1 if aromatic[at] else order
-        return units[at] >= 0
+        return units[at] >= 0 and (not aromatic[at] or order <= aromatic[at])
 
     for token in tokens:
         if token in ATOMS or token.startswith("["):
@@ -145,7 +146,8 @@ def smiles_state(tokens: list[str]) -> tuple | None:
         elif token in BOND_ORDER:
             if last not in ("atom", "ring", "close", "open"):
                 return None
-            if units[current] < (1 if aromatic[current] else BOND_ORDER[token]):
+            order = BOND_ORDER[token]
+            if units[current] < (1 if aromatic[current] else order) or aromatic[current] and order > aromatic[current]:
                 return None
             last, before_bond, pending = "bond", last, BOND_ORDER[token]
         elif token in "().":
@@ -336,14 +338,15 @@ def test_every_smiles_walk_inside_the_grammar_is_read_by_rdkit_before_valences()
     RDLogger.DisableLog("rdApp.*")
     codec, rng = SmilesCodec(context=16).fit(_array(["C1CC2(C1)CC2", "c1ccc2ccccc2c1", "CC(=O)N(C)C#N"])), \
         random.Random(3)
-    unread = []
+    unread, fallbacks = [], 0
     for walk in range(150):
         budget = rng.randrange(2, 40)
-        ids = random_walk(GrammarProcessor(codec.grammar(), max_new_tokens=budget), codec.eos, codec.vocab_size,
-                          budget, rng)
+        processor = GrammarProcessor(codec.grammar(), max_new_tokens=budget)
+        ids = random_walk(processor, codec.eos, codec.vocab_size, budget, rng)
+        fallbacks += processor.fallbacks
         if Chem.MolFromSmiles(codec.detokenize(ids), sanitize=False) is None:
             unread.append(codec.detokenize(ids))
-    assert not unread, unread[:5]
+    assert not unread and fallbacks == 0, (unread[:5], fallbacks)
 
 
 def test_every_aliphatic_smiles_walk_inside_the_grammar_is_a_molecule_rdkit_sanitizes():
@@ -367,10 +370,11 @@ def test_every_aliphatic_smiles_walk_inside_the_grammar_is_a_molecule_rdkit_sani
     assert not rejected and fallbacks == 0, (rejected[:5], fallbacks)
 
 
-def test_the_smiles_need_is_a_completion_that_every_step_can_follow(smiles_codec):
+@pytest.mark.parametrize("molecules", [MOLECULES, ["C1CC2(C1)CC2", "c1ccc2ccccc2c1", "CC(=O)N(C)C#N", "O=c1cc[nH]cc1"]])
+def test_the_smiles_need_is_a_completion_that_every_step_can_follow(molecules):
     """The budget's contract (genlab.sampling.token_grammar): from a state that needs ``k > 0`` tokens some allowed
-    token needs ``k - 1`` after it, and no allowed token raises the need by more than ``max_rise``."""
-    codec, rng = smiles_codec, random.Random(5)
+    token needs at most ``k - 1`` after it, and no allowed token raises the need by more than ``max_rise``."""
+    codec, rng = SmilesCodec(context=16).fit(_array(molecules)), random.Random(5)
     grammar = codec.grammar()
     for walk in range(60):
         ids = random_walk(GrammarProcessor(grammar), codec.eos, codec.vocab_size, rng.randrange(1, 40), rng)
@@ -379,7 +383,7 @@ def test_the_smiles_need_is_a_completion_that_every_step_can_follow(smiles_codec
             need, after, allowed = grammar.need(state), grammar.need_after(state), grammar.allowed(state)
             assert int(need) < NEVER, codec.detokenize(ids)
             if int(need) > 0:
-                assert bool((allowed & (after == need - 1)).any()), codec.detokenize(ids)
+                assert bool((allowed & (after <= need - 1)).any()), codec.detokenize(ids)
             assert int(torch.where(allowed, after - need[:, None], 0).max()) <= grammar.max_rise
             if token is not None:
                 state = grammar.advance(state, torch.tensor([token]))

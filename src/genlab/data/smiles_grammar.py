@@ -39,6 +39,9 @@ ORGANIC = frozenset({"B", "C", "N", "O", "P", "S", "F", "Cl", "Br", "I", "b", "c
 #: atom the neighbours it can have (two in its ring and one more for ``c``/``n``/``b``/``p``).
 CAPACITY = {"B": 3, "C": 4, "N": 3, "O": 2, "P": 5, "S": 6, "F": 1, "Cl": 1, "Br": 1, "I": 5, "H": 1, "*": 8,
             "b": 3, "c": 3, "n": 3, "o": 2, "p": 3, "s": 2}
+#: The highest bond order an aromatic atom takes besides its ring's aromatic bonds (``c=O`` in a pyridone;
+#: ``n``, ``o`` none: a neutral one with ``=X`` or ``#X`` exceeds its valence); 0 marks an aliphatic atom.
+AROMATIC_ORDER = {"b": 1, "c": 2, "n": 1, "o": 1, "p": 2, "s": 2}
 #: A bracket atom of an element outside :data:`CAPACITY` (``[Na+]``, ``[Se]``) is not held to a valence.
 ANY_CAPACITY = 8
 #: A bond token's order (``-``, ``/``, ``\\`` and ``:`` one unit).
@@ -86,12 +89,23 @@ def bracket_capacity(token: str) -> int:
     return max(CAPACITY[match["symbol"]] + size - hydrogens, 0)
 
 
-def atom_capacity(token: str) -> tuple[int, bool]:
-    """``(bond units, aromatic)`` of an atom token (module doc)."""
+def bond_cost(aromatic: torch.Tensor, order: torch.Tensor | int) -> torch.Tensor:
+    """Units a bond of ``order`` takes from atoms of aromatic order ``aromatic`` (broadcast): its order on an
+    aliphatic atom (0), one on an aromatic one."""
+    return torch.where(aromatic > 0, 1, order)
+
+
+def atom_capacity(token: str) -> tuple[int, int]:
+    """``(bond units, aromatic order)`` of an atom token (module doc): the aromatic order is 0 for an aliphatic atom,
+    else the highest bond order it takes (:data:`AROMATIC_ORDER`; in brackets one with hydrogens and no charge, as
+    ``[nH]``, else two)."""
     if token.startswith("["):
-        symbol = _BRACKET.fullmatch(token)
-        return bracket_capacity(token), bool(symbol and symbol["symbol"][0].islower())
-    return CAPACITY[token], token[0].islower()
+        match = _BRACKET.fullmatch(token)
+        if match is None or not match["symbol"][0].islower():
+            return bracket_capacity(token), 0
+        hydrogen_neutral = match["h"] is not None and match["charge"] is None   # [nH]: no double bond left
+        return bracket_capacity(token), 1 if hydrogen_neutral else 2
+    return CAPACITY[token], AROMATIC_ORDER.get(token, 0)
 
 
 class SmilesGrammar:
@@ -134,9 +148,9 @@ class SmilesGrammar:
         self.earlier = torch.arange(len(labels))[:, None] > torch.arange(len(labels))        # (R, R) j before i
         self.close_ids = torch.tensor([i for i, r in enumerate(roles) if r == CLOSE], dtype=torch.long)
         self.open_ids = torch.tensor([i for i, r in enumerate(roles) if r == OPEN], dtype=torch.long)
-        atoms = [atom_capacity(t) if r == ATOM else (0, False) for t, r in zip(tokens, roles)] + [(0, False)]
+        atoms = [atom_capacity(t) if r == ATOM else (0, 0) for t, r in zip(tokens, roles)] + [(0, 0)]
         self.capacity = torch.tensor([c for c, _ in atoms])                                # (V,)
-        self.aromatic = torch.tensor([a for _, a in atoms])                                # (V,)
+        self.aromatic = torch.tensor([a for _, a in atoms])                                # (V,) aromatic order
         self.order = torch.tensor([ORDER.get(t, 0) for t in tokens] + [0])                 # (V,)
         aliphatic = [c for (c, a), r in zip(atoms, roles) if r == ATOM and not a]
         #: Units a fresh atom of the completion has left after the bond that joins it (the roomiest aliphatic atom).
@@ -171,8 +185,7 @@ class SmilesGrammar:
         return (full(value=START), full(value=0), full(labels), full(labels), full(), full(), full(MAX_DEPTH),
                 full(value=0), full(value=0), full(labels, value=0),
                 full(value=0), full(MAX_DEPTH, value=0), full(labels, value=0),
-                full(value=False, dtype=torch.bool), full(MAX_DEPTH, value=False, dtype=torch.bool),
-                full(labels, value=False, dtype=torch.bool))
+                full(value=0), full(MAX_DEPTH, value=0), full(labels, value=0))
 
     def advance(self, state: tuple[torch.Tensor, ...], token: torch.Tensor) -> tuple[torch.Tensor, ...]:
         (kind, depth, opener, linked, atom, parent, roots, count, pending, ring_order,
@@ -188,8 +201,8 @@ class SmilesGrammar:
         # written with a higher order than the ring was opened with
         attached = is_atom & (atom >= 0)
         bond = torch.where(attached | opening.any(1), order, torch.where(closing.any(1), closed_order, 0))
-        spent = torch.where(bond > 0, torch.where(aromatic, 1, bond), 0)
-        extra = (torch.where(open_aromatic, 1, closed_order[:, None]) - torch.where(open_aromatic, 1, ring_order))
+        spent = torch.where(bond > 0, bond_cost(aromatic, bond), 0)
+        extra = (bond_cost(open_aromatic, closed_order[:, None]) - bond_cost(open_aromatic, ring_order))
         extra = (extra.clamp(min=0) * closing).sum(1)
         closed_opener = torch.where(closing, opener, -1).amax(1)                     # (B,) -1: none
         free, root_free, open_free = self._spend(atom, spent, free, root_free, open_free, roots, opener)
@@ -208,7 +221,7 @@ class SmilesGrammar:
         root_aromatic[rows, slot] = torch.where(is_open, aromatic, root_aromatic[rows, slot])
         # the current atom: a new one, a branch's root after ), none after .
         new_aromatic = self.aromatic[token]
-        new_free = self.capacity[token] - torch.where(attached, torch.where(new_aromatic, 1, order), 0)
+        new_free = self.capacity[token] - torch.where(attached, bond_cost(new_aromatic, order), 0)
         parent = torch.where(is_atom, atom, torch.where(is_dot, -1, parent))
         atom = torch.where(is_atom, count, torch.where(is_close, roots[rows, slot], torch.where(is_dot, -1, atom)))
         free = torch.where(is_atom, new_free, torch.where(is_close, root_free[rows, slot], free))
@@ -234,24 +247,28 @@ class SmilesGrammar:
         return (opener >= 0) & ((opener == atom[:, None]) | (opener == parent[:, None]) | joined)
 
     def allowed(self, state: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """bool ``(B, V)``: the syntax's next tokens that the atoms' units allow and that leave a molecule that can
-        still be finished (:meth:`_alive_after`)."""
+        """bool ``(B, V)``: the syntax's next tokens that the atoms' units and aromatic orders allow and that leave a
+        molecule that can still be finished (:meth:`_alive_after`)."""
         (kind, depth, opener, linked, atom, parent, _, _, pending, ring_order,
          free, root_free, open_free, aromatic, _, open_aromatic) = state
         allowed = self.kind_allowed[kind]                                                 # (B, V)
         order = torch.where(pending > 0, pending, 1)                                       # (B,)
-        cost = torch.where(aromatic, 1, order)                                             # (B,) units of the bond
-        attach = ~self.on_atom[kind] | (free >= cost)                                      # (B,)
-        roles, new_cost = self.roles, torch.where(self.aromatic, 1, order[:, None])        # (V,), (B, V)
-        allowed &= (roles != ATOM) | (attach[:, None] & (self.capacity >= new_cost))
-        allowed &= (roles != BOND) | (free[:, None] >= torch.where(aromatic[:, None], 1, self.order))
+        takes = (free >= bond_cost(aromatic, order)) & ((aromatic == 0) | (order <= aromatic))   # (B,) the atom
+        attach = ~self.on_atom[kind] | takes                                               # (B,)
+        new_takes = (self.capacity >= bond_cost(self.aromatic, order[:, None])) & \
+            ((self.aromatic == 0) | (order[:, None] <= self.aromatic))                     # (B, V) the new atom
+        roles = self.roles
+        allowed &= (roles != ATOM) | (attach[:, None] & new_takes)
+        allowed &= (roles != BOND) | ((free[:, None] >= bond_cost(aromatic[:, None], self.order))
+                                      & ((aromatic[:, None] == 0) | (self.order <= aromatic[:, None])))
         allowed[:, self.open_ids] &= ((free >= 1) & (depth < MAX_DEPTH))[:, None]
         allowed[:, self.close_ids] &= (depth > 0)[:, None]
         closed_order = torch.where(pending[:, None] > 0, pending[:, None], ring_order)    # (B, R)
-        opening = (opener < 0) & (free >= cost)[:, None] & (order <= 2)[:, None]
-        closing = (opener >= 0) & (closed_order <= 2) & \
-            (free[:, None] >= torch.where(aromatic[:, None], 1, closed_order)) & \
-            (open_free >= (torch.where(open_aromatic, 1, closed_order) - torch.where(open_aromatic, 1, ring_order)))
+        opening = (opener < 0) & (takes & (order <= 2))[:, None]
+        closing = (opener >= 0) & (closed_order <= 2) & (free[:, None] >= bond_cost(aromatic[:, None], closed_order)) \
+            & ((aromatic[:, None] == 0) | (closed_order <= aromatic[:, None])) \
+            & ((open_aromatic == 0) | (closed_order <= open_aromatic)) \
+            & (open_free >= bond_cost(open_aromatic, closed_order) - bond_cost(open_aromatic, ring_order))
         allowed[:, self.ring_ids] &= (opening | closing) & ~self._blocked(opener, linked, atom, parent)
         allowed[:, self.eos] &= (depth == 0) & (opener < 0).all(1)
         return allowed & self._alive_after(state)
@@ -277,17 +294,17 @@ class SmilesGrammar:
         # the current atom's units after each token and the rings open after it
         units = free[:, None].repeat(1, vocab)                                             # (B, V)
         ring_bond = torch.where(open_, torch.where(pending[:, None] > 0, pending[:, None], ring_order), order[:, None])
-        units[:, self.ring_ids] -= torch.where(aromatic[:, None], 1, ring_bond)
+        units[:, self.ring_ids] -= bond_cost(aromatic[:, None], ring_bond)
         rings = n_open[:, None].repeat(1, vocab)
         rings[:, self.ring_ids] += torch.where(open_, -1, 1)
         joined = ~self.needs_atom[kind] | (kind == CHAIN_BOND) | (kind == BRANCH_BOND) | (kind == AFTER_OPEN)
-        new_units = self.capacity - torch.where(self.aromatic, 1, order[:, None]) * joined[:, None]   # (B, V)
+        new_units = self.capacity - bond_cost(self.aromatic, order[:, None]) * joined[:, None]   # (B, V)
         units = torch.where(self.roles == ATOM, new_units, units)
         parent_slot = (depth - 1).clamp(min=0)[:, None]
         units[:, self.close_ids] = root_free.gather(1, parent_slot)
         # a root to go back to: after ")" one further out; after "(" the atom joined to the root spends it
         joins_root = (depth > 0) & (roots.gather(1, parent_slot)[:, 0] == atom)            # just after ( or (=
-        cost = torch.where(aromatic, 1, order) * joins_root                                # (B,)
+        cost = bond_cost(aromatic, order) * joins_root                                # (B,)
         spent = torch.zeros_like(root_free).scatter(1, parent_slot, cost[:, None])
         spare = (self._spare_root(root_free - spent, depth) >= 0)[:, None].repeat(1, vocab)
         spare[:, self.close_ids] = (self._spare_root(root_free, depth - 1) >= 0)[:, None]
@@ -302,8 +319,9 @@ class SmilesGrammar:
         next atom is its child; one if the kind needs an atom or a ring is blocked otherwise), then the rings
         closed along a chain of atoms (:meth:`_chain`), then a ``)`` per open branch. Where the current atom has
         no unit for that, the completion first goes back up with ``)`` to the innermost open branch whose root
-        has one and starts from there. Each first token of that completion lowers it by exactly one."""
-        (kind, depth, opener, linked, atom, parent, roots, _, _, ring_order,
+        has one and starts from there. Some allowed token lowers it by one, or by more in the few aromatic states
+        with double ring bonds where the chain overcounts (4 of 400 random walks over MOSES's vocabulary)."""
+        (kind, depth, opener, linked, atom, parent, roots, _, pending, ring_order,
          free, root_free, _, aromatic, _, _) = state
         open_ = opener >= 0
         n_open = open_.sum(1)
@@ -311,17 +329,19 @@ class SmilesGrammar:
         groups = self._groups(opener)
         kind_atom = self.needs_atom[kind] | ((kind == AFTER_CLOSE) & (n_open > 0))
         here = (open_ & (opener == atom[:, None])).any(1)
-        blocked = self._blocked(opener, linked, atom, parent).any(1)
+        blocked = self._blocked(opener, linked, atom, parent).any(1) | ((aromatic > 0) & (widest > aromatic))
         first = torch.maximum(2 * here.long(), (kind_atom | blocked).long())
         on_current = first == 0
-        chain = self._chain(groups, widest, torch.where(on_current, free, -1), torch.where(aromatic, 1, widest))
+        joined = torch.where(pending > 0, pending, 1)                  # the bond the first fresh atom comes by
+        first_units = torch.where(on_current, free, torch.where(first == 1, self.fresh + 1 - joined, self.fresh))
+        chain = self._chain(groups, widest, first_units, torch.where(on_current, bond_cost(aromatic, widest), widest))
         reaches = on_current | ~self.on_atom[kind] | (free >= 1)
         from_here = torch.where(reaches & (chain > 0), first + chain - 1 + n_open + depth, NEVER)
         from_here = torch.where(n_open > 0, from_here, self.needs_atom[kind].long() + depth)
         slot = self._spare_root(root_free, depth)
         root = roots.gather(1, slot.clamp(min=0)[:, None])[:, 0]
         root_first = 1 + (open_ & (opener == root[:, None])).any(1).long()
-        fresh = self._chain(groups, widest, torch.full_like(free, -1), widest)
+        fresh = self._chain(groups, widest, torch.full_like(free, self.fresh), widest)
         from_root = torch.where(self.on_atom[kind] & (slot >= 0) & (fresh > 0),
                                 depth + root_first + fresh - 1 + n_open, NEVER)
         return torch.where(from_here < NEVER, from_here, from_root)
@@ -338,17 +358,16 @@ class SmilesGrammar:
                cost: torch.Tensor) -> torch.Tensor:
         """int64 ``(B,)``: the atoms of the shortest chain that closes every open ring, 0 where none does.
 
-        ``groups (B, R)``: the open rings per opening atom (:meth:`_groups`). The chain's first atom is the current
-        one where ``units (B,) >= 0`` (its units left, ``cost (B,)`` units a closure) and a fresh atom (:attr:`fresh`
-        units, ``widest`` a closure) otherwise; every later atom is fresh. An atom closes at most one ring per
-        opening atom (two would be one bond) and as many as its units allow, keeping one for the next atom unless
-        it is the last; each round closes the opening atoms with the most rings left first, which needs the fewest
-        rounds (Hu's rule for chains of unit tasks)."""
+        ``groups (B, R)``: the open rings per opening atom (:meth:`_groups`). The chain's first atom has ``units
+        (B,)`` left and a closure takes ``cost (B,)`` of them (the current atom, or a fresh one after the bond that
+        joins it); every later atom is fresh (:attr:`fresh` units, ``widest`` a closure). An atom closes at most one
+        ring per opening atom (two would be one bond) and as many as its units allow, keeping one for the next atom
+        unless it is the last; each round closes the opening atoms with the most rings left first, which needs the
+        fewest rounds (Hu's rule for chains of unit tasks)."""
         labels = groups.shape[1]
         fresh_last, fresh_next = self.fresh // widest, (self.fresh - 1) // widest           # (B,)
-        current = units >= 0
-        last = torch.where(current, units.clamp(min=0) // cost, fresh_last)
-        next_ = torch.where(current, torch.where(units >= 1, (units - 1) // cost, -1), fresh_next)
+        last = units.clamp(min=0) // cost
+        next_ = torch.where(units >= 1, (units - 1) // cost, -1)
         columns = torch.arange(labels, device=groups.device)
         length = torch.zeros_like(widest)
         done = torch.zeros(len(widest), dtype=torch.bool, device=groups.device)

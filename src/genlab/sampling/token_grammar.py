@@ -16,10 +16,11 @@ ids:
   ``allowed(state) -> bool (B, V)``, ``need(state) -> int64 (B,)``, ``need_after(state) -> int64 (B, V)``
   and ``to(device)``.
 
-``need`` is the length of the shortest completion (0: the sample may end here) and ``need_after`` the same
-after each candidate token; ``max_rise`` bounds how much one token can raise ``need``. A grammar must be
-consistent: from a state whose ``need`` is ``k > 0`` some allowed token has ``need_after`` ``k - 1``, so a
-row that fits its budget always has a token that keeps it fitting.
+``need`` is the length of a completion (0: the sample may end here; the shortest one where the grammar can
+say, an upper bound otherwise) and ``need_after`` the same after each candidate token; ``max_rise`` bounds how
+much one token can raise ``need``. A grammar must be consistent: from a state whose ``need`` is ``k > 0`` some
+allowed token has ``need_after`` at most ``k - 1``, so a row that fits its budget always has a token that keeps
+it fitting.
 """
 
 from __future__ import annotations
