@@ -20,6 +20,7 @@ from genlab.data import registry  # noqa: E402
 from genlab.data.smiles import SmilesCodec, randomised_smiles, smiles_file, tokenize_smiles  # noqa: E402
 from genlab.errors import ConfigError, DataError  # noqa: E402
 from genlab.metrics import molecules  # noqa: E402
+from genlab.sampling.decoding import GenerationConfig, generate  # noqa: E402
 
 MOLECULES = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "Clc1ccc(Br)cc1", "C[C@@H](N)C(=O)O", "c1cc[nH]c1",
              "O=C1CCCN1", "CCN(CC)CC", "C1CC2CCC1C2", "COc1ccc2[nH]ccc2c1", "FC(F)(F)c1ccccc1", "CC#N"]
@@ -278,7 +279,7 @@ def test_guidance_extrapolates_the_conditional_logits_from_the_rows_read_uncondi
     ``l(any) + s (l(c) - l(any))`` of one batch holding the rows and the same rows with every bin read ``any``;
     guided samples are molecules' strings; beams are refused; without a condition, or at scale 1, guidance
     changes nothing."""
-    from genlab.models.transformer.guidance import GuidedNetwork
+    from genlab.models.transformer.guidance import MOLECULE_GUIDANCE, GuidedNetwork
 
     model = _toy_model()
     codec, network = model.codec_, model.network_
@@ -295,8 +296,12 @@ def test_guidance_extrapolates_the_conditional_logits_from_the_rows_read_uncondi
     samples = model.sample(6, condition={"qed": "high"}, guidance=3, **g())
     assert len(samples) == 6 and all(isinstance(s, str) and "<" not in s for s in samples)
     assert list(model.sample(4, guidance=3, **g())) == list(model.sample(4, **g()))
-    assert list(model.sample(4, condition={"qed": "high"}, guidance=1, **g())) == list(
-        model.sample(4, condition={"qed": "high"}, **g()))
+    assert list(model.sample(4, condition={"qed": "high"}, guidance=MOLECULE_GUIDANCE, **g())) == list(
+        model.sample(4, condition={"qed": "high"}, **g()))   # the default applies when none is given
+    rows = generate(network, [[codec.eos, *codec.prefix({"qed": "high"})]] * 4, GenerationConfig(max_new_tokens=30),
+                    generator=torch.Generator().manual_seed(3), eos=codec.eos)
+    assert list(model.sample(4, condition={"qed": "high"}, guidance=1, max_new_tokens=30, constrain="none",
+                             **g())) == [codec.detokenize(r) for r in rows]   # scale 1: the plain conditional
     with pytest.raises(ConfigError, match="guidance decodes two rows"):
         model.sample(2, condition={"qed": "high"}, guidance=2, num_beams=2)
 
