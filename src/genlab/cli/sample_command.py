@@ -11,8 +11,8 @@ parses is not part of it (:mod:`genlab.sampling.python_constraint`), so ``--prom
 In the last tokens before ``--max-new-tokens`` it also ends at the end of any logical line after which its text
 parses; one that meets none in time is cut unfinished, written with ``"valid": false`` and counted on stderr.
 The decoding flags have Hugging Face ``generate``'s names and meanings (:mod:`genlab.cli.decoding_options`):
-``--max-new-tokens``, ``--temperature`` (0 = greedy), ``--top-k``, ``--top-p``, ``--num-beams``, ``--repetition-penalty``,
-``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it is generated (and writes
+``--max-new-tokens``, ``--temperature`` (0 = greedy), ``--top-k``, ``--top-p``, ``--num-beams``,
+``--repetition-penalty``, ``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it is generated (and writes
 ``--out`` only when given).
 Molecules are one SMILES a line (stdout, ``.smi`` or ``.txt``), or a ``.csv`` of each SMILES, whether RDKit
 parses it, and its QED, logP, SA score and molecular weight (columns qed, logp, sa, mw); ``--condition
@@ -102,7 +102,8 @@ def sample(
     constrain: Annotated[str | None, typer.Option(
         "--constrain", help=f"Constrain text decoding: {', '.join(CONSTRAINTS)} (drop each token after which the "
                             "text can no longer become valid Python, and end each sample after its first complete "
-                            "top-level statement, or near --max-new-tokens at a line end where it parses); smiles and music: grammar (the default: "
+                            "top-level statement, or near --max-new-tokens at a line end where it parses); "
+                            "smiles and music: grammar (the default: "
                             "every sample parses; chorales without parallel fifths or octaves), syntax (the "
                             "grammar alone) or none.")] = None,
     melody: Annotated[str | None, typer.Option(
