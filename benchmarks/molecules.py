@@ -5,9 +5,9 @@ Fit: :func:`genlab.api.fit`, the function ``genlab fit`` calls, with what that c
 the built-in ``moses`` dataset (all 1,584,663 training molecules; ``--n-train`` keeps a seeded subset, for smoke
 tests only), no family (genlab picks the transformer for SMILES), ``train={"max_time": M, "seed": 0}``, every
 other setting genlab's default for SMILES (printed and saved in the JSON: network, batch, learning rate, atom-level
-tokens inside the SMILES grammar, property prefixes on; with them the network trains on the codec's seeded subset
-of ``property_molecules`` = 100,000 of those molecules, while novelty is scored against all of them, as MOSES
-does). ``--tokenizer selfies`` adds what ``--set
+tokens of Kekulé SMILES inside the SMILES grammar, property prefixes on; with them the network trains on the
+codec's seeded subset of ``property_molecules`` = 100,000 of those molecules, while novelty is scored against all
+of them, as MOSES does). ``--tokenizer selfies`` (or ``smiles``, aromatic SMILES) adds what ``--set
 tokenizer=selfies`` adds, the only option the script passes on a user's behalf. The fit keeps no checkpoints
 (``genlab fit`` writes them to its run directory; they cost a save every ``checkpoint_every`` steps).
 
@@ -34,7 +34,7 @@ error is about 0.05.
 Output: a table on stdout, ``--out`` JSON, and the ``benchmarks/molecules.py`` section of
 ``docs/molecules_music.md`` (``--doc``; ``benchmarks/music.py`` writes its own section of the same page).
 
-    python benchmarks/molecules.py [--max-time 20m] [--samples 10000] [--tokenizer selfies]
+    python benchmarks/molecules.py [--max-time 20m] [--samples 10000] [--tokenizer smiles|kekule|selfies]
     python benchmarks/molecules.py --max-time 5s --samples 50 --condition-samples 20 --guidance 1,2 \\
         --n-train 2000 --n-reference 200 --out /tmp/m.json --doc /tmp/m.md          # a smoke test, not a figure
 """
@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--n-reference", type=int, default=10_000, help="test molecules for the reference and "
                                                                          "as many for the test row")
     parser.add_argument("--max-pairs", type=int, default=10_000)
-    parser.add_argument("--tokenizer", choices=("smiles", "selfies"), default=None,
+    parser.add_argument("--tokenizer", choices=("smiles", "kekule", "selfies"), default=None,
                         help="passed as --set tokenizer=...; default: genlab's")
     parser.add_argument("--n-train", type=int, default=None, help="smoke tests only: a seeded training subset")
     parser.add_argument("--seed", type=int, default=0)
@@ -188,7 +188,8 @@ def main() -> None:
     floor = evaluate_molecules(held_out, train=data.x_train, reference=reference, max_pairs=args.max_pairs)
     eval_wall = time.perf_counter() - start
 
-    name = f"genlab transformer ({'SELFIES' if model.codec_.selfies else 'SMILES'}, {args.max_time})"
+    spelling = "SELFIES" if model.codec_.selfies else "Kekulé SMILES" if model.codec_.kekule else "SMILES"
+    name = f"genlab transformer ({spelling}, {args.max_time})"
     rows = {name: ours.to_dict(), f"MOSES test split ({len(held_out):,}, real)": floor.to_dict(), **MOSES_ROWS}
     result = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

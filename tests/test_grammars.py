@@ -370,6 +370,30 @@ def test_every_aliphatic_smiles_walk_inside_the_grammar_is_a_molecule_rdkit_sani
     assert not rejected and fallbacks == 0, (rejected[:5], fallbacks)
 
 
+def test_every_kekule_smiles_walk_inside_the_grammar_is_a_molecule_rdkit_sanitizes():
+    """A codec that writes Kekulé SMILES draws no aromatic atom, so RDKit sanitizes every molecule a walk
+    finishes, bracket atoms, charges, stereo marks and double ring bonds included (no row falls back)."""
+    Chem = pytest.importorskip("rdkit.Chem")
+    from rdkit import RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    codec = SmilesCodec(context=16, kekule=True).fit(_array(
+        ["c1cc[nH]c1", "C[C@@H](N)C(=O)O", "C[N+](C)(C)C", "O=[N+]([O-])c1ccccc1", "C[S@@](=O)c1ccccc1",
+         "c1ccc2ccccc2c1", "Cc1ccc(-c2ccccn2)o1", "O=c1cc[nH]cc1", "FC(F)(F)c1ccsc1", "C#CC1=CCCC1"]))
+    aromatic = set(torch.nonzero(codec.grammar().aromatic > 0)[:, 0].tolist())
+    assert {codec.tokens[i] for i in aromatic} >= {"c", "n", "o", "s", "[nH]"}
+    rng, rejected, fallbacks = random.Random(6), [], 0
+    for walk in range(200):
+        budget = rng.randrange(2, 40)
+        processor = GrammarProcessor(codec.grammar(), max_new_tokens=budget)
+        ids = random_walk(processor, codec.eos, codec.vocab_size, budget, rng)
+        text, fallbacks = codec.detokenize(ids), fallbacks + processor.fallbacks
+        assert not aromatic & set(ids), text
+        if Chem.MolFromSmiles(text) is None:
+            rejected.append(text)
+    assert not rejected and fallbacks == 0, (rejected[:5], fallbacks)
+
+
 @pytest.mark.parametrize("molecules", [MOLECULES, ["C1CC2(C1)CC2", "c1ccc2ccccc2c1", "CC(=O)N(C)C#N", "O=c1cc[nH]cc1"]])
 def test_the_smiles_need_is_a_completion_that_every_step_can_follow(molecules):
     """The budget's contract (genlab.sampling.token_grammar): from a state that needs ``k > 0`` tokens some allowed

@@ -65,6 +65,24 @@ def test_randomised_smiles_are_other_strings_of_the_same_molecule():
     assert sum(s != m for s, m in zip(out, np.repeat(MOLECULES, 3))) > len(MOLECULES)   # most are rewritten
 
 
+@pytest.mark.parametrize("properties", [(), ("qed",)])
+def test_a_kekule_codec_trains_on_kekule_strings_of_the_same_molecules(properties):
+    codec = SmilesCodec(context=64, kekule=True, properties=properties, property_dropout=0.0).fit(_array(MOLECULES))
+    stream = codec.stream(_array(MOLECULES)).tolist()
+    ends = [i for i, t in enumerate(stream) if t == codec.eos]
+    written = [codec.detokenize(stream[s + 1:e]) for s, e in zip(ends, ends[1:])]
+    assert sorted(map(molecules.canonical, written)) == sorted(map(molecules.canonical, MOLECULES))
+    aromatic = [t for w in written for t in tokenize_smiles(w) if t in "bcnops" or t[0] == "[" and t[1].islower()]
+    assert not aromatic and "C1=CC=CC=C1" in written and "C1=CNC=C1" in written, written
+    twice = randomised_smiles(["c1ccccc1O"], 2, kekule=True)
+    assert all("c" not in w and molecules.canonical(w) == "Oc1ccccc1" for w in twice), twice
+    again = SmilesCodec.from_state(codec.state())
+    assert again.kekule and again.tokens == codec.tokens
+    assert codec.detokenize(codec.tokenize("c1cc[nH]c1")) == "c1cc[nH]c1"   # aromatic prompts still tokenize
+    with pytest.raises(ConfigError, match="not both"):
+        SmilesCodec(context=8, selfies=True, kekule=True)
+
+
 def test_a_csv_skips_invalid_smiles_with_a_warning_and_refuses_a_mostly_invalid_file(tmp_path, caplog):
     good = tmp_path / "mols.csv"
     good.write_text("name,SMILES\n" + "".join(f"m{i},{s}\n" for i, s in enumerate(MOLECULES + ["C1CC", "xyz"])))
@@ -117,6 +135,14 @@ def test_the_transformer_fits_and_samples_smiles_strings(tmp_path, single_thread
     model.fit(data, train=TrainConfig(steps=3, batch_size=8, device="cpu"))
     samples = model.sample(4, generator=torch.Generator().manual_seed(0), max_new_tokens=20)
     assert samples.shape == (4,) and all(isinstance(s, str) for s in samples)
+    # genlab's default for molecules: Kekulé SMILES inside the grammar, so even a 3-step model writes only molecules
+    from genlab.api import fit
+
+    chosen = fit(data, n_layer=1, n_head=2, n_embd=16, block_size=24, train={"steps": 3, "batch_size": 8,
+                                                                            "device": "cpu"})
+    assert chosen.codec_.kekule and chosen.config.tokenizer == "kekule" and not model.codec_.kekule
+    many = chosen.sample(64, generator=torch.Generator().manual_seed(1), max_new_tokens=20)
+    assert all(Chem.MolFromSmiles(s) is not None for s in many), [s for s in many if Chem.MolFromSmiles(s) is None]
     model.save_pretrained(tmp_path / "run")
     again = TransformerModel.from_pretrained(tmp_path / "run")
     with pytest.raises(ConfigError, match="not 'bpe'"):

@@ -25,10 +25,19 @@ generative models"): ``augment=k`` writes each training molecule as ``k`` random
 drawn once with a fixed seed when the codec encodes (a static augmentation; the paper redraws them every
 epoch).
 
+Kekulé SMILES (``kekule=True``): each training molecule is written with its aromatic rings as alternating single
+and double bonds between uppercase atoms (RDKit's kekulisation: ``c1ccccc1`` -> ``C1=CC=CC=C1``, ``[nH]`` ->
+``[NH]``), so the network never writes an aromatic atom. What RDKit then refuses in a sample is a valence or
+ring error, which the grammar below rules out, rather than an aromatic ring whose electrons do not pair up
+(kekulisation), which no left-to-right grammar can see. A sampled ring RDKit finds aromatic reads as
+aromatic again. The vocabulary keeps the molecules' aromatic tokens too, so aromatic prompts tokenize.
+
 Sampling inside the grammar: :meth:`SmilesCodec.grammar` is a :class:`SmilesGrammar`, which the transformer
 applies by default: no molecule ends with a ring or branch open, a ring-bond label closes only a ring opened on
 another atom, ``)`` closes only an open ``(``, bonds and ring bonds follow atoms (OpenSMILES's syntax), and no atom
-carries more bonds than RDKit accepts for it (valences); whether an aromatic ring kekulises stays the model's job.
+carries more bonds than RDKit accepts for it (valences); whether an aromatic ring kekulises stays the model's job,
+unless the codec writes Kekulé SMILES: then the grammar allows no aromatic atom, and every molecule it lets a
+sample finish is one RDKit sanitizes.
 
 Property conditioning (prefix tokens, the transformer's form of conditioning in DESIGN.md): at fit time the codec
 computes each training molecule's RDKit properties (:data:`PROPERTIES`: QED, Crippen logP, the SA score, molecular
@@ -231,9 +240,10 @@ def smiles_file(path: str | os.PathLike, *, column: str | None = None) -> Datase
     return Dataset(name=str(path), modality="smiles", x_train=molecules[train], x_test=molecules[test])
 
 
-def randomised_smiles(smiles: Sequence[str], k: int, *, seed: int = SUBSET_SEED) -> list[str]:
-    """``k`` random SMILES of each molecule (a seeded random atom order), molecule by molecule; the same call
-    gives the same strings.
+def randomised_smiles(smiles: Sequence[str], k: int, *, kekule: bool = False,
+                      seed: int = SUBSET_SEED) -> list[str]:
+    """``k`` random SMILES of each molecule (a seeded random atom order), molecule by molecule, in Kekulé form
+    when ``kekule`` (module doc); the same call gives the same strings.
 
     An unparsable SMILES is kept as it is (``k`` copies), so the result always has ``k * len(smiles)``.
     """
@@ -241,7 +251,7 @@ def randomised_smiles(smiles: Sequence[str], k: int, *, seed: int = SUBSET_SEED)
     rng = np.random.default_rng(seed)
     out = []
     for s in smiles:
-        mol = Chem.MolFromSmiles(s)
+        mol = _parse(Chem, s, kekule)
         for _ in range(k):
             if mol is None:
                 out.append(s)
@@ -250,8 +260,27 @@ def randomised_smiles(smiles: Sequence[str], k: int, *, seed: int = SUBSET_SEED)
             # SMILES. RDKit's doRandom draws from its own generator, which its seed function did not fix (two
             # calls gave different strings, so SELFIES met tokens its vocabulary lacked); this order is ours.
             order = rng.permutation(mol.GetNumAtoms()).tolist()
-            out.append(Chem.MolToSmiles(Chem.RenumberAtoms(mol, order), canonical=False))
+            out.append(Chem.MolToSmiles(Chem.RenumberAtoms(mol, order), canonical=False, kekuleSmiles=kekule))
     return out
+
+
+def kekule_smiles(smiles: Sequence[str]) -> list[str]:
+    """Each SMILES in Kekulé form, RDKit's canonical atom order (module doc); an unparsable one as it is."""
+    Chem = require_rdkit()
+    out = []
+    for s in smiles:
+        mol = _parse(Chem, s, kekule=True)
+        out.append(s if mol is None else Chem.MolToSmiles(mol, kekuleSmiles=True))
+    return out
+
+
+def _parse(Chem, smiles: str, kekule: bool):
+    """RDKit's molecule of ``smiles`` (``None`` if it does not parse), kekulised with its aromatic flags
+    cleared when ``kekule``, so that it is written with uppercase atoms and explicit double bonds."""
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is not None and kekule:
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+    return mol
 
 
 class SmilesCodec(VocabularyCodec):
@@ -261,6 +290,7 @@ class SmilesCodec(VocabularyCodec):
         context: tokens per training row.
         selfies: tokenize SELFIES instead of SMILES (samples come back as SMILES).
         augment: random SMILES per training molecule (1: the molecules as given).
+        kekule: train on the molecules written in Kekulé form (module doc).
         properties: the properties each molecule's prefix conditions on (:data:`PROPERTIES`, module doc);
             empty: no prefix.
         property_dropout: probability in ``[0, 1]`` that a training prefix token becomes its ``any`` token.
@@ -274,8 +304,9 @@ class SmilesCodec(VocabularyCodec):
     modality = "smiles"
 
     def __init__(self, shape: tuple[int, ...] = (), *, context: int, selfies: bool = False, augment: int = 1,
-                 properties: Sequence[str] = (), property_dropout: float = 0.5, property_molecules: int = 100_000,
-                 edges: dict[str, Sequence[float]] | None = None, tokens: Sequence[str] | None = None) -> None:
+                 kekule: bool = False, properties: Sequence[str] = (), property_dropout: float = 0.5,
+                 property_molecules: int = 100_000, edges: dict[str, Sequence[float]] | None = None,
+                 tokens: Sequence[str] | None = None) -> None:
         super().__init__(shape, context=context, tokens=tokens)
         if augment < 1:
             raise ValueError(f"augment must be at least 1 random SMILES per molecule, got {augment}")
@@ -286,7 +317,9 @@ class SmilesCodec(VocabularyCodec):
         if not 0 <= property_dropout <= 1 or property_molecules < 1:
             raise ConfigError(f"property_dropout must be in [0, 1] and property_molecules at least 1; got "
                               f"{property_dropout} and {property_molecules}")
-        self.selfies, self.augment = selfies, augment
+        if selfies and kekule:
+            raise ConfigError("a codec writes SELFIES or Kekulé SMILES, not both")
+        self.selfies, self.augment, self.kekule = selfies, augment, kekule
         self.properties = tuple(properties)
         self.property_dropout, self.property_molecules = float(property_dropout), int(property_molecules)
         self.edges = None if edges is None else {name: [float(e) for e in edges[name]] for name in self.properties}
@@ -304,7 +337,14 @@ class SmilesCodec(VocabularyCodec):
 
     def _training_molecules(self, x: np.ndarray) -> list[str]:
         molecules = list(self.check_records(x, "training molecules"))
-        return molecules if self.augment == 1 else randomised_smiles(molecules, self.augment)
+        if self.augment > 1:
+            return randomised_smiles(molecules, self.augment, kekule=self.kekule)
+        return kekule_smiles(molecules) if self.kekule else molecules
+
+    def _trained_on(self, molecules: np.ndarray) -> np.ndarray:
+        """The molecules the training stream writes: with properties a seeded subset of at most
+        ``property_molecules`` (module doc), all of them without."""
+        return molecules[_subset(len(molecules), self.property_molecules)] if self.properties else molecules
 
     @property
     def condition_tokens(self) -> list[str]:
@@ -322,7 +362,11 @@ class SmilesCodec(VocabularyCodec):
                 if not len(known):
                     raise DataError("no training molecule has RDKit properties to condition on (none parses)")
                 self.edges[name] = [float(e) for e in np.quantile(known, [1 / 3, 2 / 3])]
-        atoms = set().union(*(self._split(m) for m in self._training_molecules(x)))
+        if self.kekule:   # the molecules' own tokens, and those of the Kekulé forms the stream writes
+            written = [*molecules, *self._training_molecules(self._trained_on(self.check_records(x)))]
+        else:
+            written = self._training_molecules(x)
+        atoms = set().union(*(self._split(m) for m in written))
         self._set_tokens(sorted(atoms) + self.condition_tokens)
         return self
 
@@ -333,8 +377,9 @@ class SmilesCodec(VocabularyCodec):
         without properties, every molecule and no prefix."""
         molecules = self.check_records(x, "molecules")
         if not self.properties:
-            return super().stream(string_array(self._training_molecules(x)) if self.augment > 1 else x)
-        molecules = molecules[_subset(len(molecules), self.property_molecules)]
+            rewritten = self.augment > 1 or self.kekule
+            return super().stream(string_array(self._training_molecules(x)) if rewritten else x)
+        molecules = self._trained_on(molecules)
         values = molecule_properties(list(molecules), self.properties)
         levels = np.full((len(molecules), len(self.properties)), len(BINS))        # (n, P) bin index; 3 = any
         for j, name in enumerate(self.properties):
@@ -418,20 +463,22 @@ class SmilesCodec(VocabularyCodec):
             return ""   # a malformed SELFIES prefix (a prompt cut mid-token); counted invalid downstream
 
     def grammar(self) -> "SmilesGrammar | None":
-        """The SMILES syntax over this codec's ids (:class:`SmilesGrammar`); ``None`` for SELFIES, whose every
-        token string is a molecule already."""
-        return None if self.selfies else SmilesGrammar(self.tokens, self.eos)
+        """The SMILES syntax over this codec's ids (:class:`SmilesGrammar`), without aromatic atoms for Kekulé
+        SMILES; ``None`` for SELFIES, whose every token string is a molecule already."""
+        return None if self.selfies else SmilesGrammar(self.tokens, self.eos, aromatic=not self.kekule)
 
     def state(self) -> dict[str, Any]:
-        return self._state(tokens=self.tokens, selfies=self.selfies, augment=self.augment,
+        return self._state(tokens=self.tokens, selfies=self.selfies, augment=self.augment, kekule=self.kekule,
                            properties=list(self.properties), property_dropout=self.property_dropout,
                            property_molecules=self.property_molecules, edges=self.edges)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "SmilesCodec":
-        """The codec of a saved state; a state from before property conditioning has no properties."""
+        """The codec of a saved state; a state from before property conditioning has no properties, one from
+        before Kekulé training wrote aromatic SMILES."""
         return cls(context=state["context"], selfies=bool(state["selfies"]), augment=int(state["augment"]),
-                   properties=state.get("properties", ()), property_dropout=state.get("property_dropout", 0.5),
+                   kekule=bool(state.get("kekule", False)), properties=state.get("properties", ()),
+                   property_dropout=state.get("property_dropout", 0.5),
                    property_molecules=state.get("property_molecules", 100_000), edges=state.get("edges"),
                    tokens=state["tokens"])
 

@@ -42,7 +42,13 @@ CAPACITY = {"B": 3, "C": 4, "N": 3, "O": 2, "P": 5, "S": 6, "F": 1, "Cl": 1, "Br
 #: The highest bond order an aromatic atom takes besides its ring's aromatic bonds (``c=O`` in a pyridone;
 #: ``n``, ``o`` none: a neutral one with ``=X`` or ``#X`` exceeds its valence); 0 marks an aliphatic atom.
 AROMATIC_ORDER = {"b": 1, "c": 2, "n": 1, "o": 1, "p": 2, "s": 2}
-#: A bracket atom of an element outside :data:`CAPACITY` (``[Na+]``, ``[Se]``) is not held to a valence.
+#: Groups 13 to 17 of the periodic table, row by row, and the largest valence RDKit accepts for each element: a
+#: charged bracket atom takes that of its isoelectronic element, the one ``charge`` places to its left, as RDKit
+#: does (``[N+]`` as C: 4, ``[O-]`` as F: 1, ``[C+]`` as B: 3, ``[S+]`` as P: 5).
+PERIODS = (("B", "C", "N", "O", "F"), ("Al", "Si", "P", "S", "Cl"), ("Ga", "Ge", "As", "Se", "Br"),
+           ("In", "Sn", "Sb", "Te", "I"))
+GROUP_CAPACITY = dict(zip(sum(PERIODS, ()), (3, 4, 3, 2, 1) + (3, 4, 5, 6, 1) * 2 + (3, 4, 5, 6, 5)))
+#: A bracket atom of an element outside those tables (``[Na+]``), or charged beyond them, is not held to a valence.
 ANY_CAPACITY = 8
 #: A bond token's order (``-``, ``/``, ``\\`` and ``:`` one unit).
 ORDER = {"-": 1, "/": 1, "\\": 1, ":": 1, "=": 2, "#": 3, "$": 4}
@@ -76,17 +82,25 @@ def smiles_role(token: str) -> int:
 
 
 def bracket_capacity(token: str) -> int:
-    """Bond units of a bracket atom: its element's :data:`CAPACITY` plus the size of its charge (``[N+]`` four,
-    ``[O-]`` three: generous, a charge may raise or lower a valence) less its explicit hydrogens (``[nH]`` two,
-    ``[C@@H]`` three); :data:`ANY_CAPACITY` for an element outside the table or a token that is no atom."""
+    """Bond units of a bracket atom less its explicit hydrogens (``[C@@H]`` three, ``[NH+]`` three): an aliphatic
+    one those of its isoelectronic element (:data:`PERIODS`); an aromatic one its element's neighbours
+    (:data:`CAPACITY`) plus the size of its charge (``[nH]`` two, ``[n+]`` four: generous); :data:`ANY_CAPACITY`
+    for an element outside the tables or a token that is no atom."""
     match = _BRACKET.fullmatch(token)
-    if match is None or match["symbol"] not in CAPACITY:
+    if match is None:
         return ANY_CAPACITY
-    charge = match["charge"] or ""
+    symbol, charge = match["symbol"], match["charge"] or ""
     size = int(charge.lstrip("+-") or 1) * len(charge[:1]) if charge[1:].isdigit() or len(charge) <= 1 \
         else len(charge)
+    signed = -size if charge.startswith("-") else size
     hydrogens = 0 if match["h"] is None else int(match["h"] or 1)
-    return max(CAPACITY[match["symbol"]] + size - hydrogens, 0)
+    period = next((row for row in PERIODS if symbol in row), None)
+    if period is not None:
+        group = period.index(symbol) - signed
+        return max(GROUP_CAPACITY[period[group]] - hydrogens, 0) if 0 <= group < len(period) else ANY_CAPACITY
+    if symbol not in CAPACITY:
+        return ANY_CAPACITY
+    return max(CAPACITY[symbol] + size - hydrogens, 0)
 
 
 def bond_cost(aromatic: torch.Tensor, order: torch.Tensor | int) -> torch.Tensor:
@@ -129,6 +143,8 @@ class SmilesGrammar:
     Args:
         tokens: the codec's tokens, id ``i`` is ``tokens[i]``.
         eos: the end-of-molecule id (``len(tokens)``).
+        aromatic: whether aromatic atoms may be drawn; a codec that writes Kekulé SMILES has none to draw, and
+            then every molecule the grammar finishes is one RDKit sanitizes.
     """
 
     name = "SMILES grammar"
@@ -137,7 +153,7 @@ class SmilesGrammar:
     #: branch (one ``)``, one atom more).
     max_rise = 4
 
-    def __init__(self, tokens: Sequence[str], eos: int) -> None:
+    def __init__(self, tokens: Sequence[str], eos: int, *, aromatic: bool = True) -> None:
         self.eos, self.vocab_size = eos, len(tokens) + 1
         roles = [smiles_role(t) for t in tokens] + [END]
         labels = sorted({t for t, r in zip(tokens, roles) if r == RING})
@@ -159,6 +175,8 @@ class SmilesGrammar:
         for kind, allowed in FOLLOWS.items():
             follows[kind, sorted(allowed)] = True
         self.kind_allowed = follows[:, self.roles]                                        # (K, V)
+        if not aromatic:
+            self.kind_allowed[:, self.aromatic > 0] = False
         then = torch.arange(8)[:, None].repeat(1, 9)   # (K, roles); a prefix token leaves the kind as it is
         then[:, [ATOM, RING, OPEN, CLOSE, DOT]] = torch.tensor([AFTER_ATOM, AFTER_RING, AFTER_OPEN, AFTER_CLOSE,
                                                                 AFTER_DOT])

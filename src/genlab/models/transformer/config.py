@@ -19,7 +19,8 @@ class TransformerConfig:
         block_size: the longest context in tokens.
         dropout: dropout on embeddings, attention weights and residual branches.
         tokenizer: text: ``"char"`` (one token per character) or ``"bpe"`` (byte-level BPE); smiles:
-            ``"char"`` or ``"smiles"`` (atom-level SMILES tokens) or ``"selfies"`` (atom-level SELFIES).
+            ``"char"`` or ``"smiles"`` (atom-level SMILES tokens), ``"kekule"`` (the same tokens, molecules
+            written in Kekulé form: :mod:`genlab.data.smiles`) or ``"selfies"`` (atom-level SELFIES).
         augment: smiles: random SMILES written per training molecule (1: as given); music: the keys each
             training piece is written in, nearest on the circle of fifths (1-12, :func:`genlab.data.music.key_shifts`).
         properties: smiles: the RDKit properties each molecule is conditioned on through prefix tokens
@@ -42,7 +43,7 @@ class TransformerConfig:
     n_embd: int = 128
     block_size: int = 64
     dropout: float = 0.0
-    tokenizer: Literal["char", "bpe", "smiles", "selfies"] = "char"
+    tokenizer: Literal["char", "bpe", "smiles", "kekule", "selfies"] = "char"
     augment: int = 1
     properties: tuple[str, ...] = ("qed", "logp", "sa", "mw")
     property_dropout: float = 0.5

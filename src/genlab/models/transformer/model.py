@@ -151,8 +151,9 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         keys next to its own on the circle of fifths, which triples the pieces and keeps Bach's pitch classes,
         where all twelve keys flatten them: :func:`genlab.data.music.key_shifts`)."""
         if info.modality == "smiles":
-            return DataDefaults(model={"block_size": 64}, train={"batch_size": 64},
-                                why="benchmarks/molecules.py: MOSES molecules fit a 64-token context")
+            return DataDefaults(model={"block_size": 64, "tokenizer": "kekule"}, train={"batch_size": 64},
+                                why="benchmarks/molecules.py: MOSES molecules fit a 64-token context; Kekulé "
+                                    "SMILES leave RDKit nothing to refuse that the grammar allows")
         if info.modality == "music":
             return DataDefaults(model={"block_size": 128, "augment": 3}, train={"batch_size": 32},
                                 why="benchmarks/music.py: 16 beats of four voices per context, each training "
@@ -175,11 +176,11 @@ class TransformerModel(TabularTransformer, GenerativeModel):
             return super()._make_codec(data)
         if data.modality == "smiles":
             if config.tokenizer == "bpe":
-                raise ConfigError("smiles takes tokenizer 'smiles' (or 'char', the same atom-level tokens) "
-                                  "or 'selfies', not 'bpe'")
+                raise ConfigError("smiles takes tokenizer 'smiles' (or 'char', the same atom-level tokens), "
+                                  "'kekule' or 'selfies', not 'bpe'")
             return SmilesCodec(context=config.block_size + 1, selfies=config.tokenizer == "selfies",
-                               augment=config.augment, properties=config.properties,
-                               property_dropout=config.property_dropout,
+                               kekule=config.tokenizer == "kekule", augment=config.augment,
+                               properties=config.properties, property_dropout=config.property_dropout,
                                property_molecules=config.property_molecules)
         if data.modality == "music":
             if config.augment > 12:
