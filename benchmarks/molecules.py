@@ -4,11 +4,11 @@ scored with MOSES's metrics and the property conditioning of issue #23.
 Fit: :func:`genlab.api.fit`, the function ``genlab fit`` calls, with what that command passes and nothing else:
 the built-in ``moses`` dataset (all 1,584,663 training molecules; ``--n-train`` keeps a seeded subset, for smoke
 tests only), no family (genlab picks the transformer for SMILES), ``train={"max_time": M, "seed": 0}``, every
-other setting genlab's default for SMILES (printed and saved in the JSON: network, batch, learning rate, atom-level
-tokens of Kekulé SMILES inside the SMILES grammar, property prefixes on; with them the network trains on the
-codec's seeded subset of ``property_molecules`` = 100,000 of those molecules, while novelty is scored against all
-of them, as MOSES does). ``--tokenizer selfies`` (or ``smiles``, aromatic SMILES) adds what ``--set
-tokenizer=selfies`` adds, the only option the script passes on a user's behalf. The fit keeps no checkpoints
+other setting genlab's default for SMILES (printed and saved in the JSON: network, batch, learning rate,
+atom-level tokens of the molecules as written, inside the SMILES grammar, property prefixes on; with them the
+network trains on the codec's seeded subset of ``property_molecules`` = 100,000 of those molecules, while novelty
+is scored against all of them, as MOSES does). ``--tokenizer kekule`` (or ``selfies``) adds what ``--set
+tokenizer=kekule`` adds, the only option the script passes on a user's behalf. The fit keeps no checkpoints
 (``genlab fit`` writes them to its run directory; they cost a save every ``checkpoint_every`` steps).
 
 Samples: ``--samples`` (10,000) molecules as ``genlab sample RUN -n N --seed 0`` draws them (the model's

@@ -151,9 +151,8 @@ class TransformerModel(TabularTransformer, GenerativeModel):
         keys next to its own on the circle of fifths, which triples the pieces and keeps Bach's pitch classes,
         where all twelve keys flatten them: :func:`genlab.data.music.key_shifts`)."""
         if info.modality == "smiles":
-            return DataDefaults(model={"block_size": 64, "tokenizer": "kekule"}, train={"batch_size": 64},
-                                why="benchmarks/molecules.py: MOSES molecules fit a 64-token context; Kekulé "
-                                    "SMILES leave RDKit nothing to refuse that the grammar allows")
+            return DataDefaults(model={"block_size": 64}, train={"batch_size": 64},
+                                why="benchmarks/molecules.py: MOSES molecules fit a 64-token context")
         if info.modality == "music":
             return DataDefaults(model={"block_size": 128, "augment": 3}, train={"batch_size": 32},
                                 why="benchmarks/music.py: 16 beats of four voices per context, each training "
