@@ -26,8 +26,8 @@ drawn once with a fixed seed when the codec encodes (a static augmentation; the 
 epoch).
 
 Kekulé SMILES (``kekule=True``): each training molecule is written with its aromatic rings as alternating single
-and double bonds between uppercase atoms (RDKit's kekulisation: ``c1ccccc1`` -> ``C1=CC=CC=C1``, ``[nH]`` ->
-``[NH]``), so the network never writes an aromatic atom. What RDKit then refuses in a sample is a valence or
+and double bonds between uppercase atoms (RDKit's kekulisation: ``c1ccccc1`` -> ``C1=CC=CC=C1``, ``c1cc[nH]c1`` ->
+``C1=CNC=C1``), so the network never writes an aromatic atom. What RDKit then refuses in a sample is a valence or
 ring error, which the grammar below rules out, rather than an aromatic ring whose electrons do not pair up
 (kekulisation), which no left-to-right grammar can see. A sampled ring RDKit finds aromatic reads as
 aromatic again. The vocabulary keeps the molecules' aromatic tokens too, so aromatic prompts tokenize.
@@ -352,7 +352,8 @@ class SmilesCodec(VocabularyCodec):
         return [condition_token(name, level) for name in self.properties for level in (*BINS, ANY)]
 
     def fit(self, x: np.ndarray) -> "SmilesCodec":
-        molecules = list(self.check_records(x, "training molecules"))
+        records = self.check_records(x, "training molecules")
+        molecules = list(records)
         if self.properties:
             subset = _subset(len(molecules), EDGE_MOLECULES)
             values = molecule_properties([molecules[i] for i in subset], self.properties)
@@ -363,7 +364,7 @@ class SmilesCodec(VocabularyCodec):
                     raise DataError("no training molecule has RDKit properties to condition on (none parses)")
                 self.edges[name] = [float(e) for e in np.quantile(known, [1 / 3, 2 / 3])]
         if self.kekule:   # the molecules' own tokens, and those of the Kekulé forms the stream writes
-            written = [*molecules, *self._training_molecules(self._trained_on(self.check_records(x)))]
+            written = [*molecules, *self._training_molecules(self._trained_on(records))]
         else:
             written = self._training_molecules(x)
         atoms = set().union(*(self._split(m) for m in written))

@@ -109,6 +109,12 @@ def bond_cost(aromatic: torch.Tensor, order: torch.Tensor | int) -> torch.Tensor
     return torch.where(aromatic > 0, 1, order)
 
 
+def bond_fits(units: torch.Tensor, aromatic: torch.Tensor, order: torch.Tensor | int) -> torch.Tensor:
+    """Whether atoms with ``units`` left and aromatic order ``aromatic`` take a bond of ``order`` (broadcast): the
+    units for its :func:`bond_cost`, and an order the atom's aromatic ring leaves room for."""
+    return (units >= bond_cost(aromatic, order)) & ((aromatic == 0) | (order <= aromatic))
+
+
 def atom_capacity(token: str) -> tuple[int, int]:
     """``(bond units, aromatic order)`` of an atom token (module doc): the aromatic order is 0 for an aliphatic atom,
     else the highest bond order it takes (:data:`AROMATIC_ORDER`; in brackets one with hydrogens and no charge, as
@@ -271,20 +277,17 @@ class SmilesGrammar:
          free, root_free, open_free, aromatic, _, open_aromatic) = state
         allowed = self.kind_allowed[kind]                                                 # (B, V)
         order = torch.where(pending > 0, pending, 1)                                       # (B,)
-        takes = (free >= bond_cost(aromatic, order)) & ((aromatic == 0) | (order <= aromatic))   # (B,) the atom
+        takes = bond_fits(free, aromatic, order)                                          # (B,) the atom
         attach = ~self.on_atom[kind] | takes                                               # (B,)
-        new_takes = (self.capacity >= bond_cost(self.aromatic, order[:, None])) & \
-            ((self.aromatic == 0) | (order[:, None] <= self.aromatic))                     # (B, V) the new atom
+        new_takes = bond_fits(self.capacity, self.aromatic, order[:, None])                # (B, V) the new atom
         roles = self.roles
         allowed &= (roles != ATOM) | (attach[:, None] & new_takes)
-        allowed &= (roles != BOND) | ((free[:, None] >= bond_cost(aromatic[:, None], self.order))
-                                      & ((aromatic[:, None] == 0) | (self.order <= aromatic[:, None])))
+        allowed &= (roles != BOND) | bond_fits(free[:, None], aromatic[:, None], self.order)
         allowed[:, self.open_ids] &= ((free >= 1) & (depth < MAX_DEPTH))[:, None]
         allowed[:, self.close_ids] &= (depth > 0)[:, None]
         closed_order = torch.where(pending[:, None] > 0, pending[:, None], ring_order)    # (B, R)
         opening = (opener < 0) & (takes & (order <= 2))[:, None]
-        closing = (opener >= 0) & (closed_order <= 2) & (free[:, None] >= bond_cost(aromatic[:, None], closed_order)) \
-            & ((aromatic[:, None] == 0) | (closed_order <= aromatic[:, None])) \
+        closing = (opener >= 0) & (closed_order <= 2) & bond_fits(free[:, None], aromatic[:, None], closed_order) \
             & ((open_aromatic == 0) | (closed_order <= open_aromatic)) \
             & (open_free >= bond_cost(open_aromatic, closed_order) - bond_cost(open_aromatic, ring_order))
         allowed[:, self.ring_ids] &= (opening | closing) & ~self._blocked(opener, linked, atom, parent)
