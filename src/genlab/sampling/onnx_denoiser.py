@@ -48,6 +48,9 @@ def onnxruntime_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in PACKAGES)
 
 
+#: Loggers whose warnings during an export are notes to torch's and onnxscript's developers, not to a user.
+QUIET_LOGGERS = ("torch.onnx._internal.exporter._registration", "onnxscript.optimizer._constant_folding")
+
 def to_onnx(module: nn.Module, args: tuple, *, input_names: list[str], output_names: list[str],
             dynamic_shapes: dict[str, Any]) -> Any:
     """``module(*args)`` traced by the dynamo-based exporter (``torch.onnx.export(..., dynamo=True)``) at
@@ -56,11 +59,13 @@ def to_onnx(module: nn.Module, args: tuple, *, input_names: list[str], output_na
 
     The exporter's notes that ask nothing of genlab (torchvision's operators are not registered; one
     ``batch`` name shared by several inputs, or an input that is None and so absent from the graph; a
-    torch-internal deprecation) are kept out of the user's terminal.
+    torch-internal deprecation; onnxscript's optimiser leaving a multi-output ``Split`` unfolded, one line
+    per attention layer of a caption network) are kept out of the user's terminal.
     """
-    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = registry.level
-    registry.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*The axis name: \w+ will not be used")
@@ -70,7 +75,8 @@ def to_onnx(module: nn.Module, args: tuple, *, input_names: list[str], output_na
                                         output_names=output_names, dynamic_shapes=dynamic_shapes,
                                         opset_version=OPSET, optimize=True, verbose=False)
     finally:
-        registry.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
     return program.model_proto
 
 
