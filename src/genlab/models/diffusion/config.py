@@ -56,6 +56,8 @@ class DiffusionConfig:
             the share of training captions replaced by the empty caption).
         caption_width: width of the caption encoder and of the cross-attention keys and values.
         caption_layers: transformer layers of the caption encoder.
+        self_attention_levels: coarsest UNet resolutions (and the middle, when > 0) that also self-attend,
+            for images conditioned on captions (0 = none; see :mod:`genlab.nn.cross_attention_unet`).
     """
 
     schedule: Literal["linear", "cosine"] = "cosine"
@@ -80,6 +82,7 @@ class DiffusionConfig:
     captions: bool = True
     caption_width: int = 64
     caption_layers: int = 2
+    self_attention_levels: int = 0
 
     def __post_init__(self) -> None:
         if self.sample_steps < 1 or self.guidance < 0:
@@ -87,6 +90,8 @@ class DiffusionConfig:
                              f"{self.guidance}")
         if self.timesteps < 2:
             raise ValueError(f"timesteps must be at least 2, got {self.timesteps}")
+        if self.self_attention_levels < 0:
+            raise ValueError(f"self_attention_levels must be >= 0, got {self.self_attention_levels}")
         if self.hidden < 1 or self.depth < 1 or self.blocks < 1 or self.patch < 1:
             raise ValueError(f"hidden, depth, blocks and patch must be at least 1, got {self.hidden}, {self.depth}, "
                              f"{self.blocks} and {self.patch}")
