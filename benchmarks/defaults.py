@@ -293,9 +293,11 @@ ROWS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-#: One representative record description per modality, for the settings table.
-MODALITIES = {"points": ("points", (2,), None), "images": ("images", (1, 28, 28), tuple("0123456789")),
-              "tables": ("tables", (15,), None), "text": ("text", (), None)}
+#: One representative record description (DataInfo's fields) per modality, for the settings table.
+MODALITIES = {"points": {"modality": "points", "shape": (2,)},
+              "images": {"modality": "images", "shape": (1, 28, 28), "class_names": tuple("0123456789")},
+              "captioned images": {"modality": "images", "shape": (3, 32, 32), "captioned": True},
+              "tables": {"modality": "tables", "shape": (15,)}, "text": {"modality": "text", "shape": ()}}
 
 
 def settings_table() -> str:
@@ -307,10 +309,12 @@ def settings_table() -> str:
              "| --- | --- | --- | --- | --- |"]
     ring8 = genlab.datasets.load("ring8", seed=0).x_train
     for name, family in FAMILIES.items():
-        for modality, (kind, shape, classes) in MODALITIES.items():
+        for modality, fields in MODALITIES.items():
             if modality == "text" and name != "transformer":   # only the transformer models text
                 continue
-            chosen = family.data_defaults(DataInfo(kind, shape, classes), ring8 if kind == "points" else None)
+            if fields.get("captioned") and name != "diffusion":   # only diffusion reads captions
+                continue
+            chosen = family.data_defaults(DataInfo(**fields), ring8 if modality == "points" else None)
             model = ", ".join(f"{k}={v}" for k, v in chosen.model.items()) or "the family's own"
             train = ", ".join(f"{k}={v}" for k, v in chosen.train.items()) or "the family's own"
             lines.append(f"| {name} | {modality} | {model} | {train} | {chosen.why} |")

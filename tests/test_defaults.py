@@ -50,6 +50,21 @@ def test_images_and_tables_get_their_own_settings():
     assert odd.model["patch"] == 1 and odd.model["sampler"] == "dpm++"   # an odd side cannot be halved
 
 
+def test_captioned_images_get_the_caption_defaults():
+    from genlab.data import shapes
+    from genlab.models.diffusion import DiffusionModel
+
+    data = shapes.shapes(0, n_train=8, n_test=4)
+    captioned = configure(data, family=None).resolved
+    assert captioned.model["patch"] == 2 and captioned.model["guidance"] == 3.0
+    assert "caption" in captioned.describe()
+    # the same pictures without their captions are plain images, sampled at the images' guidance
+    plain = resolve(DiffusionModel, DataInfo("images", data.shape), data.x_train)
+    assert plain.model["patch"] == 2 and plain.model["guidance"] == 1.5
+    odd = resolve(DiffusionModel, DataInfo("images", (3, 7, 7), captioned=True), None)
+    assert odd.model["patch"] == 1 and odd.model["guidance"] == 3.0   # an odd side cannot be halved
+
+
 def test_bad_options_fail_before_any_data_driven_work():
     with pytest.raises(ConfigError, match="pack"):
         resolve(GANModel, POINTS, None, model_options={"pak": 4})

@@ -72,6 +72,7 @@ def test_prompted_guided_sampling_is_seeded_and_survives_save_and_load(fitted):
     per_sample = model.sample(2, prompt=[PROMPT, PROMPT], guidance=3.0, generator=torch.Generator().manual_seed(0))
     np.testing.assert_array_equal(first, per_sample)
     assert model.sample(1, generator=torch.Generator().manual_seed(0)).shape == (1, 3, 32, 32)   # empty caption
+    assert model.data_.captioned and genlab.load(run).data_.captioned   # saved in config.json
 
 
 @pytest.mark.parametrize("prompt, match", [
@@ -189,3 +190,21 @@ def test_cli_mask_inpaints_and_refuses_a_colour_mask(fitted, tmp_path, capsys):
               "-n", "1", "--out", str(tmp_path / "x.png")])
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code != 0 and lines[-1].startswith("genlab: error:") and "mode RGB" in lines[-1]
+
+
+def test_self_attention_joins_the_coarse_stages_as_the_identity():
+    torch.manual_seed(0)
+    kwargs = {"vocab_size": 12, "length": 6, "channels": (8, 16), "caption_width": 16, "caption_layers": 1}
+    plain = CrossAttentionUNet(3, 3, **kwargs)
+    mixed = CrossAttentionUNet(3, 3, **kwargs, self_attention_levels=1)
+    attending = [name for name, module in mixed.named_modules() if type(module).__name__ == "SelfAttention"]
+    # the coarsest level: one block down, two up, and both middle stages
+    assert len(attending) == 5 and all(not name.startswith(("down.0", "up.3", "up.4")) for name in attending)
+    mixed.load_state_dict(plain.state_dict(), strict=False)
+    x, t, tokens = torch.randn(2, 3, 8, 8), torch.tensor([3, 7]), torch.randint(1, 12, (2, 6))
+    torch.testing.assert_close(mixed(x, t, tokens), plain(x, t, tokens))   # zero-initialised output projections
+    for name, module in mixed.named_modules():
+        if name in attending:
+            torch.nn.init.normal_(module.attention.out_proj.weight)
+    # with weights of their own the layers take part in the forward pass
+    assert not torch.allclose(mixed(x, t, tokens), plain(x, t, tokens))

@@ -18,13 +18,14 @@ from genlab.errors import ConfigError, DataError
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What a fitted model knows about its data: modality, record shape, label names and, for tables,
-    the target column."""
+    """What a fitted model knows about its data: modality, record shape, label names, for tables the
+    target column, and whether every training record came with a caption (``shapes``)."""
 
     modality: str
     shape: tuple[int, ...]
     class_names: tuple[str, ...] | None = None
     target: str | None = None
+    captioned: bool = False
 
     @property
     def n_classes(self) -> int:
@@ -63,7 +64,8 @@ def training_arrays(
     if isinstance(data, Dataset):
         if labels is not None:
             raise ConfigError("labels come with the Dataset; pass labels only with a bare array")
-        return data.x_train, data.y_train, DataInfo(data.modality, data.shape, data.class_names, data.target)
+        return data.x_train, data.y_train, DataInfo(data.modality, data.shape, data.class_names, data.target,
+                                                    captioned=data.captions_train is not None)
     if isinstance(data, pd.DataFrame):
         if labels is not None:
             raise ConfigError("a bare DataFrame has no labels; load it as a tables Dataset with a target")

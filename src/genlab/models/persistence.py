@@ -61,7 +61,7 @@ class Persistence:
             "model": to_dict(self.config),
             "data": {"modality": self.data_.modality, "shape": list(self.data_.shape),
                      "class_names": None if self.data_.class_names is None else list(self.data_.class_names),
-                     "target": self.data_.target},
+                     "target": self.data_.target, "captioned": self.data_.captioned},
             "train": None if self.train_config_ is None else to_dict(self.train_config_),
             "weights_sha256": sha256_file(weights),
             **self.extension_records_,
@@ -85,7 +85,8 @@ class Persistence:
             model = cls(from_dict(cls.config_class, config["model"], what=f"{cls.family} model"))
             data = config["data"]
             info = DataInfo(data["modality"], tuple(data["shape"]),
-                            None if data["class_names"] is None else tuple(data["class_names"]), data.get("target"))
+                            None if data["class_names"] is None else tuple(data["class_names"]), data.get("target"),
+                            captioned=data.get("captioned", False))
             train = None if config.get("train") is None else from_dict(TrainConfig, config["train"])
             expected_sha = config["weights_sha256"]
         except (KeyError, TypeError) as error:
