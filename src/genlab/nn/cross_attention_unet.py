@@ -11,9 +11,10 @@ caption tokens:
 with pad tokens masked out. In the coarsest ``self_attention_levels`` resolutions (and the middle) a
 self-attention layer follows each cross-attention, ``h <- h + W_o softmax(q k^T / sqrt(d)) v`` over the
 pixels of ``GN(h)``, so that what is drawn in one place can depend on what is drawn elsewhere (how many
-objects there are, which one is left of the other): a 3x3 convolution sees only its neighbours. This is
-the self-attention of Stable Diffusion's transformer blocks, kept to the small feature maps where it is
-cheap (64 pixels at 8x8). Two coordinate channels (``x`` and ``y`` in ``[-1, 1]``, CoordConv, Liu et al.
+objects there are, which one is left of the other) in one layer, where 3x3 convolutions need a stack of
+them. This is the self-attention of Stable Diffusion's transformer blocks, kept to the small feature maps
+where it is cheap (64 pixels at 8x8). On ``shapes`` at equal time it did not pay (docs/text_to_image.md),
+so it is off by default. Two coordinate channels (``x`` and ``y`` in ``[-1, 1]``, CoordConv, Liu et al.
 2018) join the input, so that words such as "top left" can bind to places without the network having to
 infer position from the zero padding of its convolutions. The residual blocks, patching and skip layout
 are :class:`~genlab.nn.unet.UNet`'s (its :class:`~genlab.nn.unet.ResBlock` is reused).

@@ -51,6 +51,7 @@ def onnxruntime_available() -> bool:
 #: Loggers whose warnings during an export are notes to torch's and onnxscript's developers, not to a user.
 QUIET_LOGGERS = ("torch.onnx._internal.exporter._registration", "onnxscript.optimizer._constant_folding")
 
+
 def to_onnx(module: nn.Module, args: tuple, *, input_names: list[str], output_names: list[str],
             dynamic_shapes: dict[str, Any]) -> Any:
     """``module(*args)`` traced by the dynamo-based exporter (``torch.onnx.export(..., dynamo=True)``) at
