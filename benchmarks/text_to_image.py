@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     model = genlab.fit("shapes", train={"max_time": args.max_time}, run_dir=args.run_dir, **options)
     report["train_wall_s"] = time.perf_counter() - start
+    if args.run_dir is not None:   # as genlab fit --out leaves it: the checkpoint and the loadable model
+        model.save_pretrained(args.run_dir)
     report["train_steps"] = model.history_[-1]["step"] if model.history_ else None
     report["model"] = {**to_dict(model.config), "parameters": sum(p.numel() for p in model.network_.parameters())}
     report["train"] = to_dict(model.train_config_)
