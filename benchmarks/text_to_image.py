@@ -1,7 +1,8 @@
 """Caption-conditioned diffusion on ``shapes``, judged by an independent attribute classifier.
 
 1. The judge (:mod:`genlab.metrics.shapes_judge`): a CNN trained on fresh real renders of every colour-shape
-   pair; its per-attribute and whole-scene accuracy on other fresh renders is reported first.
+   pair (trained once and cached, as ``genlab eval`` caches it); its per-attribute and whole-scene accuracy
+   on other fresh renders is reported first.
 2. The model, fitted as a user would: ``genlab.fit("shapes", train={"max_time": T})`` (``genlab fit shapes
    --max-time T``): the recommended family (diffusion) with the settings genlab chooses for captioned images,
    torch's default threads, a wall-clock budget. ``--option KEY=VALUE`` overrides a model option (for the
@@ -49,7 +50,7 @@ from genlab.data import shapes
 from genlab.config import to_dict
 from genlab.io import write_json
 from genlab.metrics import frechet_distance
-from genlab.metrics.shapes_judge import attribute_accuracy, scene_correct, train_judge
+from genlab.metrics.shapes_judge import JudgeTraining, attribute_accuracy, cached_judge, scene_correct
 from genlab.report.figures import save_image_grid
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "text_to_image.json"
@@ -93,8 +94,8 @@ def main(argv: list[str] | None = None) -> None:
                     "load_at_start": os.getloadavg()[0]}
 
     start = time.process_time()
-    judge = train_judge(args.judge_images, steps=args.judge_steps)
-    report["judge_cpu_s"] = time.process_time() - start
+    judge = cached_judge(JudgeTraining(args.judge_images, args.judge_steps))   # genlab eval's judge and cache
+    report["judge_cpu_s"] = time.process_time() - start   # training it, or reading it from the cache
     check = shapes.scenes(2000, seed=777, split="test")
     readings = judge.predict(check.images)
     correct = scene_correct(readings, check.objects, check.relation)

@@ -88,15 +88,12 @@ from genlab.sampling.schedules import NoiseSchedule, Sampler
 from genlab.train import Batch, Losses, Phase, TrainConfig
 
 
-#: Captioned images (``shapes``): the image defaults' patched UNet with cross-attention, sampled at
-#: guidance 3. Chosen at equal wall-clock time (480 s, 2 cores) by benchmarks/text_to_image.py, one object
-#: with a seen / held-out colour-shape pair all right: this 83 % / 60 % (2,517 steps) against 54 % / 42 % at
-#: full resolution (channels (16, 32, 64), 1,148 steps), 65 % / 33 % wider (64, 128) and 58 % / 44 % with
-#: self-attention at 8x8; guidance 1.5 gave 77 % / 46 %, 5 gave 75 % / 56 % (docs/text_to_image.md).
-CAPTIONED_IMAGE_DEFAULTS = DataDefaults(
-    model={"channels": (32, 64), "patch": 2, "sampler": "dpm++", "sample_steps": 20, "guidance": 3.0},
-    train={"batch_size": 64, "lr": 3e-3},
-    why="the patched caption UNet measured on shapes, at guidance 3")
+#: Guidance for images conditioned on captions (``shapes``), which otherwise take the image defaults' patched
+#: UNet. Chosen at equal wall-clock time (480 s, 2 cores) by benchmarks/text_to_image.py, one object with a
+#: seen / held-out colour-shape pair all right: guidance 1.5 / 3 / 5 gave 77 / 83 / 75 % and 46 / 60 / 56 %
+#: (2,517 steps); full resolution (channels (16, 32, 64), 1,148 steps) 54 % / 42 %, a wider (64, 128) 65 % /
+#: 33 % and self-attention at 8x8 58 % / 44 % at guidance 3 (docs/text_to_image.md).
+CAPTION_GUIDANCE = 3.0
 
 
 class DiffusionModel(CaptionedDiffusion, DiffusionEditing, SamplingBackends, TabularDiffusion, GenerativeModel):
@@ -162,17 +159,18 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, SamplingBackends, Tab
         conditional accuracy 0.992, where the full-resolution UNet at batch 256 took 4 s a step on 2 cores
         and fitted 60 steps in 4 minutes), at lr 3e-3: on MNIST in 300 CPU s (~1,200 steps) Fréchet 31.4 at
         1e-3, 19.3 at 2e-3, 15.1 at 3e-3 (benchmarks/defaults.py). Captioned images take
-        :data:`CAPTIONED_IMAGE_DEFAULTS`. Points and tables keep the family's defaults, which
-        benchmarks/diffusion_points.py and benchmarks/tables_adult.py measured."""
+        the same network and training at :data:`CAPTION_GUIDANCE`. Points and tables keep the family's
+        defaults, which benchmarks/diffusion_points.py and benchmarks/tables_adult.py measured."""
         if info.modality != "images":
             return DataDefaults()
         even = all(side % 2 == 0 for side in info.shape[1:])
+        model = {"channels": (32, 64), "patch": 2 if even else 1, "sampler": "dpm++", "sample_steps": 20,
+                 "guidance": 1.5}
+        train = {"batch_size": 64, "lr": 3e-3}
         if info.captioned:
-            defaults = CAPTIONED_IMAGE_DEFAULTS
-            return replace(defaults, model={**defaults.model, "patch": 2 if even else 1})
-        return DataDefaults(model={"channels": (32, 64), "patch": 2 if even else 1, "sampler": "dpm++",
-                                   "sample_steps": 20, "guidance": 1.5},
-                            train={"batch_size": 64, "lr": 3e-3}, why="the patched UNet measured on MNIST")
+            return DataDefaults(model={**model, "guidance": CAPTION_GUIDANCE}, train=train,
+                                why="the patched caption UNet measured on shapes, at guidance 3")
+        return DataDefaults(model=model, train=train, why="the patched UNet measured on MNIST")
 
     @property
     def schedule(self) -> NoiseSchedule:
