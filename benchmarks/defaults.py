@@ -312,7 +312,7 @@ def settings_table() -> str:
         for modality, fields in MODALITIES.items():
             if modality == "text" and name != "transformer":   # only the transformer models text
                 continue
-            if fields.get("captioned") and name != "diffusion":   # only diffusion reads captions
+            if fields.get("captioned") and name not in ("diffusion", "transformer"):   # drawn from / written as captions
                 continue
             chosen = family.data_defaults(DataInfo(**fields), ring8 if modality == "points" else None)
             model = ", ".join(f"{k}={v}" for k, v in chosen.model.items()) or "the family's own"

@@ -14,6 +14,8 @@ The decoding flags have Hugging Face ``generate``'s names and meanings (:mod:`ge
 ``--max-new-tokens``, ``--temperature`` (0 = greedy), ``--top-k``, ``--top-p``, ``--num-beams``,
 ``--repetition-penalty``, ``--stop`` (repeatable); ``--stream`` prints each piece of text to stdout as it is generated (and writes
 ``--out`` only when given).
+A captioner (a transformer fitted on captioned images) writes one caption a line of each ``--image`` picture
+(repeatable; ``-n N`` with one picture: N captions of it, greedy unless ``--temperature`` is given).
 Molecules are one SMILES a line (stdout, ``.smi`` or ``.txt``), or a ``.csv`` of each SMILES, whether RDKit
 parses it, and its QED, logP, SA score and molecular weight (columns qed, logp, sa, mw); ``--condition
 qed=high`` (repeatable: ``--condition logp=low`` too) draws molecules in those tertiles of the training
@@ -55,7 +57,7 @@ from genlab.audit.processors import remedy_from_flags
 from genlab.cli.decoding_options import (DECODING_FLAGS, MaxNewTokens, NumBeams, RepetitionPenalty, Stop, Stream,
                                          Temperature, TopK, TopP, check_combinations, check_flags_fit, decoding_flags,
                                          stream_samples)
-from genlab.cli.image_edit_options import Init, Mask, Strength, read_init, read_mask
+from genlab.cli.image_edit_options import Image, Init, Mask, Strength, read_mask, read_picture
 from genlab.cli.options import Overwrite, Seed, parse_assignments, parse_conditions, refuse_existing
 from genlab.cli.score_output import SCORE_SUFFIXES, check_score_paths, melody_option, write_scores
 from genlab.errors import ConfigError
@@ -74,12 +76,13 @@ TEXT_MODALITIES = ("text", "smiles", "music")
 #: Every flag that sets a sampling option, and the option it sets.
 FLAG_OPTIONS = {"--steps": "steps", "--sampler": "sampler", "--guidance": "guidance", "--truncation": "truncation",
                 "--prompt": "prompt", "--init": "init", "--strength": "strength",
-                "--mask": "mask", "--backend": "backend", **DECODING_FLAGS}
+                "--mask": "mask", "--backend": "backend", "--image": "image", **DECODING_FLAGS}
 
 
 def sample(
     run: Annotated[Path, typer.Argument(help="Run directory written by `genlab fit`.")],
-    n: Annotated[int, typer.Option("-n", "--n", help="How many records to draw.")] = 64,
+    n: Annotated[int | None, typer.Option(
+        "-n", "--n", help="How many records to draw (default 64; a captioner: one caption per --image).")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Output file: .npy, .csv (points, tables, molecules), .png, .txt (text), .smi "
                             "(molecules), .mid, .musicxml or .wav (chorales: one file a sample) or .jsonl; default "
@@ -114,6 +117,7 @@ def sample(
     init: Init = None,
     strength: Strength = None,
     mask: Mask = None,
+    image: Image = None,
     max_new_tokens: MaxNewTokens = None,
     temperature: Temperature = None,
     top_k: TopK = None,
@@ -138,7 +142,7 @@ def sample(
     """Draw N new records from the model in RUN and write them to OUT."""
     flags = {"--steps": steps, "--sampler": sampler, "--guidance": guidance, "--truncation": truncation,
              "--prompt": prompt, "--init": init, "--strength": strength,
-             "--mask": mask, "--backend": backend}
+             "--mask": mask, "--backend": backend, "--image": image or None}
     given = {**{flag: value for flag, value in flags.items() if value is not None},
              **decoding_flags(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                               num_beams=num_beams, repetition_penalty=repetition_penalty, stop=stop)}
@@ -150,7 +154,8 @@ def sample(
     condition = parse_conditions(condition)
     remedy = remedy_from_flags(balance=balance, parity=parity, fair=fair)
     model = load(run)
-    modality = model.data_.modality
+    modality = model.record_modality   # what its samples are: a captioner of images writes text
+    n = n if n is not None else len(image) if image else 64
     used = {**{flag: FLAG_OPTIONS[flag] for flag in given}, **{f"--set {key}": key for key in extra}}
     captioned = modality == "images" and "prompt" in model.sample_options   # --prompt is a caption there
     check_flags_fit(model.family, modality, model.sample_options,
@@ -163,7 +168,10 @@ def sample(
         options["melody"] = melody_option(model, melody)
     model.check_declared_options({key: value for key, value in options.items() if key in declared})
     if init is not None:
-        options["init"] = read_init(init, model.data_.shape)
+        options["init"] = read_picture(init, model.data_.shape)
+    if image:
+        options["image"] = np.concatenate([read_picture(path, model.data_.shape, flag="--image",
+                                                               resize=True) for path in image])
     if mask is not None:
         options["mask"] = read_mask(mask, model.data_.shape)
     if watermark_key is not None or watermark_strength is not None:
@@ -214,14 +222,15 @@ def sample(
         unfinished = sum(not VERIFIERS[constrain](str(text)) for text in records)
         console.print(f"{unfinished} of {len(records)} samples reached --max-new-tokens before their text parsed "
                       f"(valid: false)")
+    lines = "image" in options   # captions: one a line
     if printed and not stream and len(records):   # the layout --stream prints
-        print(_separator(modality).join(str(text) for text in records), flush=True)
+        print(_separator(modality, lines=lines).join(str(text) for text in records), flush=True)
     if out is not None and out.suffix in SCORE_SUFFIXES:
         paths = write_scores(records, out)
         console.print(f"wrote {len(paths)} samples to [bold]{paths[0]}[/bold]" + (" ..." if len(paths) > 1 else ""))
     elif out is not None:
         write_records(records, out, modality, prompt=options.get("prompt", ""),
-                      verify=verify if verify is not None or constraint is None else constrain)
+                      verify=verify if verify is not None or constraint is None else constrain, lines=lines)
         console.print(f"wrote {len(records)} samples to [bold]{out}[/bold]")
 
 
@@ -246,16 +255,18 @@ def _check_output(out: Path, modality: str, condition: dict[str, str] | str | No
 
 
 def write_records(records: np.ndarray | pd.DataFrame, out: Path, modality: str, *,
-                  prompt: str | list[str] = "", verify: str | None = None) -> None:
-    """Write records to ``out`` by its suffix: raw array, CSV of points or of a table, a picture, text, or
-    JSON lines (text: ``{"prompt", "text", "valid"}``, ``valid`` the ``verify`` check's verdict or
-    ``None``; tables: one object per row; points and images: one nested list per record)."""
+                  prompt: str | list[str] = "", verify: str | None = None, lines: bool = False) -> None:
+    """Write records to ``out`` by its suffix: raw array, CSV of points or of a table, a picture, text (one
+    record a line with ``lines``, as molecules always are), or JSON lines (text: ``{"prompt", "text",
+    "valid"}``, ``valid`` the ``verify`` check's verdict or ``None``; tables: one object per row; points and
+    images: one nested list per record)."""
     if out.suffix == ".jsonl":
         with atomic_path(out) as tmp:
             Path(tmp).write_text(_json_lines(records, modality, prompt, verify), encoding="utf-8")
     elif out.suffix in (".txt", ".smi"):
         with atomic_path(out) as tmp:
-            Path(tmp).write_text("".join(f"{text}{_separator(modality)}" for text in records), encoding="utf-8")
+            Path(tmp).write_text("".join(f"{text}{_separator(modality, lines=lines)}" for text in records),
+                                 encoding="utf-8")
     elif out.suffix == ".npy":
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as handle:
@@ -274,10 +285,11 @@ def write_records(records: np.ndarray | pd.DataFrame, out: Path, modality: str, 
         save_scatter(records, out, title=f"{len(records)} samples")
 
 
-def _separator(modality: str) -> str:
+def _separator(modality: str, *, lines: bool = False) -> str:
     """What ends each sample in a ``.txt`` file, and comes between them on stdout: a newline after a molecule
-    (one SMILES a line), a separator line after other text."""
-    return "\n" if modality == "smiles" else f"\n{TEXT_SEPARATOR}\n"
+    (one SMILES a line) or after each record of one-line text (``lines``: captions), a separator line after
+    other text."""
+    return "\n" if lines or modality == "smiles" else f"\n{TEXT_SEPARATOR}\n"
 
 
 def _molecule_table(records: np.ndarray) -> pd.DataFrame:

@@ -7,13 +7,16 @@ and captions as word ids. The vocabulary is the sorted set of words of the train
 
 Token layout of one caption, ``(max_words + 1,)`` int64: ``[BOS, w_1, ..., w_k, PAD, ...]``. ``BOS`` is
 never padding, so the empty caption ``[BOS, PAD, ...]`` (classifier-free guidance's null condition) still
-has one key for attention to read.
+has one key for attention to read. A caption model (image to caption) writes the same layout and ends a
+caption at its first ``PAD`` (:meth:`CaptionedImageCodec.captions` reads it back to words).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from genlab.data.codecs import ImageCodec
@@ -95,6 +98,20 @@ class CaptionedImageCodec(ImageCodec):
     def null_tokens(self, n: int) -> torch.Tensor:
         """``n`` empty captions ``(n, length)``: ``BOS`` then padding."""
         return self.tokens([None] * n)
+
+    def captions(self, tokens: torch.Tensor) -> np.ndarray:
+        """Caption strings, object ``(n,)``, of token rows ``(n, T)`` laid out as :meth:`tokens` writes them: the
+        words after ``BOS`` up to the first ``PAD``, spaced as the training captions are (``"small red circle,
+        top"``: no space before ``,`` or ``:``)."""
+        out = np.empty(len(tokens), dtype=object)
+        for i, row in enumerate(tokens.tolist()):
+            found: list[str] = []
+            for token in row[1:]:
+                if token == PAD:
+                    break
+                found.append(self.vocabulary[token - SPECIAL] if token >= SPECIAL else "")
+            out[i] = re.sub(r" ([,:])", r"\1", " ".join(w for w in found if w))
+        return out
 
     def state(self) -> dict[str, Any]:
         return {"codec": self.name, "modality": self.modality, "shape": list(self.shape),

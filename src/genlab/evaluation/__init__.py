@@ -11,6 +11,8 @@ samples: what a perfect model scores at this sample size). Each modality has its
   genlab's classifier feature space plus conditional accuracy;
 - captioned images, i.e. images drawn from captions (:mod:`genlab.evaluation.captions`): binding accuracy
   read by the shapes judge, and a Fréchet distance in its features;
+- image captions, i.e. captions written of images (:mod:`genlab.evaluation.captioning`): the captions read
+  against the test images' own, per attribute and whole;
 - tables (:mod:`genlab.evaluation.tables`): quality, detection, efficacy, privacy;
 - text (:mod:`genlab.evaluation.text`): validity, distinct-n, copying, perplexity;
 - smiles (:mod:`genlab.evaluation.molecules`): MOSES's validity, uniqueness, novelty, internal diversity,
@@ -28,6 +30,7 @@ import os
 from genlab.data.captions import CaptionedImageCodec
 from genlab.data.dataset import Dataset
 from genlab.errors import DataError
+from genlab.evaluation.captioning import evaluate_captioner
 from genlab.evaluation.captions import evaluate_captions
 from genlab.evaluation.molecules import evaluate_smiles
 from genlab.evaluation.music import evaluate_music
@@ -40,12 +43,13 @@ from genlab.models.base import GenerativeModel
 __all__ = ["BRANCHES", "LEVEL", "N_BOOTSTRAP", "Report", "branch", "evaluate"]
 
 #: The evaluation branches (:func:`branch`), each scoring one modality with its own metrics.
-BRANCHES = ("points", "images", "captioned_images", "tables", "text", "smiles", "music")
+BRANCHES = ("points", "images", "captioned_images", "image_captions", "tables", "text", "smiles", "music")
 
 
 def branch(model: GenerativeModel, data: Dataset) -> str:
     """The branch of :data:`BRANCHES` that scores ``model`` on ``data``: the data's modality, or
-    ``"captioned_images"`` for images that the model draws from captions (its codec reads them).
+    ``"captioned_images"`` for images that the model draws from captions (its codec reads them), or
+    ``"image_captions"`` for a model that writes captions of images (its records are text).
 
     Raises:
         DataError: the model makes another modality than the data holds.
@@ -55,7 +59,7 @@ def branch(model: GenerativeModel, data: Dataset) -> str:
     if made != data.modality:
         raise DataError(f"the model makes {made}; {data.name} holds {data.modality}: evaluate it on {made}")
     if data.modality == "images" and isinstance(getattr(model, "codec_", None), CaptionedImageCodec):
-        return "captioned_images"
+        return "image_captions" if model.record_modality == "text" else "captioned_images"
     return data.modality
 
 
@@ -80,6 +84,8 @@ def evaluate(model: GenerativeModel, data: Dataset, *, n: int | None = None, see
     kind = branch(model, data)
     if kind == "tables":
         return evaluate_table(model, data, n=n, seed=seed)
+    if kind == "image_captions":
+        return evaluate_captioner(model, data, n=n, seed=seed, n_bootstrap=n_bootstrap)
     if kind == "captioned_images":
         return evaluate_captions(model, data, n=n, seed=seed, n_bootstrap=n_bootstrap, feature_cache=feature_cache)
     if kind in ("points", "images"):

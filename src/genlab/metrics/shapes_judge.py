@@ -120,10 +120,11 @@ class ShapesJudge(nn.Module):
 
 
 def train_judge(n_images: int = 8000, *, steps: int = 800, batch_size: int = 64, lr: float = 3e-3,
-                seed: int = 1234) -> ShapesJudge:
-    """A judge trained on ``n_images`` fresh renders of every pair (seed ``seed``) for ``steps`` AdamW steps
-    with a cosine learning-rate decay."""
-    data = shapes.scenes(n_images, seed=seed, split="test")
+                seed: int = 1234, split: str = "test") -> ShapesJudge:
+    """A judge trained on ``n_images`` fresh renders (seed ``seed``) for ``steps`` AdamW steps with a cosine
+    learning-rate decay: renders of every pair (``split="test"``, the judge), or of the training split's pairs
+    alone (``"train"``: a discriminative peer of models that never see a held-out pair)."""
+    data = shapes.scenes(n_images, seed=seed, split=split)
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

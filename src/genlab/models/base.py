@@ -354,6 +354,13 @@ class GenerativeModel(Persistence, ABC):
             declared[name].check(name, value)
         return dict(options)
 
+    @property
+    def record_modality(self) -> str:
+        """The modality of what :meth:`sample` returns: the data's, unless the family draws another from it
+        (a captioner of images returns text)."""
+        self._check_fitted()
+        return self.data_.modality
+
     def _draw(self, n: int, request: SampleRequest) -> np.ndarray | pd.DataFrame:
         """The family's own draw of ``n`` raw records, innermost of the processors' chain."""
         self.check_sample_options(request.options)

@@ -271,6 +271,17 @@ def _caption_samples(run: RunResult) -> str:
             f"<figcaption>one sample per test caption, left to right:<ol>{listed}</ol></figcaption></figure>")
 
 
+def _captioner_samples(run: RunResult) -> str:
+    """The first :data:`CAPTIONS_SHOWN` test images with the captions the model writes of them, numbered below."""
+    images = run.data.x_test[:CAPTIONS_SHOWN]
+    captions = run.model.sample(len(images), image=images, generator=torch.Generator().manual_seed(run.report.seed))
+    listed = "".join(f"<li>{_e(str(c))}</li>" for c in captions)
+    data = base64.b64encode(_grid_png(images, columns=len(images))).decode("ascii")
+    return (f'<figure><img alt="test images" src="data:image/png;base64,{data}">'
+            f"<figcaption>the model's caption of each test image, left to right:<ol>{listed}</ol></figcaption>"
+            "</figure>")
+
+
 def _strings_figure(texts: list[str], marks: list[bool] | None, caption: str, *, ok: str = "", bad: str = "") -> str:
     """Texts in ``<pre>`` blocks, each after a ✓ (titled ``ok``) or ✗ (titled ``bad``) when ``marks`` are given."""
     items = []
@@ -296,7 +307,8 @@ def _table_samples(run: RunResult) -> str:
 #: How each evaluation branch (:func:`genlab.evaluation.branch`) shows its samples.
 _SAMPLE_VIEWS: dict[str, Callable[[RunResult], str]] = {
     "images": _image_samples, "points": _point_samples, "text": _text_samples, "tables": _table_samples,
-    "smiles": _molecule_samples, "music": _chorale_samples, "captioned_images": _caption_samples}
+    "smiles": _molecule_samples, "music": _chorale_samples, "captioned_images": _caption_samples,
+    "image_captions": _captioner_samples}
 
 
 def _interpolation_figure(run: RunResult) -> str:

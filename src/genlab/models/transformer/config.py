@@ -32,7 +32,13 @@ class TransformerConfig:
         vocab_size: text with ``"bpe"``: the BPE vocabulary size to train.
         levels: images and points: intensity levels / bins per coordinate (17 is lossless for digits).
         bins: tables: the most tokens of a numeric column (its atoms and quantile bins together).
-        label_dropout: share of labelled training rows whose class token is replaced by the start token.
+        label_dropout: share of labelled training rows whose class token is replaced by the start token (a
+            captioner: share of training images replaced by the null prefix, for guidance).
+        captions: captioned images (``shapes``): learn to caption the images (a captioner,
+            :mod:`genlab.models.transformer.captioning`); ``False`` models the images' pixels as tokens.
+        caption_noise: a captioner: share of the words its decoder reads in training (never the words it
+            predicts) replaced by random vocabulary words, so that it reads each word off the image rather than
+            off the words before it (:mod:`genlab.models.transformer.captioning`).
         bias: biases in the linear layers and LayerNorms (GPT-2 has them; nanoGPT's default drops them,
             which it reports as "a bit better and faster"). Either way :meth:`TransformerModel.to_hf`
             works: missing biases are zeros in GPT-2's layout.
@@ -52,6 +58,8 @@ class TransformerConfig:
     levels: int = 17
     bins: int = 32
     label_dropout: float = 0.1
+    captions: bool = True
+    caption_noise: float = 0.4
     bias: bool = True
 
     def __post_init__(self) -> None:
@@ -68,5 +76,7 @@ class TransformerConfig:
         if any(p not in PROPERTIES for p in self.properties) or len(set(self.properties)) != len(self.properties):
             raise ValueError(f"properties must be distinct names among {', '.join(PROPERTIES)}; got "
                              f"{list(self.properties)}")
+        if not 0 <= self.caption_noise < 1:
+            raise ValueError(f"caption_noise must be in [0, 1), got {self.caption_noise}")
         if not 0 <= self.property_dropout <= 1 or self.property_molecules < 1:
             raise ValueError("property_dropout must be in [0, 1] and property_molecules at least 1")

@@ -45,6 +45,9 @@ Molecules: each training molecule starts with one token per RDKit property bin (
 start token and draws the molecule after it: conditioning by prefix tokens, the properties not named (and all of
 them without a condition) ``any``, which training shows in place of each bin half the time.
 
+Captions: fitted on captioned images (``shapes``), the model is a captioner, ``p(caption | image)`` through an
+image prefix (:mod:`genlab.models.transformer.captioning`); ``sample(n, image=...)`` returns caption strings.
+
 Harmonisation: a chorale model given ``melody=`` (a soprano line as a melody string, :mod:`genlab.data.melody`)
 draws alto, tenor and bass under it: the melody's bar lines, soprano tokens and the final ``eos`` are forced at
 their positions of the grid and the lower voices drawn, inside their fitted ranges unless ``constrain="none"``
@@ -77,6 +80,7 @@ from genlab.models.transformer.config import TransformerConfig
 from genlab.models.transformer.gpt import GPT, next_token_loss
 from genlab.models.transformer.guidance import MOLECULE_GUIDANCE, guide
 from genlab.models.transformer.hf import gpt_from_hf, gpt_to_hf
+from genlab.models.transformer.captioning import ImageCaptioning
 from genlab.models.transformer.likelihood import TextLikelihood
 from genlab.models.transformer.tabular import TabularTransformer
 from genlab.sampling.constraint import checked
@@ -90,9 +94,13 @@ logger = logging.getLogger(__name__)
 #: Values of the ``constrain`` option: the codec's grammar where it has one, with the style's rules (the default:
 #: chorales also keep clear of parallel fifths and octaves), the format's syntax alone, or none.
 GRAMMAR_CHOICES = ("grammar", "syntax", "none")
+#: A captioner's defaults (captioned images): a small prefix LM; its encoder, caption noise and guidance were
+#: compared at equal time in benchmarks/captioning.py (docs/text_to_image.md), its sizes were not.
+CAPTIONER_MODEL = {"n_layer": 2, "n_head": 4, "n_embd": 128}
+CAPTIONER_TRAIN = {"batch_size": 64, "lr": 1e-3}
 
 
-class TransformerModel(TextLikelihood, TabularTransformer, GenerativeModel):
+class TransformerModel(ImageCaptioning, TextLikelihood, TabularTransformer, GenerativeModel):
     """The autoregressive family ``transformer``: ``fit`` by next-token likelihood, ``sample`` by decoding.
 
     Example:
@@ -105,7 +113,7 @@ class TransformerModel(TextLikelihood, TabularTransformer, GenerativeModel):
     family = "transformer"
     config_class = TransformerConfig
     supports_tables = True
-    sample_options = frozenset({"prompt", "constrain", "melody", "guidance"}
+    sample_options = frozenset({"prompt", "constrain", "melody", "guidance", "image"}
                                | {f.name for f in fields(GenerationConfig)})
     declared_options = {
         "prompt": SampleOption("string", "text every sample starts with", "", modalities=("text",)),
@@ -157,6 +165,9 @@ class TransformerModel(TextLikelihood, TabularTransformer, GenerativeModel):
             return DataDefaults(model={"block_size": 128, "augment": 3}, train={"batch_size": 32},
                                 why="benchmarks/music.py: 16 beats of four voices per context, each training "
                                     "piece also a fifth up and down")
+        if info.captioned:
+            return DataDefaults(model=CAPTIONER_MODEL, train=CAPTIONER_TRAIN,
+                                why="a captioner: a 2-layer prefix LM over an 8x8 image map (benchmarks/captioning.py)")
         if info.modality not in ("points", "images"):
             return DataDefaults()
         model: dict[str, Any] = {"n_layer": 2, "n_head": 4, "n_embd": 64}
@@ -171,6 +182,8 @@ class TransformerModel(TextLikelihood, TabularTransformer, GenerativeModel):
     # ------------------------------------------------------------------ family hooks
     def _make_codec(self, data: DataInfo) -> TokenCodec:
         config = self.config
+        if (captions := self._caption_codec(data)) is not None:   # a captioner (captioning.py)
+            return captions
         if data.modality == "tables":
             return super()._make_codec(data)
         if data.modality == "smiles":
@@ -211,6 +224,8 @@ class TransformerModel(TextLikelihood, TabularTransformer, GenerativeModel):
 
     def _build_network(self, data: DataInfo) -> GPT:
         config = self.config
+        if self.captions_images:
+            return self._caption_network(data)
         return GPT(self.codec_.vocab_size + self._n_classes(data), config.block_size, config.n_layer,
                    config.n_head, config.n_embd, config.dropout, bias=config.bias)
 
@@ -223,6 +238,8 @@ class TransformerModel(TextLikelihood, TabularTransformer, GenerativeModel):
         return super().parse_condition(condition)
 
     def _phases(self) -> list[Phase]:
+        if self.captions_images:
+            return self._caption_phases()
         if isinstance(self.codec_, TableTokenCodec):
             return [Phase("model", self.network_, self._table_loss)]
         bos, first_class = self.codec_.bos, self.codec_.vocab_size
