@@ -26,8 +26,7 @@ import torch
 from genlab.data.dataset import Dataset
 from genlab.data.shapes import RELATIONS, is_held_out
 from genlab.errors import ConfigError, DataError
-from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report
-from genlab.metrics import bootstrap_intervals
+from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report, hit_rates, seeded_rows
 from genlab.metrics.bootstrap import check_resamples
 from genlab.metrics.shapes_judge import caption_truth
 from genlab.models.base import GenerativeModel, check_count
@@ -51,28 +50,18 @@ def evaluate_captioner(model: GenerativeModel, data: Dataset, *, n: int | None =
                           f"not {data.name}, which has no captions")
     n = min(check_count(n), len(data.x_test)) if n is not None else min(CAPTIONER_SAMPLES, len(data.x_test))
     n_bootstrap = check_resamples(n_bootstrap)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(data.x_test), size=n, replace=False))
+    rows, rng = seeded_rows(len(data.x_test), n, seed)
     truth = np.asarray([str(c) for c in data.captions_test[rows]], dtype=object)
     written = model.sample(n, image=data.x_test[rows], generator=torch.Generator().manual_seed(seed))
     fake_hits, real_hits = caption_hits(np.asarray(written, dtype=object), truth), caption_hits(truth, truth)
     objects, relation = caption_truth(truth)
     one = relation < 0
     held = one & np.array([is_held_out(o[0], o[1]) for o in objects[:, 0]])
-    metrics: dict[str, float] = {}
-    intervals: dict[str, tuple[float, float]] = {}
-    floor: dict[str, float] = {}
     groups = {"caption_accuracy_one": ("all", one), "caption_accuracy_held_out": ("all", held),
-              "caption_accuracy_two": ("all", ~one),
-              **{f"{a}_accuracy": (a, one) for a in ATTRIBUTES}}
-    for name, (column, subset) in groups.items():
-        if subset.any():
-            statistic = (lambda hits, name=name: {name: float(hits.mean())})
-            metrics.update(statistic(fake_hits[column][subset]))
-            floor.update(statistic(real_hits[column][subset]))
-            low, high = bootstrap_intervals(statistic, fake_hits[column][subset], n_resamples=n_bootstrap,
-                                            level=LEVEL, rng=rng)[name]
-            intervals[name] = (max(low, 0.0), min(high, 1.0))   # the bias shift may carry an end past [0, 1]
+              "caption_accuracy_two": ("all", ~one), **{f"{a}_accuracy": (a, one) for a in ATTRIBUTES}}
+    metrics, intervals, floor = hit_rates({name: (fake_hits[column], real_hits[column], subset)
+                                           for name, (column, subset) in groups.items()},
+                                          n_bootstrap=n_bootstrap, rng=rng)
     notes = {"caption_accuracy_one": "one-object test images captioned with all four attributes right",
              "caption_accuracy_held_out": "one-object images of a colour-shape pair never rendered in training",
              "caption_accuracy_two": "both objects and the caption's relation (or its mirror); a lower bound"}

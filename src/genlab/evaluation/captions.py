@@ -33,8 +33,8 @@ from torch.nn import functional as F
 from genlab.data.dataset import Dataset
 from genlab.data.shapes import is_held_out
 from genlab.errors import ConfigError
-from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report
-from genlab.metrics import bootstrap_intervals, frechet_distance
+from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report, hit_rates, seeded_rows
+from genlab.metrics import frechet_distance
 from genlab.metrics.bootstrap import check_resamples
 from genlab.metrics.shapes_judge import JudgeTraining, cached_judge, caption_truth, scene_correct
 from genlab.models.base import GenerativeModel, check_count
@@ -68,8 +68,7 @@ def evaluate_captions(model: GenerativeModel, data: Dataset, *, n: int | None = 
                           f"not {data.name}, which has no captions")
     n = min(check_count(n), len(data.x_test)) if n is not None else min(CAPTION_SAMPLES, len(data.x_test))
     n_bootstrap = check_resamples(n_bootstrap)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(data.x_test), size=n, replace=False))
+    rows, rng = seeded_rows(len(data.x_test), n, seed)
     captions, real = [str(c) for c in data.captions_test[rows]], data.x_test[rows]
     objects, relation = caption_truth(np.asarray(captions, dtype=object))
     judge = cached_judge(JUDGE_TRAINING, cache_dir=feature_cache)
@@ -78,18 +77,10 @@ def evaluate_captions(model: GenerativeModel, data: Dataset, *, n: int | None = 
                             for x in (fake, real))
     one = relation < 0
     held = np.array([any(o[0] >= 0 and is_held_out(o[0], o[1]) for o in scene) for scene in objects])
-    metrics: dict[str, float] = {}
-    intervals: dict[str, tuple[float, float]] = {}
-    floor: dict[str, float] = {}
-    for name, subset in (("binding_accuracy", np.ones(n, dtype=bool)), ("binding_accuracy_one", one),
-                         ("binding_accuracy_two", ~one), ("binding_accuracy_held_out", held)):
-        if subset.any():
-            statistic = (lambda hits, name=name: {name: float(hits.mean())})
-            metrics.update(statistic(fake_hits[subset]))
-            floor.update(statistic(real_hits[subset]))
-            low, high = bootstrap_intervals(statistic, fake_hits[subset], n_resamples=n_bootstrap, level=LEVEL,
-                                            rng=rng)[name]
-            intervals[name] = (max(low, 0.0), min(high, 1.0))   # the bias shift may carry an end past [0, 1]
+    groups = {"binding_accuracy": np.ones(n, dtype=bool), "binding_accuracy_one": one, "binding_accuracy_two": ~one,
+              "binding_accuracy_held_out": held}
+    metrics, intervals, floor = hit_rates({name: (fake_hits, real_hits, subset) for name, subset in groups.items()},
+                                          n_bootstrap=n_bootstrap, rng=rng)
     features_real, features_fake = judge.embed(_judge_size(real)), judge.embed(_judge_size(fake))
     train_rows = rng.choice(len(data.x_train), size=min(n, len(data.x_train)), replace=False)
     metrics["frechet"] = frechet_distance(real=features_real, fake=features_fake)

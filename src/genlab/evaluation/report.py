@@ -1,8 +1,14 @@
-"""The result of an evaluation, shared by every modality's branch: :class:`Report` and its defaults."""
+"""The result of an evaluation, shared by every modality's branch: :class:`Report`, its defaults, and
+:func:`seeded_rows` (a seeded test subset) and :func:`hit_rates` (shares of records scored right, with intervals and
+floor)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
+
+from genlab.metrics import bootstrap_intervals
 
 #: Bootstrap replicates per metric group unless told otherwise.
 N_BOOTSTRAP = 100
@@ -45,3 +51,38 @@ class Report:
                 "floor": self.floor, "n_samples": self.n_samples, "n_real": self.n_real, "seed": self.seed,
                 "dataset": self.dataset, "n_bootstrap": self.n_bootstrap, "level": self.level,
                 "notes": self.notes}
+
+
+def seeded_rows(n_test: int, n: int, seed: int) -> tuple[np.ndarray, np.random.Generator]:
+    """Sorted indices ``(n,)`` of a seeded subset of ``n`` of ``n_test`` test records, and the generator that drew
+    them (the bootstrap goes on with it, so the same seed gives the same subset and intervals)."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_test, size=n, replace=False)), rng
+
+
+def hit_rates(groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], *, n_bootstrap: int,
+              rng: np.random.Generator) -> tuple[dict[str, float], dict[str, tuple[float, float]], dict[str, float]]:
+    """Per named group, the share of records scored right, its bias-shifted percentile bootstrap interval (clipped
+    to ``[0, 1]``: the shift may carry an end past it) and the floor's share.
+
+    Args:
+        groups: ``name -> (hits, floor_hits, subset)``: float ``(n,)`` 1/0 per record of the model and of the
+            floor (e.g. real records scored the same way), and bool ``(n,)`` the group's records; a group with no
+            record is left out.
+        n_bootstrap: resamples per interval. rng: the bootstrap's generator (advanced group by group).
+
+    Returns:
+        ``(metrics, intervals, floor)`` keyed by group name.
+    """
+    metrics: dict[str, float] = {}
+    intervals: dict[str, tuple[float, float]] = {}
+    floor: dict[str, float] = {}
+    for name, (hits, floor_hits, subset) in groups.items():
+        if subset.any():
+            statistic = (lambda values, name=name: {name: float(values.mean())})
+            metrics.update(statistic(hits[subset]))
+            floor.update(statistic(floor_hits[subset]))
+            low, high = bootstrap_intervals(statistic, hits[subset], n_resamples=n_bootstrap, level=LEVEL,
+                                            rng=rng)[name]
+            intervals[name] = (max(low, 0.0), min(high, 1.0))
+    return metrics, intervals, floor

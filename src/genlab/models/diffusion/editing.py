@@ -117,7 +117,7 @@ class DiffusionEditing:
     def _null_condition(self, n: int) -> torch.Tensor | None:
         """What the network reads as "no condition" for ``n`` records: empty captions ``(n, L)``, the null
         class ``(n,)``, or None for an unconditional network."""
-        if self._captioned():
+        if self.reads_captions:
             return self.codec_.null_tokens(n).to(self.device)
         if self._conditional():
             return torch.full((n,), self.network_.classes.null_class, dtype=torch.long, device=self.device)

@@ -136,7 +136,7 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, SamplingBackends, Tab
         """The declared options with this model's saved sampler, steps and guidance as defaults; ``prompt``
         only for a model trained on captions."""
         options = super().sampling_options()
-        if not self._captioned():
+        if not self.reads_captions:
             options.pop("prompt", None)
         config = self.config
         for name, value in (("steps", config.sample_steps), ("sampler", config.sampler), ("guidance", config.guidance),
@@ -199,7 +199,7 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, SamplingBackends, Tab
                 raise ConfigError(f"images of {data.shape[1]}x{data.shape[2]} cannot be cut into {patch}x{patch} "
                                   f"patches and then halved {levels} times; give channels fewer levels than "
                                   f"{list(self.config.channels)} or a smaller patch")
-            if self._captioned():
+            if self.reads_captions:
                 return CrossAttentionUNet(channels, factor * channels, vocab_size=self.codec_.vocab_size,
                                           length=self.codec_.length, channels=self.config.channels,
                                           blocks=self.config.blocks, patch=patch,
@@ -222,7 +222,7 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, SamplingBackends, Tab
         config = self.config
         conditional = self._conditional()
         null_class = self.network_.classes.null_class if conditional else 0
-        tokens = self._train_tokens if self._captioned() else None   # (n, L) caption of each record
+        tokens = self._train_tokens if self.reads_captions else None   # (n, L) caption of each record
 
         def denoising_loss(module: nn.Module, batch: Batch, generator: torch.Generator) -> Losses:
             # x0: (B, *shape) encoded records; t: (B,) steps; eps: (B, *shape)
@@ -275,7 +275,7 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, SamplingBackends, Tab
         sampler, eta = options.get("sampler", self.config.sampler), options.get("eta", 0.0)
         self._solver(sampler, eta)   # check the options before any work
         backend = self.sampling_backend(n, condition=condition, **options)
-        if options.get("prompt") is not None and not self._captioned():
+        if options.get("prompt") is not None and not self.reads_captions:
             raise ConfigError("a prompt conditions a model trained on captions (e.g. shapes); this one was not")
         device = self.device
         values = (self._table_layout().width if self.data_.modality == "tables" else math.prod(self.data_.shape))
@@ -298,7 +298,7 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, SamplingBackends, Tab
             if x_T.shape != (n, *self.data_.shape):
                 raise ConfigError(f"initial_noise must have shape {(n, *self.data_.shape)}, got {tuple(x_T.shape)}")
         y = null = None
-        if self._captioned():
+        if self.reads_captions:
             y, null = self._caption_tokens(n, options.get("prompt"))
             y, null = y.to(device), null.to(device)
             guidance = guidance if options.get("prompt") is not None else 1.0

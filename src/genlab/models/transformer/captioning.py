@@ -43,9 +43,9 @@ import torch.nn.functional as F
 
 from genlab.config import from_dict
 from genlab.data.captions import BOS, PAD, SPECIAL, CaptionedImageCodec
-from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError
-from genlab.models.base import DataInfo, FitContext
+from genlab.models.base import DataInfo
+from genlab.models.captioned import CaptionedTraining
 from genlab.models.hooks import SampleRequest
 from genlab.models.options import SampleOption
 from genlab.models.transformer.caption_network import CaptionNetwork
@@ -60,47 +60,20 @@ CAPTION_OPTIONS = ("temperature", "top_k", "top_p", "repetition_penalty", "guida
 CAPTION_GUIDANCE = 1.0
 
 
-class ImageCaptioning:
-    """The transformer's caption methods (a mixin of :class:`~genlab.models.transformer.TransformerModel`)."""
-
-    _train_captions = None
-    _train_tokens = None
-
-    def fit(self, data: Dataset | Any, **kwargs: Any) -> Any:
-        """:meth:`GenerativeModel.fit`; with ``captions`` (the default) and a captioned Dataset of images, the
-        model learns to caption the images (module doc)."""
-        self._train_captions = (data.captions_train if self.config.captions and isinstance(data, Dataset)
-                                and data.modality == "images" else None)
-        try:
-            return super().fit(data, **kwargs)
-        finally:
-            self._train_captions = self._train_tokens = None
-
-    def fine_tune(self, data: Dataset, **kwargs: Any) -> Any:
-        """:meth:`GenerativeModel.fine_tune`; a captioner fine-tunes on ``data``'s captions."""
-        self._train_captions = data.captions_train if self.captions_images and isinstance(data, Dataset) else None
-        if self.captions_images and self._train_captions is None:
-            raise ConfigError("this model captions images: fine-tune it on a captioned dataset (e.g. shapes)")
-        try:
-            return super().fine_tune(data, **kwargs)
-        finally:
-            self._train_captions = self._train_tokens = None
-
-    @property
-    def captions_images(self) -> bool:
-        """Whether this model writes captions of images (fitted on captioned images with ``captions``)."""
-        return isinstance(self.codec_, CaptionedImageCodec)
+class ImageCaptioning(CaptionedTraining):
+    """The transformer's caption methods (a mixin of :class:`~genlab.models.transformer.TransformerModel`; fitting
+    on captions is :class:`~genlab.models.captioned.CaptionedTraining`'s)."""
 
     @property
     def record_modality(self) -> str:
         """``"text"`` for a captioner (its samples are captions), else the data's modality."""
-        return "text" if self.captions_images else super().record_modality
+        return "text" if self.reads_captions else super().record_modality
 
     def sampling_options(self) -> dict[str, SampleOption]:
         """A captioner's declared options: the decoding options it takes, greedy by default, and its guidance;
         other models' as the family declares them."""
         declared = super().sampling_options()
-        if not self.captions_images:
+        if not self.reads_captions:
             return declared
         options = {name: self.declared_options[name] for name in CAPTION_OPTIONS if name in self.declared_options}
         options["temperature"] = replace(options["temperature"], default=0.0)
@@ -119,14 +92,6 @@ class ImageCaptioning:
         config = self.config
         return CaptionNetwork(data.shape[0], self.codec_.vocab_size, self.codec_.length, config.n_layer,
                               config.n_head, config.n_embd, config.dropout, bias=config.bias)
-
-    def _fit_network(self, x: torch.Tensor, y: torch.Tensor | None, context: FitContext) -> None:
-        """A captioner's record label is its index, whose caption tokens the loss looks up; the periodic
-        validation (which has no captions) is off. Otherwise the base's fit."""
-        if not self.captions_images:
-            return super()._fit_network(x, y, context)
-        self._train_tokens = self.codec_.tokens(list(self._train_captions))   # (n, L)
-        super()._fit_network(x, torch.arange(len(x)), replace(context, validation=None))
 
     def _caption_phases(self) -> list[Phase]:
         tokens_of, dropout, noise = self._train_tokens, self.config.label_dropout, self.config.caption_noise
@@ -154,7 +119,7 @@ class ImageCaptioning:
 
     def _draw(self, n: int, request: SampleRequest) -> Any:
         """A captioner's draw: ``n`` caption strings (module doc); other models draw as the base does."""
-        if not self.captions_images:
+        if not self.reads_captions:
             if "image" in request.options:
                 raise ConfigError(f"image= is for a captioner (a transformer fitted on captioned images, e.g. "
                                   f"shapes); this model makes {self.data_.modality}")

@@ -224,7 +224,7 @@ class TransformerModel(ImageCaptioning, TextLikelihood, TabularTransformer, Gene
 
     def _build_network(self, data: DataInfo) -> GPT:
         config = self.config
-        if self.captions_images:
+        if self.reads_captions:
             return self._caption_network(data)
         return GPT(self.codec_.vocab_size + self._n_classes(data), config.block_size, config.n_layer,
                    config.n_head, config.n_embd, config.dropout, bias=config.bias)
@@ -238,7 +238,7 @@ class TransformerModel(ImageCaptioning, TextLikelihood, TabularTransformer, Gene
         return super().parse_condition(condition)
 
     def _phases(self) -> list[Phase]:
-        if self.captions_images:
+        if self.reads_captions:
             return self._caption_phases()
         if isinstance(self.codec_, TableTokenCodec):
             return [Phase("model", self.network_, self._table_loss)]
