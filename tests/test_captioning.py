@@ -141,6 +141,15 @@ def test_bad_captioning_calls_are_one_clear_error(fitted, options, match):
         model.sample(3, **options)
 
 
+def test_exporting_a_captioner_is_one_clear_error(fitted, tmp_path, capsys):
+    _, _, run = fitted
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(run), "--out", str(tmp_path / "captioner.onnx")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code != 0 and lines[-1].startswith("genlab: error:") and "captioner" in lines[-1]
+    assert not (tmp_path / "captioner.onnx").exists()
+
+
 def test_an_image_given_to_a_model_that_does_not_caption_is_refused():
     data = shapes.shapes(0, n_train=8, n_test=4)
     pixels = TransformerModel(**TINY, captions=False, block_size=3072, levels=4).fit(

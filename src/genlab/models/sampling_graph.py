@@ -102,6 +102,9 @@ def sampling_graph(model: GenerativeModel) -> SamplingGraph:
     Raises:
         NotSupportedError: a family without an exportable sampling network.
     """
+    if model.record_modality != model.data_.modality:
+        raise NotSupportedError(f"this {model.family} model writes {model.record_modality} of "
+                                f"{model.data_.modality} (a captioner); its network is not exported yet")
     network = model.network_
     batch = torch.export.Dim("batch", min=1, max=65536)
     shape = tuple(model.data_.shape)
