@@ -94,8 +94,8 @@ logger = logging.getLogger(__name__)
 #: Values of the ``constrain`` option: the codec's grammar where it has one, with the style's rules (the default:
 #: chorales also keep clear of parallel fifths and octaves), the format's syntax alone, or none.
 GRAMMAR_CHOICES = ("grammar", "syntax", "none")
-#: A captioner's defaults (captioned images): a small prefix LM; its encoder, caption noise and guidance were
-#: compared at equal time in benchmarks/captioning.py (docs/text_to_image.md), its sizes were not.
+#: A captioner's defaults (captioned images): a small prefix LM; its encoder, caption noise, guidance, width and
+#: depth were compared at equal time in benchmarks/captioning.py (docs/text_to_image.md), batch and lr were not.
 CAPTIONER_MODEL = {"n_layer": 2, "n_head": 4, "n_embd": 128}
 CAPTIONER_TRAIN = {"batch_size": 64, "lr": 1e-3}
 
