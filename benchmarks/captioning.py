@@ -25,7 +25,6 @@ The issue's bar: all attributes right on >= 95 % of held-out one-object renders.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import platform
 import time
@@ -36,9 +35,10 @@ import torch
 
 import genlab
 from doc_sections import write_section
-from genlab.config import to_dict
+from user_fit import fit_as_user, literal_options
 from genlab.data import shapes
 from genlab.evaluation.captioning import caption_hits
+from genlab.evaluation.report import seeded_rows
 from genlab.io import write_json
 from genlab.models.transformer.captioning import CAPTION_GUIDANCE
 from genlab.metrics.shapes_judge import caption_truth, scene_correct, train_judge
@@ -115,22 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--doc", default=str(DEFAULT_DOC), help="page whose section this writes ('' = none)")
     parser.add_argument("--run-dir", type=Path, help="also save the fitted run here (genlab fit --out)")
     args = parser.parse_args(argv)
-    literal = lambda items: {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in items)}  # noqa: E731
-    options, train = literal(args.option), literal(args.train)
+    options, train = literal_options(args.option), literal_options(args.train)
     report: dict = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                     "platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "load_at_start": os.getloadavg()[0]}
     print(f"load {report['load_at_start']:.2f}, {report['threads']} threads", flush=True)
 
-    start, cpu = time.perf_counter(), time.process_time()
-    model = genlab.fit("shapes", family="transformer", train={**train, "max_time": args.max_time},
-                       run_dir=args.run_dir, **options)
-    report["train_wall_s"], report["train_cpu_s"] = time.perf_counter() - start, time.process_time() - cpu
-    if args.run_dir is not None:   # as genlab fit --out leaves it: the checkpoint and the loadable model
-        model.save_pretrained(args.run_dir)
-    report["train_steps"] = model.history_[-1]["step"] if model.history_ else None
-    report["model"] = {**to_dict(model.config), "parameters": sum(p.numel() for p in model.network_.parameters())}
-    report["train"] = to_dict(model.train_config_)
+    model = fit_as_user(report, "shapes", family="transformer", max_time=args.max_time, train=train,
+                        run_dir=args.run_dir, **options)
     print(f"captioner: {report['train_steps']} steps in {report['train_wall_s']:.0f} s, "
           f"{report['model']['parameters']:,} parameters; options given: {options or 'none'}, "
           f"training: {train or 'defaults'}", flush=True)
@@ -143,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     report["evaluation"] = {"metrics": evaluation.metrics, "intervals": evaluation.intervals,
                             "floor": evaluation.floor, "n_samples": evaluation.n_samples}
 
-    rows = np.sort(np.random.default_rng(0).choice(len(data.x_test), size=args.n, replace=False))  # evaluate's
+    rows, _ = seeded_rows(len(data.x_test), args.n, 0)   # the images evaluate captioned
     images, truth = data.x_test[rows], np.asarray([str(c) for c in data.captions_test[rows]], dtype=object)
     objects, relation = caption_truth(truth)
     one = relation < 0

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import ast
 import os
 import platform
 import time
@@ -49,10 +48,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import genlab
 from doc_sections import write_section
+from user_fit import fit_as_user, literal_options
 from genlab.data import shapes
-from genlab.config import to_dict
 from genlab.io import write_json
 from genlab.metrics import frechet_distance
 from genlab.metrics.shapes_judge import JudgeTraining, attribute_accuracy, cached_judge, scene_correct
@@ -157,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         write_section(Path(args.doc), "benchmarks/text_to_image.py", markdown(json.loads(args.from_json.read_text(encoding="utf-8"))))
         print(f"wrote its section of {args.doc} from {args.from_json}")
         return
-    options = {key: ast.literal_eval(value) for key, value in (item.split("=", 1) for item in args.option)}
+    options = literal_options(args.option)
     report: dict = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                     "platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "load_at_start": os.getloadavg()[0]}
@@ -173,14 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"judge: {report['judge_cpu_s']:.0f} CPU s; test accuracy " +
           ", ".join(f"{k} {v:.2%}" for k, v in report["judge"].items()), flush=True)
 
-    start = time.perf_counter()
-    model = genlab.fit("shapes", train={"max_time": args.max_time}, run_dir=args.run_dir, **options)
-    report["train_wall_s"] = time.perf_counter() - start
-    if args.run_dir is not None:   # as genlab fit --out leaves it: the checkpoint and the loadable model
-        model.save_pretrained(args.run_dir)
-    report["train_steps"] = model.history_[-1]["step"] if model.history_ else None
-    report["model"] = {**to_dict(model.config), "parameters": sum(p.numel() for p in model.network_.parameters())}
-    report["train"] = to_dict(model.train_config_)
+    model = fit_as_user(report, "shapes", max_time=args.max_time, run_dir=args.run_dir, **options)
     print(f"diffusion: {report['train_steps']} steps in {report['train_wall_s']:.0f} s, "
           f"{report['model']['parameters']:,} parameters; channels {model.config.channels}, patch "
           f"{model.config.patch}, batch {model.train_config_.batch_size}, lr {model.train_config_.lr}, "

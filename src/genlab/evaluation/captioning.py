@@ -29,7 +29,7 @@ from genlab.errors import ConfigError, DataError
 from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report, hit_rates, seeded_rows
 from genlab.metrics.bootstrap import check_resamples
 from genlab.metrics.shapes_judge import caption_truth
-from genlab.models.base import GenerativeModel, check_count
+from genlab.models.base import GenerativeModel
 
 #: Test images (one caption each) when ``n`` is not given and the test split has more.
 CAPTIONER_SAMPLES = 1000
@@ -48,9 +48,9 @@ def evaluate_captioner(model: GenerativeModel, data: Dataset, *, n: int | None =
     if data.modality != "images" or data.captions_test is None:
         raise ConfigError(f"this model writes captions of images; evaluate it on captioned images (e.g. shapes), "
                           f"not {data.name}, which has no captions")
-    n = min(check_count(n), len(data.x_test)) if n is not None else min(CAPTIONER_SAMPLES, len(data.x_test))
     n_bootstrap = check_resamples(n_bootstrap)
-    rows, rng = seeded_rows(len(data.x_test), n, seed)
+    rows, rng = seeded_rows(len(data.x_test), n, seed, default=CAPTIONER_SAMPLES)
+    n = len(rows)
     truth = np.asarray([str(c) for c in data.captions_test[rows]], dtype=object)
     written = model.sample(n, image=data.x_test[rows], generator=torch.Generator().manual_seed(seed))
     fake_hits, real_hits = caption_hits(np.asarray(written, dtype=object), truth), caption_hits(truth, truth)

@@ -37,7 +37,7 @@ from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report, hit_rates, seed
 from genlab.metrics import frechet_distance
 from genlab.metrics.bootstrap import check_resamples
 from genlab.metrics.shapes_judge import JudgeTraining, cached_judge, caption_truth, scene_correct
-from genlab.models.base import GenerativeModel, check_count
+from genlab.models.base import GenerativeModel
 
 #: Captions (one sample each) when ``n`` is not given and the test split has more.
 CAPTION_SAMPLES = 256
@@ -66,9 +66,9 @@ def evaluate_captions(model: GenerativeModel, data: Dataset, *, n: int | None = 
     if data.modality != "images" or data.captions_test is None:
         raise ConfigError(f"this model draws images from captions; evaluate it on captioned images (e.g. shapes), "
                           f"not {data.name}, which has no captions")
-    n = min(check_count(n), len(data.x_test)) if n is not None else min(CAPTION_SAMPLES, len(data.x_test))
     n_bootstrap = check_resamples(n_bootstrap)
-    rows, rng = seeded_rows(len(data.x_test), n, seed)
+    rows, rng = seeded_rows(len(data.x_test), n, seed, default=CAPTION_SAMPLES)
+    n = len(rows)
     captions, real = [str(c) for c in data.captions_test[rows]], data.x_test[rows]
     objects, relation = caption_truth(np.asarray(captions, dtype=object))
     judge = cached_judge(JUDGE_TRAINING, cache_dir=feature_cache)

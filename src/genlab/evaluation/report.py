@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genlab.metrics import bootstrap_intervals
+from genlab.models.data_info import check_count
 
 #: Bootstrap replicates per metric group unless told otherwise.
 N_BOOTSTRAP = 100
@@ -53,9 +54,15 @@ class Report:
                 "notes": self.notes}
 
 
-def seeded_rows(n_test: int, n: int, seed: int) -> tuple[np.ndarray, np.random.Generator]:
-    """Sorted indices ``(n,)`` of a seeded subset of ``n`` of ``n_test`` test records, and the generator that drew
-    them (the bootstrap goes on with it, so the same seed gives the same subset and intervals)."""
+def seeded_rows(n_test: int, n: int | None, seed: int, *, default: int) -> tuple[np.ndarray, np.random.Generator]:
+    """Sorted indices of a seeded subset of the ``n_test`` test records, ``n`` of them (``default`` when ``n`` is
+    ``None``; never more than the split), and the generator that drew them (the bootstrap goes on with it, so the
+    same seed gives the same subset and intervals).
+
+    Raises:
+        ConfigError: ``n`` is not a positive integer.
+    """
+    n = min(check_count(n) if n is not None else default, n_test)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_test, size=n, replace=False)), rng
 

@@ -2,8 +2,8 @@
 writes them) mixes :class:`CaptionedTraining` in before :class:`~genlab.models.base.GenerativeModel`.
 
 ``fit`` on a captioned Dataset of images (``shapes``), with the family's ``captions`` option on, keeps the training
-captions in ``_train_captions`` while the model trains (the family's ``_make_codec`` builds its
-:class:`~genlab.data.captions.CaptionedImageCodec` from them); ``_fit_network`` then gives each record its index
+captions in ``_train_captions`` while the model trains (the family's ``_make_codec`` takes ``_caption_codec``, a
+:class:`~genlab.data.captions.CaptionedImageCodec` of their vocabulary, when there is one); ``_fit_network`` then gives each record its index
 as its label and the caption tokens ``_train_tokens (n, L)`` for the loss to look them up. The periodic
 validation, whose records have no captions, is off. Both are dropped when training ends.
 """
@@ -18,7 +18,7 @@ import torch
 from genlab.data.captions import CaptionedImageCodec
 from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError
-from genlab.models.base import FitContext
+from genlab.models.base import DataInfo, FitContext
 
 
 class CaptionedTraining:
@@ -31,6 +31,13 @@ class CaptionedTraining:
     def reads_captions(self) -> bool:
         """Whether the model was fitted on captions (its codec holds their vocabulary)."""
         return isinstance(self.codec_, CaptionedImageCodec)
+
+    def _caption_codec(self, data: DataInfo) -> CaptionedImageCodec | None:
+        """While fitting on captions, the codec holding the training captions' vocabulary; else ``None`` (the
+        family's own codec)."""
+        if self._train_captions is None:
+            return None
+        return CaptionedImageCodec.from_captions(data.shape, self._train_captions)
 
     def fit(self, data: Dataset | Any, **kwargs: Any) -> Any:
         """:meth:`GenerativeModel.fit`; with ``captions`` and a captioned Dataset of images, on the captions too

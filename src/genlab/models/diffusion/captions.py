@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from genlab.data.captions import CaptionedImageCodec
 from genlab.data.codecs import Codec
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo
@@ -22,9 +21,7 @@ class CaptionedDiffusion(CaptionedTraining):
 
     def _make_codec(self, data: DataInfo) -> Codec:
         """The image codec with the training captions' vocabulary when fitting on captions, else the base's."""
-        if self._train_captions is not None:
-            return CaptionedImageCodec.from_captions(data.shape, self._train_captions)
-        return super()._make_codec(data)
+        return self._caption_codec(data) or super()._make_codec(data)
 
     def _caption_tokens(self, n: int, prompt: str | list[str] | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens ``(n, L)`` of ``prompt`` (one string for all, or one per sample; ``None`` = the empty

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.config import from_dict
-from genlab.data.captions import BOS, PAD, SPECIAL, CaptionedImageCodec
+from genlab.data.captions import BOS, PAD, SPECIAL
 from genlab.errors import ConfigError
 from genlab.models.base import DataInfo
 from genlab.models.captioned import CaptionedTraining
@@ -81,12 +81,6 @@ class ImageCaptioning(CaptionedTraining):
                                       help="classifier-free guidance away from the captions' own language model "
                                            "(1 = plain conditional; genlab.models.transformer.captioning)")
         return dict(sorted(options.items()))
-
-    def _caption_codec(self, data: DataInfo) -> CaptionedImageCodec | None:
-        """The codec of a captioner being fitted (the training captions' vocabulary), else ``None``."""
-        if self._train_captions is None:
-            return None
-        return CaptionedImageCodec.from_captions(data.shape, self._train_captions)
 
     def _caption_network(self, data: DataInfo) -> CaptionNetwork:
         config = self.config
