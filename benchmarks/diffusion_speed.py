@@ -14,8 +14,9 @@ sizes it does), else eager PyTorch; the row names the backend that ran. Its grap
 untimed first call, into a fresh cache folder, and that call's seconds (export, session and sampling) are
 reported apart. A second row forces the eager path for comparison.
 
-genlab's sampler denoises cache-sized chunks of records on CPU (41 images here, see
-``genlab.models.diffusion.CPU_SAMPLE_VALUES``); diffusers' pipelines denoise the whole batch at once.
+genlab's sampler denoises equal cache-sized chunks of records on CPU (at most 20 images here: 16 for 64
+images, 20 for 256; see ``genlab.models.diffusion.CPU_SAMPLE_VALUES``); diffusers' pipelines denoise the
+whole batch at once.
 For transparency a further row runs diffusers' UNet and scheduler over the same chunks: it shows how much
 of the difference is the chunking and how much the network.
 
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 
 from genlab.models.diffusion import CPU_SAMPLE_VALUES, DiffusionModel
+from genlab.models.diffusion.config import equal_chunks
 from genlab.train import TrainConfig
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "diffusion_speed.json"
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     os.environ["GENLAB_CACHE"] = tempfile.mkdtemp()   # a fresh cache: the first call pays the export
 
-    chunk = max(1, CPU_SAMPLE_VALUES // (28 * 28))
+    chunk = equal_chunks(args.n, CPU_SAMPLE_VALUES // (28 * 28))   # genlab's own chunks
     model = genlab_model()
     backend, first_call, genlab = genlab_sampler(model, args.n, args.steps, args.backend)
     _, _, eager = genlab_sampler(model, args.n, args.steps, "eager")

@@ -11,6 +11,7 @@ import genlab
 from genlab.errors import ConfigError
 from genlab.metrics import mode_coverage
 from genlab.models.diffusion import DiffusionModel
+from genlab.models.diffusion.config import equal_chunks
 from genlab.nn.embeddings import sinusoidal_embedding
 from genlab.nn.unet import UNet
 from genlab.sampling.ddim import DDIMSampler
@@ -244,6 +245,24 @@ def test_denoising_in_chunks_gives_the_same_deterministic_samples():
     whole, chunked = (model.sample(10, steps=5, sampler="ddim", batch_size=size,
                                    generator=torch.Generator().manual_seed(3)) for size in (10, 3))
     np.testing.assert_allclose(chunked, whole, atol=1e-5)   # DDIM with eta 0 is a function of x_T alone
+
+
+@pytest.mark.parametrize("n, cap, size", [(64, 20, 16), (256, 20, 20), (20, 20, 20), (21, 20, 11), (5, 0, 1),
+                                           (1, 20, 1)])
+def test_equal_chunks_are_the_fewest_chunks_under_the_cap_and_as_equal_as_can_be(n, cap, size):
+    assert equal_chunks(n, cap) == size
+    chunks = -(-n // size)
+    assert chunks == -(-n // max(1, cap)) and size <= max(1, cap) and n - (chunks - 1) * size > 0
+
+
+def test_a_large_cpu_batch_is_denoised_in_equal_chunks(monkeypatch):
+    images = np.random.default_rng(0).random((16, 1, 28, 28), dtype=np.float32)
+    model = genlab.fit(images, family="diffusion", channels=(4, 8), timesteps=20, train={"steps": 1, "batch_size": 8})
+    sizes = []
+    reverse = model._reverse
+    monkeypatch.setattr(model, "_reverse", lambda x, *args: sizes.append(len(x)) or reverse(x, *args))
+    model.sample(64, steps=1, sampler="ddim", backend="eager")
+    assert sizes == [16, 16, 16, 16]   # 2^14 values a chunk at most: 20 images, so four equal chunks
 
 
 def test_learned_variance_hybrid_loss_trains_the_variance_output_only_through_the_bound():

@@ -8,9 +8,21 @@ from typing import Literal
 SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++")
 #: Record values (pixels, coordinates) denoised together on CPU. A batch whose activations outgrow the
 #: CPU caches is slower per record: one thread, 28x28 UNet, 256 images at once took 2.3 s per network
-#: call, chunks of 32-64 images 1.25-1.35 s. 2^15 values = 41 MNIST images, 512 digits, 16,384 points.
-#: On CUDA the whole batch goes at once.
-CPU_SAMPLE_VALUES = 2 ** 15
+#: call, chunks of 32-64 images 1.25-1.35 s. Smaller still is a little faster, most on onnxruntime
+#: (benchmarks/diffusion_speed.py's 1M-parameter UNet, one thread, idle machine, ms an image a call):
+#: onnxruntime 1.85-1.87 at 16-20 images, 1.92 at 32, 1.95 at 40-41; eager 2.1-2.6 at 16-20 and 2.5-2.7 at
+#: 32-41 (noisier). 2^14 values = 20 MNIST images, 256 digits, 8,192 points. A larger batch is cut into
+#: equal chunks (:func:`equal_chunks`): 64 images into four of 16, not three of 20, 20 and 4. One cap for
+#: both backends, so a seed gives the same records on either (a stochastic sampler draws its noise chunk by
+#: chunk). On CUDA the whole batch goes at once.
+CPU_SAMPLE_VALUES = 2 ** 14
+
+
+def equal_chunks(n: int, cap: int) -> int:
+    """The chunk size that cuts ``n`` records into the fewest chunks of at most ``cap`` (at least 1), as
+    equal as can be (the last may be smaller): ``ceil(n / ceil(n / cap))``."""
+    cap = max(1, cap)
+    return -(-n // -(-n // cap))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -73,7 +73,7 @@ from genlab.models.base import DataInfo, GenerativeModel
 from genlab.models.options import SampleOption
 from genlab.models.diffusion.backends import BACKENDS, SamplingBackends
 from genlab.models.diffusion.captions import CaptionedDiffusion
-from genlab.models.diffusion.config import CPU_SAMPLE_VALUES, SAMPLERS, DiffusionConfig
+from genlab.models.diffusion.config import CPU_SAMPLE_VALUES, SAMPLERS, DiffusionConfig, equal_chunks
 from genlab.models.diffusion.editing import DiffusionEditing
 from genlab.models.diffusion.networks import PointDenoiser
 from genlab.models.diffusion.objective import vlb_term
@@ -101,7 +101,7 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, SamplingBackends, Tab
 
     Sampling options: ``steps`` (default 50), ``sampler`` (``"ddpm"``, ``"ddim"`` default, ``"dpm++"``),
     ``eta`` (DDIM only, default 0), ``guidance`` (classifier-free guidance scale, default 1) and
-    ``batch_size`` (records denoised together; default: cache-sized chunks on CPU, all at once on CUDA;
+    ``batch_size`` (records denoised together; default: equal cache-sized chunks on CPU, all at once on CUDA;
     it changes which noise each record gets in stochastic samplers, not the distribution) and ``backend``
     (``"auto"`` default, ``"onnxruntime"``, ``"eager"``; :meth:`sampling_backend` says which runs). Speed options
     for images and points (default ``False``): ``cuda_graphs`` (replay the network call as a CUDA graph;
@@ -281,7 +281,7 @@ class DiffusionModel(CaptionedDiffusion, DiffusionEditing, SamplingBackends, Tab
         values = (self._table_layout().width if self.data_.modality == "tables" else math.prod(self.data_.shape))
         chunk = options.get("batch_size")
         if chunk is None:
-            chunk = n if device.type == "cuda" else max(1, CPU_SAMPLE_VALUES // values)
+            chunk = n if device.type == "cuda" else equal_chunks(n, CPU_SAMPLE_VALUES // values)
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {chunk!r}")
         if self.data_.modality == "tables":
