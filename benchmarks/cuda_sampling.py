@@ -168,7 +168,7 @@ def transformer_benchmark(args: argparse.Namespace, device: torch.device) -> dic
 
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
-    del network, hf
+    network = hf = None   # frees the two low-precision copies before the fp32 check builds its own
     results["fp32_greedy_check"] = guarded("fp32 check", fp32_check)
     results["rows"] = rows
     hf_rate = rows["Hugging Face generate"].get("steady_tokens_per_second")

@@ -42,7 +42,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -181,7 +180,6 @@ def run(args: argparse.Namespace) -> None:
     import pandas as pd
     import torch
 
-    import genlab
     from genlab.data.table_datasets import adult
     from genlab.data.table_columns import infer_kind
     from genlab.metrics.tabular import efficacy

@@ -369,20 +369,30 @@ def test_python_names_verifier_levels():
     assert verified.samples == ["def f(x):\n    return x\n"] * 3
 
 
-def test_cli_constrain_and_verify_levels(capsys, tmp_path):
+def cli_runner(capsys):
+    """``run(*argv) -> (exit code, stderr)`` of the genlab command line."""
     from genlab.cli.app import main
 
     def run(*argv):
         with pytest.raises(SystemExit) as exit_info:
             main(list(argv))
         return exit_info.value.code, capsys.readouterr().err
+    return run
 
+
+def fit_code_run(run, tmp_path) -> None:
+    """A 5-step character model of thirty small functions, saved to ``tmp_path / "run"``."""
     corpus = tmp_path / "code.txt"
     corpus.write_text("\n\n".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(30)))
     code, err = run("fit", str(corpus), "--family", "transformer", "--steps", "5", "--set", "tokenizer=char",
                     "--set", "n_layer=1", "--set", "n_embd=32", "--set", "n_head=2", "--set", "block_size=32",
                     "--out", str(tmp_path / "run"))
     assert code == 0, err
+
+
+def test_cli_constrain_and_verify_levels(capsys, tmp_path):
+    run = cli_runner(capsys)
+    fit_code_run(run, tmp_path)
     code, err = run("sample", str(tmp_path / "run"), "-n", "3", "--prompt", "def ", "--constrain", "python",
                     "--max-new-tokens", "20", "--out", str(tmp_path / "s.txt"))
     err = " ".join(err.split())
@@ -402,3 +412,20 @@ def test_cli_constrain_and_verify_levels(capsys, tmp_path):
     assert code == 0 and "python: " in err and "python-names: " in err, err
     code, err = run("sample", str(tmp_path / "run"), "--constrain", "rust", "--out", str(tmp_path / "r.txt"))
     assert code == 1 and "unknown constraint 'rust'; choose one of: python" in err, err
+
+
+def test_cli_max_new_tokens_reaches_the_constraint(capsys, tmp_path, monkeypatch):
+    # the constraint ends samples near the budget, so it must be told the budget the decoding runs with
+    from genlab.cli import sample_command
+
+    run = cli_runner(capsys)
+    fit_code_run(run, tmp_path)
+    budgets = []
+    made = sample_command.text_constraint
+    monkeypatch.setattr(sample_command, "text_constraint",
+                        lambda *args, **options: budgets.append(options["max_new_tokens"]) or made(*args, **options))
+    for flags in (["--max-new-tokens", "7"], []):
+        code, err = run("sample", str(tmp_path / "run"), "-n", "1", "--prompt", "def ", "--constrain", "python",
+                        *flags, "--out", str(tmp_path / "s.txt"), "--overwrite")
+        assert code == 0, err
+    assert budgets == [7, GenerationConfig.max_new_tokens]

@@ -238,7 +238,6 @@ class RowExactStep:
         """
         if torch.get_num_threads() != self.threads:
             self._probe()
-        network = self.network
         device = tokens.device
         index, length = torch.tensor([slots, lengths], device=device).unbind(0)        # (B,) each
         x = self._embed(tokens, positions)                                             # (B, 1, C)
