@@ -16,8 +16,8 @@ by music21 (four parts, at least one note).
 
 The **real floor** is the same statistics of as many training pieces as there are samples (as written, cut to as
 many tokens as the samples average), against the held-out pieces: what two sets of real Bach of this size differ
-by, as ``genlab eval`` computes it. A distance between two histograms shrinks as the sets grow (each piece sits
-in one key, so 100 pieces hold a few dozen keys' worth of pitch classes), so the floor is the mean over
+by, as ``genlab eval`` computes it. A distance between two histograms shrinks as the sets grow (and a piece's
+pitch classes are those of its key, so a few pieces move the histogram), so the floor is the mean over
 :data:`FLOOR_DRAWS` seeded draws of that many pieces, with the draws' 5-95 % range; the floor of all the
 training pieces is printed beside it. Parallels are fifths plus
 octaves per 100 beats against Bach's own rate in the held-out pieces. Bar (issue #23): 100 % parse; pitch-class

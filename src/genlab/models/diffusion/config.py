@@ -12,7 +12,7 @@ SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++")
 #: (benchmarks/diffusion_speed.py's 1M-parameter UNet, one thread, idle machine, ms an image a call):
 #: onnxruntime 1.85-1.87 at 16-20 images, 1.92 at 32, 1.95 at 40-41; eager 2.1-2.6 at 16-20 and 2.5-2.7 at
 #: 32-41 (noisier). 2^14 values = 20 MNIST images, 256 digits, 8,192 points. A larger batch is cut into
-#: equal chunks (:func:`equal_chunks`): 64 images into four of 16, not three of 20, 20 and 4. One cap for
+#: equal chunks (:func:`equal_chunks`): 64 images into four of 16, not 20, 20, 20 and 4. One cap for
 #: both backends, so a seed gives the same records on either (a stochastic sampler draws its noise chunk by
 #: chunk). On CUDA the whole batch goes at once.
 CPU_SAMPLE_VALUES = 2 ** 14
