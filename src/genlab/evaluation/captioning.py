@@ -25,8 +25,8 @@ import torch
 
 from genlab.data.dataset import Dataset
 from genlab.data.shapes import RELATIONS, is_held_out
-from genlab.errors import ConfigError, DataError
-from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report, hit_rates, seeded_rows
+from genlab.errors import DataError
+from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report, check_captioned, hit_rates, seeded_rows
 from genlab.metrics.bootstrap import check_resamples
 from genlab.metrics.shapes_judge import caption_truth
 from genlab.models.base import GenerativeModel
@@ -45,9 +45,7 @@ def evaluate_captioner(model: GenerativeModel, data: Dataset, *, n: int | None =
     Raises:
         ConfigError: data without captions. DataError: test captions outside the ``shapes`` grammar.
     """
-    if data.modality != "images" or data.captions_test is None:
-        raise ConfigError(f"this model writes captions of images; evaluate it on captioned images (e.g. shapes), "
-                          f"not {data.name}, which has no captions")
+    check_captioned(data, "writes captions of images")
     n_bootstrap = check_resamples(n_bootstrap)
     rows, rng = seeded_rows(len(data.x_test), n, seed, default=CAPTIONER_SAMPLES)
     n = len(rows)

@@ -32,8 +32,7 @@ from torch.nn import functional as F
 
 from genlab.data.dataset import Dataset
 from genlab.data.shapes import is_held_out
-from genlab.errors import ConfigError
-from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report, hit_rates, seeded_rows
+from genlab.evaluation.report import LEVEL, N_BOOTSTRAP, Report, check_captioned, hit_rates, seeded_rows
 from genlab.metrics import frechet_distance
 from genlab.metrics.bootstrap import check_resamples
 from genlab.metrics.shapes_judge import JudgeTraining, cached_judge, caption_truth, scene_correct
@@ -63,9 +62,7 @@ def evaluate_captions(model: GenerativeModel, data: Dataset, *, n: int | None = 
     Raises:
         ConfigError: data without captions. DataError: captions outside the ``shapes`` grammar.
     """
-    if data.modality != "images" or data.captions_test is None:
-        raise ConfigError(f"this model draws images from captions; evaluate it on captioned images (e.g. shapes), "
-                          f"not {data.name}, which has no captions")
+    check_captioned(data, "draws images from captions")
     n_bootstrap = check_resamples(n_bootstrap)
     rows, rng = seeded_rows(len(data.x_test), n, seed, default=CAPTION_SAMPLES)
     n = len(rows)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from genlab.data.dataset import Dataset
+from genlab.errors import ConfigError
 from genlab.metrics import bootstrap_intervals
 from genlab.models.data_info import check_count
 
@@ -65,6 +67,14 @@ def seeded_rows(n_test: int, n: int | None, seed: int, *, default: int) -> tuple
     n = min(check_count(n) if n is not None else default, n_test)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_test, size=n, replace=False)), rng
+
+
+def check_captioned(data: Dataset, model_does: str) -> None:
+    """Raise a ConfigError unless ``data`` are captioned images; ``model_does`` says what the model does with them
+    (e.g. "writes captions of images")."""
+    if data.modality != "images" or data.captions_test is None:
+        raise ConfigError(f"this model {model_does}; evaluate it on captioned images (e.g. shapes), "
+                          f"not {data.name}, which has no captions")
 
 
 def hit_rates(groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], *, n_bootstrap: int,
