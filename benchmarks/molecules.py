@@ -12,8 +12,9 @@ tokenizer=kekule`` adds, the only option the script passes on a user's behalf. T
 (``genlab fit`` writes them to its run directory; they cost a save every ``checkpoint_every`` steps).
 
 Samples: ``--samples`` (10,000) molecules as ``genlab sample RUN -n N --seed 0`` draws them (the model's
-defaults: temperature 1, the SMILES grammar, every property ``any``), drawn with one generator in calls of
-1,000 to bound the decoding cache's memory.
+defaults: temperature 1, the SMILES grammar with its Kekulé check, every property ``any``), drawn with one
+generator in calls of 1,000 to bound the decoding cache's memory; and as many, from the same seed, with
+``--constrain syntax`` (the SMILES grammar without the Kekulé check): the check's effect on one model.
 
 Scores (:func:`genlab.metrics.molecules.evaluate_molecules`, all chemistry by RDKit): validity, unique@1k/@10k,
 novelty against the training molecules, IntDiv1/2, MOSES's filters, mean QED/logP/SA and their Wasserstein-1
@@ -122,7 +123,9 @@ def markdown(result: dict) -> str:
                                                             else "") + f", defaults only, on {result['data']}; "
         f"{result['steps']} steps in {result['fit_wall_s']:.0f} s of wall clock, torch threads "
         f"{result['torch_threads']}, {result['machine']}; {a['samples']:,} samples "
-        f"({result['sample_wall_s']:.0f} s). Settings genlab chose: `{result['model_config']}`; training "
+        f"({result['sample_wall_s']:.0f} s; {result['syntax_sample_wall_s']:.0f} s for as many with "
+        f"`--constrain syntax`, the SMILES grammar without its Kekulé check, the row marked 'syntax only'). "
+        f"Settings genlab chose: `{result['model_config']}`; training "
         f"`{result['train_config']}`.",
         "",
         "The Fréchet column is a Fréchet distance of 11 RDKit descriptors, **not ChemNet's FCD**. MOSES's rows are "
@@ -180,20 +183,25 @@ def main() -> None:
     start = time.perf_counter()
     samples = draw(model, args.samples, generator)
     sample_wall = time.perf_counter() - start
+    start = time.perf_counter()
+    syntax_samples = draw(model, args.samples, torch.Generator().manual_seed(args.seed), constrain="syntax")
+    syntax_wall = time.perf_counter() - start
     scales = [float(s) for s in args.guidance.split(",")]
     conditioning = conditioning_rows(model, samples, args.condition_samples, scales, generator)
 
     start = time.perf_counter()
     ours = evaluate_molecules(samples, train=data.x_train, reference=reference, max_pairs=args.max_pairs)
+    syntax = evaluate_molecules(syntax_samples, train=data.x_train, reference=reference, max_pairs=args.max_pairs)
     floor = evaluate_molecules(held_out, train=data.x_train, reference=reference, max_pairs=args.max_pairs)
     eval_wall = time.perf_counter() - start
 
     spelling = "SELFIES" if model.codec_.selfies else "Kekulé SMILES" if model.codec_.kekule else "SMILES"
     name = f"genlab transformer ({spelling}, {args.max_time})"
-    rows = {name: ours.to_dict(), f"MOSES test split ({len(held_out):,}, real)": floor.to_dict(), **MOSES_ROWS}
+    rows = {name: ours.to_dict(), f"{name[:-1]}, syntax only)": syntax.to_dict(), f"MOSES test split ({len(held_out):,}, real)": floor.to_dict(), **MOSES_ROWS}
     result = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "data": data.describe(), "steps": steps, "fit_wall_s": fit_wall, "sample_wall_s": sample_wall,
+        "syntax_sample_wall_s": syntax_wall,
         "eval_wall_s": eval_wall, "model_config": to_dict(model.config), "train_config": to_dict(model.train_config_),
         "rows": rows, "conditioning": conditioning, "guidance": model.sampling_options()["guidance"].default,
         "examples": samples[:40], "torch_threads": torch.get_num_threads(),

@@ -77,6 +77,7 @@ import torch
 
 from genlab.data.dataset import Dataset, fixed_split
 from genlab.data.smiles_grammar import SmilesGrammar
+from genlab.data.smiles_kekule import KekuleGrammar
 from genlab.data.text import VocabularyCodec, string_array
 from genlab.errors import ConfigError, DataError, NotSupportedError
 
@@ -463,10 +464,15 @@ class SmilesCodec(VocabularyCodec):
         except sf.DecoderError:
             return ""   # a malformed SELFIES prefix (a prompt cut mid-token); counted invalid downstream
 
-    def grammar(self) -> "SmilesGrammar | None":
-        """The SMILES syntax over this codec's ids (:class:`SmilesGrammar`), without aromatic atoms for Kekulé
-        SMILES; ``None`` for SELFIES, whose every token string is a molecule already."""
-        return None if self.selfies else SmilesGrammar(self.tokens, self.eos, aromatic=not self.kekule)
+    def grammar(self) -> "SmilesGrammar | KekuleGrammar | None":
+        """The SMILES syntax over this codec's ids: a :class:`SmilesGrammar` without aromatic atoms for Kekulé
+        SMILES, else one whose aromatic rings must kekulise (:class:`KekuleGrammar`); ``None`` for SELFIES, whose
+        every token string is a molecule already."""
+        if self.selfies:
+            return None
+        if self.kekule:
+            return SmilesGrammar(self.tokens, self.eos, aromatic=False)
+        return KekuleGrammar(SmilesGrammar(self.tokens, self.eos), self.tokens)
 
     def state(self) -> dict[str, Any]:
         return self._state(tokens=self.tokens, selfies=self.selfies, augment=self.augment, kekule=self.kekule,

@@ -16,6 +16,10 @@ ids:
   ``allowed(state) -> bool (B, V)``, ``need(state) -> int64 (B,)``, ``need_after(state) -> int64 (B, V)``
   and ``to(device)``.
 
+A counting grammar that checks more than its syntax (:class:`genlab.data.smiles_kekule.KekuleGrammar`: whether
+aromatic rings kekulise) may also offer ``syntax_allowed(state) -> bool (B, V)``, the tokens its syntax alone
+allows: a row the check leaves without a token goes on inside the syntax rather than unconstrained.
+
 ``need`` is the length of a completion (0: the sample may end here; the shortest one where the grammar can
 say, an upper bound otherwise) and ``need_after`` the same after each candidate token; ``max_rise`` bounds how
 much one token can raise ``need``. A grammar must be consistent: from a state whose ``need`` is ``k > 0`` some
@@ -149,7 +153,8 @@ class GrammarProcessor(TokenConstraint):
 
     Attributes:
         rows: rows seen; off_grammar: rows whose prompt (or a token another processor let through) left
-        the grammar; fallbacks: rows left without an allowed token (none for a consistent grammar).
+        the grammar; relaxed: steps a row the grammar's check left without a token went on inside its syntax
+        (``syntax_allowed``); fallbacks: rows left without an allowed token (none for a consistent grammar).
     """
 
     masks = True
@@ -158,7 +163,7 @@ class GrammarProcessor(TokenConstraint):
         super().__init__()
         self.grammar = compile_syntax(grammar) if hasattr(grammar, "accepts") else grammar
         self.max_new_tokens = max_new_tokens
-        self.rows = self.off_grammar = 0
+        self.rows = self.off_grammar = self.relaxed = 0
         self._state: tuple[torch.Tensor, ...] = ()
         self._free = self._allowed = torch.zeros(0)
 
@@ -172,17 +177,25 @@ class GrammarProcessor(TokenConstraint):
         super().update(tokens)
         grammar = self.grammar
         allowed = grammar.allowed(self._state)                                       # (B, V)
+        fitting = None
         if self.max_new_tokens is not None:
             left = self.max_new_tokens - (tokens.shape[1] - self._width) - 1        # tokens after this one
             need = grammar.need(self._state).masked_fill(self._free, 0)
             if int(need.max()) + grammar.max_rise > left:   # far from the budget no token can break it
-                fits = allowed & (grammar.need_after(self._state) <= left)
+                fitting = grammar.need_after(self._state) <= left
+                fits = allowed & fitting
                 if first and bool((~fits.any(1) & ~self._free).any()):
                     shortest = int(need[~self._free].min())
                     raise ConfigError(f"max_new_tokens={self.max_new_tokens} is too short for a sample inside the "
                                       f"{grammar.name}: the shortest takes {shortest} tokens; raise max_new_tokens "
                                       f"or sample with constrain='none'")
                 allowed = fits
+        stuck = ~allowed.any(1) & ~self._free
+        if bool(stuck.any()) and hasattr(grammar, "syntax_allowed"):   # a checked grammar falls back to its syntax
+            looser = grammar.syntax_allowed(self._state)
+            looser = looser if fitting is None else looser & fitting
+            allowed = torch.where(stuck[:, None], looser, allowed)
+            self.relaxed += int((stuck & looser.any(1)).sum())
         stuck = ~allowed.any(1) & ~self._free
         if bool(stuck.any()):
             self.fallbacks += int(stuck.sum())
@@ -232,6 +245,7 @@ class GrammarProcessor(TokenConstraint):
         self._state, self._free = state, free
 
     def summary(self) -> str:
-        """One line: rows constrained, rows off the grammar, fallbacks."""
+        """One line: rows constrained, rows off the grammar, steps on the syntax alone, fallbacks."""
+        relaxed = f"{self.relaxed} steps on its syntax alone, " if hasattr(self.grammar, "syntax_allowed") else ""
         return (f"{self.grammar.name}: {self.rows} rows, {self.off_grammar} off the grammar (left unconstrained), "
-                f"{self.fallbacks} without an allowed token")
+                f"{relaxed}{self.fallbacks} without an allowed token")

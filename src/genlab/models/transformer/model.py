@@ -37,8 +37,9 @@ format by construction, and near ``max_new_tokens`` only tokens that still let t
 allowed, so a sample cut by the budget ends where the format lets it end (a chorale at a bar line after a whole
 bar). A budget shorter than the shortest sample is a ConfigError. Chorales also keep their style's first rule
 by default, no parallel fifths or octaves (:class:`~genlab.sampling.voice_leading.VoiceLeading`, a checked
-constraint: the drawn token is judged, the distribution renormalised over the allowed ones); ``constrain="syntax"``
-keeps the grid's grammar alone.
+constraint: the drawn token is judged, the distribution renormalised over the allowed ones), and SMILES their
+aromatic rings' Kekulé check (:mod:`genlab.data.smiles_kekule`, whose grammar names the plain SMILES grammar as its
+``syntax``); ``constrain="syntax"`` keeps the grid's or the SMILES grammar alone.
 
 Molecules: each training molecule starts with one token per RDKit property bin (``<qed:high> <logp:any> ...``,
 :mod:`genlab.data.smiles`), so ``sample(n, condition={"qed": "high", "logp": "low"})`` writes that prefix after the
@@ -129,7 +130,8 @@ class TransformerModel(ImageCaptioning, TextLikelihood, TabularTransformer, Gene
                                        GenerationConfig.max_new_tokens, 1, 100_000,
                                        modalities=("text", "smiles", "music")),
         "constrain": SampleOption("string", "keep every sample inside the format's grammar and, for chorales, free of "
-                                  "parallel fifths and octaves ('grammar'), inside the grammar only ('syntax'), "
+                                  "parallel fifths and octaves, for SMILES with aromatic rings that kekulise "
+                                  "('grammar'), inside the grammar only ('syntax'), "
                                   "or not ('none')", "grammar", choices=GRAMMAR_CHOICES,
                                   modalities=("smiles", "music")),
         "stop": SampleOption("array", "strings that end a sample (cut before them)", (), modalities=("text",)),
@@ -339,11 +341,14 @@ class TransformerModel(ImageCaptioning, TextLikelihood, TabularTransformer, Gene
 
     def _constrained(self, config: GenerationConfig, constrain: str) -> GenerationConfig:
         """``config`` with the codec's grammar as its last logits processors (module doc), unless ``constrain``
-        is ``"none"`` or the codec offers none; ``"grammar"`` adds a chorale's voice leading, ``"syntax"`` not."""
+        is ``"none"`` or the codec offers none; ``"grammar"`` adds a chorale's voice leading and keeps a SMILES
+        grammar's Kekulé check, ``"syntax"`` neither."""
         if constrain not in GRAMMAR_CHOICES:
             raise unknown_choice("constrain", constrain, GRAMMAR_CHOICES)
         grammar = getattr(self.codec_, "grammar", None)
         grammar = grammar() if grammar is not None and constrain != "none" else None
+        if constrain == "syntax":
+            grammar = getattr(grammar, "syntax", grammar)   # SMILES without its Kekulé check
         if grammar is None:
             return config
         processors = [GrammarProcessor(grammar, max_new_tokens=config.max_new_tokens)]
