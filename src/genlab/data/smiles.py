@@ -27,17 +27,14 @@ epoch).
 
 Kekulé SMILES (``kekule=True``): each training molecule is written with its aromatic rings as alternating single
 and double bonds between uppercase atoms (RDKit's kekulisation: ``c1ccccc1`` -> ``C1=CC=CC=C1``, ``c1cc[nH]c1`` ->
-``C1=CNC=C1``), so the network never writes an aromatic atom. What RDKit then refuses in a sample is a valence or
-ring error, which the grammar below rules out, rather than an aromatic ring whose electrons do not pair up
-(kekulisation), which no left-to-right grammar can see. A sampled ring RDKit finds aromatic reads as
-aromatic again. The vocabulary keeps the molecules' aromatic tokens too, so aromatic prompts tokenize.
+``C1=CNC=C1``), so the network never writes an aromatic atom and every sample the grammar finishes is a molecule
+(a ring whose double bonds do not alternate is a valid non-aromatic one). A sampled ring RDKit finds aromatic
+reads as aromatic again. The vocabulary keeps the molecules' aromatic tokens too, so aromatic prompts tokenize.
 
-Sampling inside the grammar: :meth:`SmilesCodec.grammar` is a :class:`SmilesGrammar`, which the transformer
-applies by default: no molecule ends with a ring or branch open, a ring-bond label closes only a ring opened on
-another atom, ``)`` closes only an open ``(``, bonds and ring bonds follow atoms (OpenSMILES's syntax), and no atom
-carries more bonds than RDKit accepts for it (valences); whether an aromatic ring kekulises stays the model's job,
-unless the codec writes Kekulé SMILES: then the grammar allows no aromatic atom, and every molecule it lets a
-sample finish is one RDKit sanitizes.
+Sampling inside the grammar (:meth:`SmilesCodec.grammar`, on by default): a :class:`SmilesGrammar` (rings and
+branches closed, ring bonds between distinct atoms, no atom with more bonds than RDKit accepts) and on top of it
+the Kekulé check of :mod:`genlab.data.smiles_kekule` (aromatic rings whose electrons pair up); for Kekulé SMILES
+the grammar alone, allowing no aromatic atom.
 
 Property conditioning (prefix tokens, the transformer's form of conditioning in DESIGN.md): at fit time the codec
 computes each training molecule's RDKit properties (:data:`PROPERTIES`: QED, Crippen logP, the SA score, molecular
@@ -465,14 +462,12 @@ class SmilesCodec(VocabularyCodec):
             return ""   # a malformed SELFIES prefix (a prompt cut mid-token); counted invalid downstream
 
     def grammar(self) -> "SmilesGrammar | KekuleGrammar | None":
-        """The SMILES syntax over this codec's ids: a :class:`SmilesGrammar` without aromatic atoms for Kekulé
-        SMILES, else one whose aromatic rings must kekulise (:class:`KekuleGrammar`); ``None`` for SELFIES, whose
-        every token string is a molecule already."""
+        """The SMILES grammar over this codec's ids with the Kekulé check (module doc), without aromatic atoms for
+        Kekulé SMILES; ``None`` for SELFIES, whose every token string is a molecule already."""
         if self.selfies:
             return None
-        if self.kekule:
-            return SmilesGrammar(self.tokens, self.eos, aromatic=False)
-        return KekuleGrammar(SmilesGrammar(self.tokens, self.eos), self.tokens)
+        syntax = SmilesGrammar(self.tokens, self.eos, aromatic=not self.kekule)
+        return syntax if self.kekule else KekuleGrammar(syntax, self.tokens)
 
     def state(self) -> dict[str, Any]:
         return self._state(tokens=self.tokens, selfies=self.selfies, augment=self.augment, kekule=self.kekule,

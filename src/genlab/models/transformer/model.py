@@ -269,6 +269,8 @@ class TransformerModel(ImageCaptioning, TextLikelihood, TabularTransformer, Gene
             if prompt is not None:
                 raise ConfigError("a harmonisation starts with its melody: prompt and melody do not go together")
             return self._harmonise(n, melody, constrain, options, generator)
+        if isinstance(self.codec_, SmilesCodec) and "max_new_tokens" not in options:
+            options["max_new_tokens"] = self.molecule_budget()
         config = self._constrained(from_dict(GenerationConfig, options, what="generation"), constrain)
         if isinstance(self.codec_, TableTokenCodec):
             if prompt is not None or config.stop or config.num_beams > 1 or "max_new_tokens" in options:
@@ -288,6 +290,14 @@ class TransformerModel(ImageCaptioning, TextLikelihood, TabularTransformer, Gene
         config = GenerationConfig(**{**asdict(config), "max_new_tokens": self.codec_.sequence_length})
         rows = generate(self.network_, [[start]] * n, config, generator=generator, vocab_limit=self.codec_.levels)
         return torch.tensor(rows, dtype=torch.long)
+
+    def molecule_budget(self) -> int:
+        """The default ``max_new_tokens`` of a molecule: what the network's context holds after the start token and
+        the property prefix (block 64: 59 tokens), as long as the longest molecule it was trained on can be. Past
+        it the network no longer sees the molecule's start, and a sample that has run into a ring the Kekulé check
+        refuses to close would wander on as a chain (measured on a 300-s MOSES model, 2,000 samples: with a
+        budget of 256, 8 % of them were over 60 characters, against 2 % without the check)."""
+        return self.network_.block_size - 1 - len(self.codec_.prefix(None))
 
     def _sample_text(self, n: int, prompt: str | list[str] | None, config: GenerationConfig,
                      generator: torch.Generator | None, *, prefix: list[int] | None = None,
