@@ -197,7 +197,8 @@ def main() -> None:
 
     spelling = "SELFIES" if model.codec_.selfies else "Kekulé SMILES" if model.codec_.kekule else "SMILES"
     name = f"genlab transformer ({spelling}, {args.max_time})"
-    rows = {name: ours.to_dict(), f"{name[:-1]}, syntax only)": syntax.to_dict(), f"MOSES test split ({len(held_out):,}, real)": floor.to_dict(), **MOSES_ROWS}
+    rows = {name: ours.to_dict(), f"{name[:-1]}, syntax only)": syntax.to_dict(),
+            f"MOSES test split ({len(held_out):,}, real)": floor.to_dict(), **MOSES_ROWS}
     result = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "data": data.describe(), "steps": steps, "fit_wall_s": fit_wall, "sample_wall_s": sample_wall,

@@ -536,7 +536,8 @@ def test_a_row_the_kekule_check_leaves_without_a_token_goes_on_inside_the_syntax
     for budget, relaxed in ((8, 0), (7, 1)):
         processor = GrammarProcessor(codec.grammar(), max_new_tokens=budget)
         for end in range(len(ids) + 1):
-            allowed = torch.isfinite(processor(torch.tensor([[codec.eos] + ids[:end]]), torch.zeros(1, codec.vocab_size)))
+            scores = processor(torch.tensor([[codec.eos] + ids[:end]]), torch.zeros(1, codec.vocab_size))
+        allowed = torch.isfinite(scores)
         named = {codec.tokens[i] if i < len(codec.tokens) else "eos" for i in torch.nonzero(allowed[0])[:, 0].tolist()}
         assert (processor.relaxed, processor.fallbacks) == (relaxed, 0), budget
         if relaxed:   # the syntax's tokens that finish in time: the end, or one more atom

@@ -64,8 +64,9 @@ NEEDS_ATOM = (START, CHAIN_BOND, BRANCH_BOND, AFTER_OPEN, AFTER_DOT)
 ON_ATOM = (AFTER_ATOM, AFTER_RING, AFTER_CLOSE)
 #: Deepest branch nesting the grammar follows (MOSES's 1.58 million training molecules nest at most 5 deep).
 MAX_DEPTH = 16
-_BRACKET = re.compile(r"\[\d*(?P<symbol>[A-Z][a-z]?|[a-z][a-z]?|\*)(?:@+|@[A-Z]{2}\d*)?(?:H(?P<h>\d*))?"
-                      r"(?P<charge>[+-]+\d*)?(?::\d+)?]")
+#: A bracket atom: isotope, element (``symbol``), chirality, hydrogens (``h``), charge (``charge``), atom class.
+BRACKET = re.compile(r"\[\d*(?P<symbol>[A-Z][a-z]?|[a-z][a-z]?|\*)(?:@+|@[A-Z]{2}\d*)?(?:H(?P<h>\d*))?"
+                     r"(?P<charge>[+-]+\d*)?(?::\d+)?]")
 
 
 def smiles_role(token: str) -> int:
@@ -86,7 +87,7 @@ def bracket_capacity(token: str) -> int:
     one those of its isoelectronic element (:data:`PERIODS`); an aromatic one its element's neighbours
     (:data:`CAPACITY`) plus the size of its charge (``[nH]`` two, ``[n+]`` four: generous); :data:`ANY_CAPACITY`
     for an element outside the tables or a token that is no atom."""
-    match = _BRACKET.fullmatch(token)
+    match = BRACKET.fullmatch(token)
     if match is None:
         return ANY_CAPACITY
     symbol, charge = match["symbol"], match["charge"] or ""
@@ -120,7 +121,7 @@ def atom_capacity(token: str) -> tuple[int, int]:
     else the highest bond order it takes (:data:`AROMATIC_ORDER`; in brackets one with hydrogens and no charge, as
     ``[nH]``, else two)."""
     if token.startswith("["):
-        match = _BRACKET.fullmatch(token)
+        match = BRACKET.fullmatch(token)
         if match is None or not match["symbol"][0].islower():
             return bracket_capacity(token), 0
         hydrogen_neutral = match["h"] is not None and match["charge"] is None   # [nH]: no double bond left

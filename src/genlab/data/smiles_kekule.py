@@ -4,27 +4,33 @@ grammar, so that a sample's aromatic rings are ones RDKit can kekulise.
 RDKit reads an aromatic ring by writing it back as alternating single and double bonds (kekulisation). Every
 aromatic atom that needs a double bond must get exactly one, over an aromatic bond to a neighbour that needs one
 too: the atoms that need one must be covered by a *matching* of the aromatic bonds. Which atoms need one
-(:data:`NEEDS_PI`, checked against RDKit in the tests): ``c`` unless it carries a double bond outside the ring
+(:func:`needs_pi`, checked against RDKit in the tests): ``c`` unless it carries a double bond outside the ring
 (``O=c1cc[nH]cc1``), ``n`` with two bonds (pyridine's) but not with three (``Cn1cccc1``), never ``o``, ``s`` or
 ``[nH]`` (their lone pair is the ring's two electrons); an atom this module does not model (``[n+]``, ``b``,
 ``[se]``) may or may not take one. ``c1ccnc1`` fails (five atoms that need a double bond on a five-ring: one is
-left over) where ``c1cc[nH]c1`` kekulises. 85 to 98 % of the invalid samples of a MOSES model fail this way.
+left over) where ``c1cc[nH]c1`` kekulises. 98 % of the invalid samples of two MOSES models failed this way (224 of
+229 and 465 of 474, 300-s fits, sampled inside the SMILES grammar alone).
 
 Whether a matching exists depends on the whole ring system, but a SMILES string finishes an atom's bonds as it
 goes: once the string has moved past an atom that is not the current one, not the root of an open branch and
-opens no ring still open, no bond can reach it any more (it is *final*). So the check refuses a token after which
-the final atoms that need a double bond can no longer all get one: a matching over the aromatic bonds written so
-far must cover every final atom that needs one, with the atoms not yet final free to take one or not (they may
-still gain a bond that changes their need, or a new neighbour to pair with). That condition is necessary for the
-finished molecule to kekulise, never refuses a molecule RDKit reads, and costs a small search on the few rows
-whose current atom or ring opener is aromatic. At the end of a molecule every atom is final and the check is
-exact but for atoms it does not model: an aromatic bond pairs only in a ring (not a bridge between two rings,
-``c1cccc1c1cccc1`` fails) and every aromatic atom must sit in a ring. A double or triple bond between two aromatic
-atoms is refused: RDKit reads some and not others, and none of MOSES's first 200,000 training molecules has one.
+opens no ring still open, no bond can reach it any more (it is *final*; the others can gain as many bonds as
+their units left and open rings say, :class:`_Later`). So the check refuses a token after which the final atoms
+that need a double bond can no longer all get one, over aromatic bonds that can still lie on a ring, or an
+aromatic atom can no longer lie on a ring (:func:`kekulises`; the atoms not yet final are free to take a double
+bond or not, and what is still to be written stands for any completion). That condition is necessary for the
+finished molecule to kekulise, so the check never refuses a molecule RDKit reads but for one with a double or
+triple bond between two aromatic atoms (RDKit reads some and not others; none of MOSES's first 200,000 training
+molecules has one). At the end of a molecule every atom is final and the check is exact for the atoms it models
+(an aromatic bond pairs only on a ring, ``c1cccc1c1cccc1`` fails; every aromatic atom lies on one), but for a
+rare kind of large ring of aromatic and other atoms that RDKit refuses though the atoms pair (the tests' random
+walks meet two in 300). The check looks one token ahead, so a string can run into a corner no token gets out of
+(``O=c1c2cnccn2``: its ``n`` gains a third bond from the chain that must go on); the processor then keeps that
+row inside the syntax alone (:meth:`KekuleGrammar.syntax_allowed`).
 
 The state adds, per row, the first :data:`MAX_ATOMS` atoms' kind, bond count, whether a double bond outside the
 ring was written on them, and their aromatic neighbours and all neighbours as bit masks; a longer molecule is
-not checked past that atom.
+not checked past that atom. The check itself runs in Python, row by row, one matching search (over a few dozen
+atoms) per kind of move.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Sequence
 
 import torch
 
-from genlab.data.smiles_grammar import _BRACKET, ATOM, BOND, CLOSE, DOT, END, OPEN, SmilesGrammar, smiles_role
+from genlab.data.smiles_grammar import ATOM, BOND, BRACKET, CLOSE, DOT, END, OPEN, SmilesGrammar, smiles_role
 
 #: Atoms a row's Kekulé check follows (bits of an int64 neighbour mask).
 MAX_ATOMS = 63
@@ -54,15 +60,14 @@ def pi_kind(token: str) -> int:
     ``o``, ``s``, ``[nH]``, ``[o]``, ``[s]`` lone-pair atoms, an uppercase atom aliphatic, any other aromatic atom
     (charged, ``b``, ``p``, ``[se]``) unmodelled."""
     if token.startswith("["):
-        match = _BRACKET.fullmatch(token)
+        match = BRACKET.fullmatch(token)
         if match is None or not match["symbol"][0].islower():
             return ALIPHATIC
-        symbol, hydrogens = match["symbol"], 0 if match["h"] is None else int(match["h"] or 1)
-        if match["charge"] or token.count("@") or hydrogens > 1:
-            return UNMODELLED
-        token = {("c", 1): "c", ("n", 1): "[nH]"}.get((symbol, hydrogens), symbol if not hydrogens else "?")
+        hydrogens = 0 if match["h"] is None else int(match["h"] or 1)
+        plain = {("c", 0): "c", ("c", 1): "c", ("n", 0): "n", ("n", 1): "[nH]", ("o", 0): "o", ("s", 0): "s"}
+        token = "?" if match["charge"] or "@" in token else plain.get((match["symbol"], hydrogens), "?")
     return {"c": PI_CARBON, "n": PI_NITROGEN, "o": LONE_PAIR, "s": LONE_PAIR, "[nH]": LONE_PAIR}.get(
-        token, UNMODELLED if token[:1].islower() or token == "?" else ALIPHATIC)
+        token, ALIPHATIC if token[:1].isupper() or token == "*" else UNMODELLED)
 
 
 def needs_pi(kind: int, bonds: int, outside: bool) -> bool:
@@ -78,6 +83,7 @@ def may_take_pi(kind: int, bonds: int, outside: bool) -> bool:
 
 
 def _bits(mask: int):
+    """The indices of the set bits of ``mask``, lowest first."""
     while mask:
         low = mask & -mask
         yield low.bit_length() - 1
@@ -146,8 +152,8 @@ class KekuleGrammar:
     grammar interface (:mod:`genlab.sampling.token_grammar`), its state the SMILES state followed by, rows
     first, ``kind (B, A)``, ``bonds (B, A)``, ``outside (B, A)``, ``pi (B, A)`` (aromatic neighbours, bit mask),
     ``adjacent (B, A)`` (all neighbours, bit mask), ``pending (B,)`` (the kind of a bond just written,
-    :data:`BOND_KIND`) and ``label_bond (B, R)`` (the bond kind each open ring was opened with), ``A`` =
-    :data:`MAX_ATOMS`.
+    :data:`BOND_KIND`), ``label_bond (B, R)`` (the bond kind each open ring was opened with) and ``done (B,)``
+    (the molecule has ended), ``A`` = :data:`MAX_ATOMS`.
 
     ``need`` and ``need_after`` are the SMILES grammar's: the check may refuse every token that finishes in time,
     or every token at all where the string has run into a corner no completion gets out of (it looks one token
@@ -167,7 +173,7 @@ class KekuleGrammar:
         self.bond_kind = torch.tensor([BOND_KIND.get(t, IMPLICIT) for t in tokens] + [IMPLICIT])
         kinds = self.pi_kind.tolist()
         atom_ids = [i for i, r in enumerate(roles) if r == ATOM]
-        #: atom ids that pair with the current atom over an implicit or ``:`` bond, and those that never do
+        #: atom ids that may pair with an aromatic current atom (over an implicit or ``:`` bond)
         self.pairing_ids = [i for i in atom_ids if kinds[i] in (PI_CARBON, PI_NITROGEN, UNMODELLED)]
         self.atom_ids, self.pairing_set = atom_ids, set(self.pairing_ids)
         self.aromatic_ids = [k != ALIPHATIC for k in kinds]
@@ -209,14 +215,14 @@ class KekuleGrammar:
         bond = torch.where(closing.any(1) & (pending == IMPLICIT), (label_bond * closing).sum(1), pending)
         here = (atom >= 0) & (atom < MAX_ATOMS)
         there = (other >= 0) & (other < MAX_ATOMS)
-        kind[rows, count.clamp(max=MAX_ATOMS - 1)] = torch.where(is_atom & (count < MAX_ATOMS),
-                                                                 self.pi_kind[token], kind[rows, count.clamp(
-                                                                     max=MAX_ATOMS - 1)])
+        slot = count.clamp(max=MAX_ATOMS - 1)
+        kind[rows, slot] = torch.where(is_atom & (count < MAX_ATOMS), self.pi_kind[token], kind[rows, slot])
         joined = here & there                                               # a bond between two followed atoms
         at, to = atom.clamp(0, MAX_ATOMS - 1), other.clamp(0, MAX_ATOMS - 1)
         bonds[rows, at] += (here & (there | opening.any(1) | (is_atom & (count >= MAX_ATOMS)))).long()
         bonds[rows, to] += (is_atom & there & (atom >= 0)).long()
-        aromatic_pair = joined & (kind[rows, at] > 0) & (kind[rows, to] > 0) & ((bond == IMPLICIT) | (bond == AROMATIC))
+        aromatic_bond = (bond == IMPLICIT) | (bond == AROMATIC)
+        aromatic_pair = joined & (kind[rows, at] > 0) & (kind[rows, to] > 0) & aromatic_bond
         pi[rows, at] |= torch.where(aromatic_pair, 1 << to, 0)
         pi[rows, to] |= torch.where(aromatic_pair, 1 << at, 0)
         adjacent[rows, at] |= torch.where(joined, 1 << to, 0)
@@ -282,9 +288,9 @@ class KekuleGrammar:
                  pending: int, label_bond: list[int], depth: int, opener: list[int], atom: int, roots: list[int],
                  count: int, order: int, free: int, root_free: list[int], grant: list[bool]) -> list[list[int]]:
         """The groups of ids, among those ``grant`` allows, after which one row's aromatic atoms can no longer
-        kekulise (one row's state, :meth:`_rows`). Each kind of move is one :func:`kekulises` call: the next atom (by its kind here and
-        whether it keeps a unit), ``(``, ``-`` and ``=`` (unless a ring may close after them instead), a ring
-        opened on an ``n``, ``)``, the end of the molecule (``.`` too), and each open ring's closure.
+        kekulise (one row's state, :meth:`_rows`). Each kind of move is one :func:`kekulises` call: the next atom
+        (by its kind here and whether it keeps a unit), ``(``, ``-`` and ``=`` (unless a ring may close after them
+        instead), a ring opened on an ``n``, ``)``, ``.``, the end of the molecule, and each open ring's closure.
 
         The atoms that can still gain bonds, and how many (:class:`_Later`); every other atom is final."""
         kind, bonds, outside, pi, adjacent = kind[:count], bonds[:count], outside[:count], pi[:count], adjacent[:count]
@@ -357,7 +363,7 @@ class KekuleGrammar:
 
     @staticmethod
     def _closes(label: int, pending: int, label_bond: list[int], kind: list[int], bonds: list[int],
-                outside: list[bool], pi: list[int], adjacent: list[int], opener: list[int], later, free: int,
+                outside: list[bool], pi: list[int], adjacent: list[int], opener: list[int], later: _Later, free: int,
                 order: int, atom: int, depth: int) -> bool:
         """Whether closing ring ``label`` on the current atom ``atom``, after a bond of kind ``pending``, leaves a
         molecule that can kekulise (:meth:`_refused`'s arguments; ``later`` its map of the bonds atoms can still
@@ -376,7 +382,7 @@ class KekuleGrammar:
             paired[atom] |= 1 << first
             paired[first] |= 1 << atom
         spent = 1 if kind[atom] else max(order, 1)   # an unwritten closure bond is single or the ring's
-        if kind[atom] == PI_NITROGEN and depth == 0 and sum(first >= 0 for first in opener) > 1:
+        if kind[atom] == PI_NITROGEN and depth == 0 and sum(o >= 0 for o in opener) > 1:
             joined[atom] += 1   # no branch to leave by and a ring still open: the chain goes on from this atom
         return kekulises(kind, joined, closed, paired, linked, later(free - spent, without=label))
 

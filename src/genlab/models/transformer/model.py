@@ -126,7 +126,8 @@ class TransformerModel(ImageCaptioning, TextLikelihood, TabularTransformer, Gene
                                            GenerationConfig.repetition_penalty, 1, 5),
         "num_beams": SampleOption("integer", "beam width; 1 = no beam search", GenerationConfig.num_beams, 1, 64,
                                   modalities=("text", "points", "images", "smiles", "music")),
-        "max_new_tokens": SampleOption("integer", "tokens generated after the prompt",
+        "max_new_tokens": SampleOption("integer", "tokens generated after the prompt (a molecule: what the "
+                                       "network's context holds after its property prefix)",
                                        GenerationConfig.max_new_tokens, 1, 100_000,
                                        modalities=("text", "smiles", "music")),
         "constrain": SampleOption("string", "keep every sample inside the format's grammar and, for chorales, free of "
