@@ -53,7 +53,7 @@ def render_molecules(records: list[str]) -> list[dict[str, Any]]:
     out = []
     for i, smiles in enumerate(records):
         svg = molecule_svg(smiles, side=MOLECULE_SIDE)
-        properties = None if svg is None else {name: round(float(values[name][i]), 4) for name in PROPERTIES}
+        properties = None if svg is None else {name: float(values[name][i]) for name in PROPERTIES}
         out.append({"record": smiles, "valid": svg is not None, "svg": svg, "properties": properties})
     return out
 
