@@ -296,8 +296,9 @@ class TransformerModel(ImageCaptioning, TextLikelihood, TabularTransformer, Gene
         """The default ``max_new_tokens`` of a molecule: what the network's context holds after the start token and
         the property prefix (block 64: 59 tokens), as long as the longest molecule it was trained on can be. Past
         it the network no longer sees the molecule's start, and a sample that has run into a ring the Kekulé check
-        refuses to close would wander on as a chain (measured on a 300-s MOSES model, 2,000 samples: with a
-        budget of 256, 8 % of them were over 60 characters, against 2 % without the check)."""
+        refuses to close would wander on as a chain (measured on a 300-s MOSES model, 2,000 samples: with text's
+        budget of 256, 165 of them were over 60 characters and the descriptor Fréchet distance 87; with this one
+        32 and 4.7)."""
         return self.network_.block_size - 1 - len(self.codec_.prefix(None))
 
     def _sample_text(self, n: int, prompt: str | list[str] | None, config: GenerationConfig,
