@@ -259,15 +259,6 @@ class KekuleGrammar:
         (:class:`~genlab.sampling.token_grammar.GrammarProcessor`)."""
         return self.syntax.allowed(state[:-8])
 
-    def kekulisable(self, state: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """bool ``(B,)``: rows whose aromatic atoms can still kekulise (module doc); a row leaves only when the check
-        had no token to offer it. Rows past :data:`MAX_ATOMS` atoms are not followed (``True``)."""
-        inside = torch.ones(len(state[0]), dtype=torch.bool, device=state[0].device)
-        rows = torch.nonzero((state[-8] > 0).any(1) & (state[7] < MAX_ATOMS))[:, 0].tolist()
-        for row, values in zip(rows, self._rows(state, rows)):
-            inside[row] = self._inside(*values)
-        return inside
-
     def _rows(self, state: tuple[torch.Tensor, ...], rows: list[int]) -> list[tuple]:
         """``rows`` of ``state`` as plain lists: this grammar's part, then the SMILES grammar's branch depth, ring
         openers, current atom, branch roots, atom count, pending bond order, the current atom's units left and the
