@@ -24,7 +24,7 @@ from genlab.data.dataset import Dataset
 from genlab.data.text import CharCodec, string_array
 from genlab.sampling.decoding import LEVELS, VERIFIERS, GenerationConfig, generate, sample_verified
 from genlab.sampling.python_constraint import PythonSyntax
-from genlab.sampling.python_syntax import LineState, TopLevel, advance, names_resolve, parses
+from genlab.sampling.python_syntax import LineState, TopLevel, advance, completion, names_resolve, parses
 
 ALIVE = ["def ", "def f", "def f(x):\n", "def f(x):\n    return x", "x = 'ab", "x = 1 +", "x = 1 i", "def f(x) -",
          "x = '''ab\ncd", "x = 1e", "if x:\n    # c\n  # d\n    y\n", "def f():\n    return (1,\n  2)\n",
@@ -37,13 +37,17 @@ ALIVE = ["def ", "def f", "def f(x):\n", "def f(x):\n    return x", "x = 'ab", "
          "x = ('' if y =",                   # = may become == (3.11 blames the whole conditional)
          "match x:\n    case None:\n",      # case lines compile under a dummy match
          "x = 1\n        # c", "x = 1\n   ",  # a comment or blank line may come at any indentation
-         'msg = "a \\\\']                    # an escaped backslash is not a line continuation
+         'msg = "a \\\\',                     # an escaped backslash is not a line continuation
+         "x = f'{a", "x = 'ab\\", "f(1e-", "f(2e+"]  # open strings judged closed; a sign after a number's e
 ROOT = Path(__file__).resolve().parents[1]
 DEAD = {"def (": "def without a name", "x = 1)": "unbalanced closing bracket", "x = [1, 2]]": "unbalanced ]",
         "def f(x):\n    a\n  b": "dedent to a level never opened", "x = 1\n    y = 2": "unexpected indent",
         "def f(x):\nreturn": "no indented block after :", "x = 'ab\n": "unterminated string at a newline",
         "x = 1 +\n": "statement cut at a newline", "x == = 1": "invalid mid-line", "x = $": "stray character",
-        "def f(x):\n    return x\n     y": "indent between levels"}
+        "def f(x):\n    return x\n     y": "indent between levels", "x = 1e ": "a number that cannot grow",
+        "f(x, def ": "a keyword that cannot grow", "f('\n": "unterminated string at a newline inside brackets",
+        "f('a\n  # c\n": "the same before a comment line", 'import a import "x': "an error before an open string",
+        "def :": "a colon cannot become a name", "def df0+": "a sign after a name is no exponent"}
 
 
 @pytest.mark.parametrize("text", ALIVE)
@@ -282,6 +286,66 @@ def test_near_the_budget_a_sample_ends_at_the_first_line_end_where_its_text_pars
     assert sample(ends[1], 1) == two                               # the very last token may end it
     assert sample(60, 10) == "def " + script[:60] and not parses("def " + script[:60])   # none from 51 to 60
     assert sample(None, 40) == "def " + script[:60]                  # no budget told: no end near it
+
+
+COMPLETIONS = {"def f(x):\n    return x": "", "s = '''a''": "'", 'def f():\n    """Doc': '"""', "x = 'ab": "'",
+               "def f(x):\n    return g(x, [1": "])", "def f(x):\n    y = x +": " 0", "d = {a:": " 0}",
+               "def f(x": "):\n    pass", "def f(x):\n    if x": ":\n        pass", "def f(x):\n": "    pass",
+               "def f(x):\n    if x:\n        ": "pass", "def f(x):\n    if x:\n  ": "      pass",
+               "if x:\n    # c": "\n    pass", "f(a,  # note": "\n)", "x = 1  # note": "",
+               "for x": None, "@decorator\n": None}
+
+
+@pytest.mark.parametrize("text, suffix", COMPLETIONS.items())
+def test_a_completion_closes_what_the_text_left_open(text, suffix):
+    state = advance(LineState(), text)
+    assert state is not None and completion(text, state) == suffix
+    assert suffix is None or parses(text + suffix)
+
+
+def test_near_the_budget_a_token_that_leaves_no_room_to_finish_is_refused():
+    """In the last ``margin`` tokens a row whose text has a completion that fits keeps one: a token after which
+    the shortest known completion no longer fits in the tokens left is refused (counted in ``steered``); a row
+    that had no room already is not steered, and the last token must leave text that parses."""
+    codec = CharCodec(context=64).fit(np.array(['"():+= \n' + string.ascii_letters], dtype=object))
+
+    def allowed(prompt: str, drawn: str, piece: str, budget: int) -> tuple[bool, int]:
+        constraint, ids = PythonSyntax.for_codec(codec, max_new_tokens=budget, margin=8), [codec.eos]
+        ids += codec.tokenize(prompt)
+        constraint.update(torch.tensor([ids]))
+        for token in codec.tokenize(drawn):
+            ids.append(token)
+            constraint.update(torch.tensor([ids]))
+        return constraint.allows(0, codec.tokenize(piece)[0]), constraint.steered
+
+    docstring = 'def f():\n    """'                         # its completion: the three quotes, 3 tokens
+    assert allowed(docstring, "ab", "c", 6) == (True, 0)     # 3 tokens left after c: room
+    assert allowed(docstring, "ab", "c", 5) == (False, 1)    # 2 left after c: no room for the quotes
+    assert allowed(docstring, "ab", '"', 5) == (True, 0)     # the first quote keeps it
+    assert allowed(docstring, "ab", "c", 4) == (True, 0)     # no room before the token either: not steered
+    assert allowed("x = (y", "", "z", 1) == (False, 1)       # the last token: the text must parse after it
+    assert allowed("x = (y", "", ")", 1) == (True, 0)
+
+
+def test_a_sample_steered_near_its_budget_finishes_and_parses():
+    """A model that writes its docstring on past the budget: told the budget, the constrained sample closes the
+    docstring with its last three tokens and parses; with a window too short for the quotes it runs to the budget
+    unfinished."""
+    script = 'f(x):\n    """' + "word " * 40
+    data = Dataset("code", "text", string_array(["def " + script + '"""'] * 4), string_array([script]))
+    model = genlab.fit(data, family="transformer", tokenizer="char", n_layer=1, n_head=2, n_embd=8, block_size=16,
+                       train={"steps": 1, "batch_size": 2, "seed": 0})
+    codec = model.codec_
+    model.network_ = Scripted(codec.tokenize(script), 1 + len(codec.tokenize("def ")), codec.vocab_size)
+
+    def sample(margin: int) -> str:
+        constraint = PythonSyntax.for_codec(codec, max_new_tokens=60, margin=margin)
+        return str(model.sample(1, prompt="def ", logits_processors=(constraint,), temperature=0.0,
+                                max_new_tokens=60, use_cache=False)[0])
+
+    finished = "def " + script[:57] + '"""'
+    assert sample(8) == finished and parses(finished)
+    assert sample(2) == "def " + script[:60] and not parses("def " + script[:60])
 
 
 def test_the_code_benchmark_labels_failures_from_the_tokens_the_sampler_drew():

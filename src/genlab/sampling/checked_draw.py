@@ -139,21 +139,32 @@ def _greedy(scores: torch.Tensor, best: int, allowed: Callable[[int], bool]) -> 
 def _draw(q: torch.Tensor, x: int, allowed: Callable[[int], bool], k: int | None, p: float | None,
           generator: torch.Generator | None) -> int | None:
     """A token of ``S`` drawn from ``q (V,)`` renormalised on ``S``, by rejection from the first draw ``x``
-    (module doc); ``None`` when no drawable token is allowed."""
+    (module doc); ``None`` when no drawable token is allowed.
+
+    Drawing again from the renormalised rest after each refusal is sampling without replacement, so the redraws
+    come from one exponential race instead of one ``multinomial`` call each: token ``i`` arrives at time
+    ``E_i / q_i`` with ``E_i ~ Exp(1)``, and the order of arrival is a draw without replacement from ``q`` (the
+    first arrival among any set of tokens left is distributed as ``q`` on that set, whatever arrived before).
+    Tokens a refusal drops (all outside ``S``) are skipped in that order."""
     nucleus = None if k is None and p is None else _Nucleus(q, allowed, k, p)
-    live = None
+    dropped, order = None, None
     while True:
         if allowed(x):
             if nucleus is None or nucleus.holds(x):
                 return x
-            drop = nucleus.at_and_below(x)   # x and every less likely token: all outside S
+            drop = nucleus.at_and_below(x).numpy()   # x and every less likely token: all outside S
         else:
-            drop = torch.tensor([x])
-        live = q.clone() if live is None else live
-        live[drop.to(live.device)] = 0
-        if not bool(live.any()):
+            drop = x
+        if order is None:
+            dropped = np.zeros(q.shape[0], dtype=bool)
+            arrival = -torch.log(torch.rand(q.shape, generator=generator, device=q.device)) / q   # (V,); inf: q 0
+            arrival[x] = float("inf")
+            finite = int(torch.isfinite(arrival).sum())
+            order = iter(torch.argsort(arrival)[:finite].tolist())
+        dropped[drop] = True
+        x = next((t for t in order if not dropped[t]), None)
+        if x is None:
             return None
-        x = int(torch.multinomial(live, 1, generator=generator))
 
 
 class _Nucleus:

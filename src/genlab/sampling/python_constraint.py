@@ -33,6 +33,15 @@ that meets no such line end in time (inside a docstring or open brackets at the 
 header waiting for its body) reaches the budget unfinished: callers report it as not valid
 (:func:`~genlab.sampling.python_syntax.parses` of the text).
 
+In the same last ``margin`` tokens a sample is also steered to finish: once its text has a completion that fits
+in the tokens left (:func:`~genlab.sampling.python_syntax.completion`: the closing quote, operand, brackets, colon
+and ``pass`` body the unfinished line needs, counted in the codec's tokens; :data:`UNKNOWN_NEED` tokens for a text
+none of those finishes), a token after which no completion fits any more is refused. The model's distribution is kept on the tokens that still leave room to finish, and
+on the last token the text must parse as it stands. The suffix's own first token always keeps the room, so a
+fitting row is never left without an allowed token by this rule (unless the codec tokenizes the suffix
+differently token by token, then the row falls back as below); a row whose text has no such completion when the
+window opens is left to the line-end rule until it gains one.
+
 A byte-level token that ends inside a character is held until the character is whole; the whole character is
 checked then. A row whose text is dead (a dead prompt, or a step with no allowed token: a fallback, counted)
 is no longer constrained.
@@ -44,9 +53,9 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 
-from genlab.errors import ConfigError, unknown_choice
+from genlab.errors import ConfigError, DataError, unknown_choice
 from genlab.sampling.constraint import TokenConstraint
-from genlab.sampling.python_syntax import LineState, TopLevel, advance, parses
+from genlab.sampling.python_syntax import LineState, TopLevel, advance, completion, parses
 
 #: Constraints ``genlab sample --constrain NAME`` can put on text decoding.
 CONSTRAINTS = ("python",)
@@ -58,6 +67,10 @@ CONSTRAINTS = ("python",)
 #: the long tail). 48 ends about three in four samples that reach the window, and leaves more than four fifths
 #: of a 256-token budget untouched.
 BUDGET_MARGIN = 48
+#: Tokens a text is taken to need near the budget when none of the suffixes :func:`completion` tries finishes it
+#: (``def`` still needs a name, parameters, a colon and a body; ``for x`` needs `` in y:`` and a body): about
+#: eight BPE tokens for those, so such states are left before the last eight tokens rather than refused at once.
+UNKNOWN_NEED = 8
 
 
 class _Row(NamedTuple):
@@ -80,21 +93,26 @@ class PythonSyntax(TokenConstraint):
 
     Args:
         detokenize: ids -> text (the model's codec; it drops the end-of-text id).
+        tokenize: text -> ids (the same codec), to count a completion's tokens near the budget; ``None`` counts
+            its characters (a character-level codec's tokens).
         eos: the end-of-text id (also the left padding and start token of genlab's text decoding).
         coverage: beam search only: probability the checked candidates must hold before a step stops checking,
             in (0, 1].
         stop: the stop strings of the decoding: a sample that meets one ends before it.
         max_new_tokens: the decoding's token budget, or ``None`` (no end near the budget).
-        margin: how many tokens before the budget a sample ends at a logical line end where its text parses.
+        margin: how many tokens before the budget a sample ends at a logical line end where its text parses,
+            and is steered to finish (module doc).
 
     Attributes:
         fallbacks: steps left unconstrained because no candidate was alive.
-        checks: candidate checks made; ``masked``: candidates found dead; ``steps``: rows x steps constrained.
+        checks: candidate checks made; ``masked``: candidates found dead; ``steps``: rows x steps constrained;
+        ``steered``: candidates refused near the budget because no completion would fit after them.
     """
 
     masks = False
 
-    def __init__(self, detokenize: Callable[[Sequence[int]], str], eos: int, *, coverage: float = 0.999,
+    def __init__(self, detokenize: Callable[[Sequence[int]], str], eos: int, *,
+                 tokenize: Callable[[str], Sequence[int]] | None = None, coverage: float = 0.999,
                  stop: Sequence[str] = (), max_new_tokens: int | None = None, margin: int = BUDGET_MARGIN) -> None:
         if not 0 < coverage <= 1:
             raise ValueError(f"coverage must be in (0, 1], got {coverage}")
@@ -104,10 +122,13 @@ class PythonSyntax(TokenConstraint):
             raise ValueError("stop strings must not be empty")
         super().__init__()
         self.detokenize, self.eos, self.coverage, self.stop = detokenize, eos, coverage, tuple(stop)
+        self.tokenize = tokenize or list
         self.max_new_tokens, self.margin = max_new_tokens, margin
         self._near_budget = False   # whether this step's token is among the last ``margin`` of the budget
+        self._left = 0              # near the budget: the tokens left after this step's
+        self._fits: dict[int, bool] = {}   # this step: whether each row's text has a completion that fits now
         self._firsts = {s[0] for s in self.stop}
-        self.checks = self.masked = self.steps = 0
+        self.checks = self.masked = self.steps = self.steered = 0
         self._pieces: dict[int, str] = {}
         self._rows: list[_Row] = []
         self._next: dict[tuple[int, int], _Row | None] = {}   # this step's answers: the row after each token
@@ -115,13 +136,14 @@ class PythonSyntax(TokenConstraint):
     @classmethod
     def for_codec(cls, codec, **options) -> "PythonSyntax":
         """A constraint for a genlab text codec (:class:`~genlab.data.text.BPECodec` or ``CharCodec``)."""
-        return cls(codec.detokenize, codec.eos, **options)
+        return cls(codec.detokenize, codec.eos, tokenize=codec.tokenize, **options)
 
     def update(self, tokens: torch.Tensor) -> None:
         super().update(tokens)   # advances each row by the last step's token, still judged as near the budget or not
-        self._next = {}
+        self._next, self._fits = {}, {}
         drawn = tokens.shape[1] - self._width   # tokens drawn before this step's
         self._near_budget = self.max_new_tokens is not None and drawn >= self.max_new_tokens - self.margin
+        self._left = (self.max_new_tokens or 0) - drawn - 1
         self.steps += sum(row.state is not None and not row.ended for row in self._rows)
 
     def allows(self, row: int, token: int) -> bool:
@@ -132,6 +154,10 @@ class PythonSyntax(TokenConstraint):
             self.checks += 1
             self._next[row, token] = after = self._after(current, token)
             self.masked += after is None
+            if after is not None and self._near_budget and not self._room(after, self._left) \
+                    and self._room_now(row):   # the text had room to finish and this token takes it away
+                self._next[row, token] = None
+                self.steered += 1
         return self._next[row, token] is not None
 
     def ends(self, row: int, token: int) -> str | None:
@@ -171,7 +197,36 @@ class PythonSyntax(TokenConstraint):
     def summary(self) -> str:
         """One line: steps constrained, candidates checked and removed, fallbacks."""
         return (f"python constraint: {self.steps} steps, {self.checks} candidates checked, {self.masked} removed, "
+                f"{self.steered} refused to leave room to finish before the budget, "
                 f"{self.fallbacks} steps without a live candidate (left unconstrained)")
+
+    def _room(self, row: _Row, left: int) -> bool:
+        """Whether ``row``'s text ends here, or its completion (:data:`UNKNOWN_NEED` tokens when none is known)
+        fits in ``left`` tokens (module doc)."""
+        if row.ended or row.end is not None or row.held:
+            return True
+        need = self._need(row)
+        return (UNKNOWN_NEED if need is None else need) <= left
+
+    def _room_now(self, row: int) -> bool:
+        """Whether row ``row``'s text, before this step's token, has a known completion that fits in this step's
+        token and the ``_left`` after it: only then are this step's tokens steered."""
+        if row not in self._fits:
+            current = self._rows[row]
+            need = 0 if current.held else self._need(current)
+            self._fits[row] = need is not None and need <= self._left + 1
+        return self._fits[row]
+
+    def _need(self, row: _Row) -> int | None:
+        """The tokens of ``row``'s completion, or ``None`` when none is known or the codec cannot write it (a
+        character vocabulary without its characters)."""
+        suffix = completion(row.text, row.state)
+        if suffix is None:
+            return None
+        try:
+            return len(self.tokenize(suffix))
+        except DataError:
+            return None
 
     def _after(self, current: _Row, token: int) -> _Row | None:
         """The row after ``token``, or ``None`` when ``token`` may not come next (module doc)."""

@@ -14,10 +14,15 @@ with Python's own machinery:
   reads "more may follow" instead of "the statement ends here". ``incomplete input`` is alive. Otherwise
   the line is alive if it parses once its last token has grown into what more characters may still make
   of it (a name into a keyword or a longer name, ``r`` into a string, ``=`` into ``==``), or if the error
-  lies in that last token (a name, a number, ``-`` before ``->`` ...). This catches unbalanced closing
-  brackets, ``def`` without a name, an unterminated single-quoted string at a newline, ``x = 1 +`` at a
-  newline, ``x == = 1`` mid-line. ``else``/``elif``/``except``/``finally`` lines are compiled after a dummy
-  block they may follow, ``case`` lines also under a dummy ``match``.
+  lies in that last token (a name, a number, a sign after a number's ``e``); a last token that anything
+  follows, even a space, can no longer grow (``x = 1e `` is dead). A line that ends inside a single-quoted
+  string is compiled with the string closed, since the continuation would only continue the string and hide
+  an error before it (``import a import "x``); a newline after such a string's row is dead, inside brackets
+  too. This catches unbalanced closing brackets, ``def`` without a name, an unterminated single-quoted string
+  at a newline, ``x = 1 +`` at a newline, ``x == = 1`` mid-line. ``else``/``elif``/``except``/``finally``
+  lines are compiled after a dummy block they may follow, ``case`` lines also under a dummy ``match``. The
+  parser's own "incomplete input" is lenient where its error lies at the end of the text (``x = 1 i`` may
+  still become ``x = 1 if``): such prefixes stay alive.
 
 The check is incremental: a :class:`LineState` carries the unfinished logical line with a :class:`Mark`, the
 last point where tokenize's state is known, so :func:`advance` re-tokenizes only from there (the row's last
@@ -139,6 +144,7 @@ class _Line(NamedTuple):
     mark: Mark = Mark()                  # where tokenizing it may resume (unfinished lines)
     inside: str = ""                     # "#" or a triple quote: the text ends inside a comment or that string
     closers: str = ""                    # what closes the brackets left open, innermost first
+    opened: tokenize.TokenInfo | None = None   # the open quote of a single-quoted string the text ends inside
 
 
 def advance(state: LineState, piece: str, *, top_after: int | None = None) -> LineState | TopLevel | None:
@@ -178,7 +184,7 @@ def advance(state: LineState, piece: str, *, top_after: int | None = None) -> Li
         if line is None:
             return None
         if line.end is None:   # the line goes on
-            alive, plain = _parses_so_far(body, False, line.last, line.closers)
+            alive, plain = _parses_so_far(body, False, line.last, line.closers, line.opened)
             return LineState(text, indents, expect, line.mark, line.inside if plain else "", gap) if alive else None
         if not _parses_so_far(body[:line.end], True, None)[0]:
             return None
@@ -221,7 +227,7 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
     def placed(token: tokenize.TokenInfo | None) -> tokenize.TokenInfo | None:   # in body's rows and columns
         return mark.last if token is None else _moved(token, shift, mark.column, skip + 1)
 
-    reach, quoted, comment, string_at = 0, 0, False, None
+    reach, quoted, opened, comment, string_at = 0, 0, None, False, None
     resume = [(brackets, last, stray, True)]   # each row's start: brackets, last, stray, and whether resumable
     spaced = None   # on the last row, the state before its last token after a space: (offset, brackets, last, stray)
     try:
@@ -232,6 +238,8 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
             while len(resume) < min(row, len(starts)):   # rows begun since: resumable unless a token spans them
                 resume.append((brackets, last, stray, balanced and reach <= len(resume)))
             end = starts[min(end_row, len(starts)) - 1] + token.end[1]
+            if token.type in (tokenize.NL, tokenize.NEWLINE) and token.string and row == quoted:
+                return None   # a newline ends the row of a single-quoted string left open: it can never close
             if token.type == tokenize.NEWLINE:
                 if token.string:   # a real newline, not the one tokenize adds at the end of the text
                     last = placed(last)
@@ -241,7 +249,7 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
                 spaced = end - len(token.string), brackets, last, stray
             if token.type == tokenize.ERRORTOKEN and not token.string.isspace():
                 if token.string in ("'", '"'):   # a string left open: the rest of its row is inside it
-                    quoted = row
+                    quoted, opened = row, token
                 elif token.string[:1] not in "'\"" and row != quoted:
                     if end < limit:
                         return None
@@ -270,7 +278,8 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
     final = placed(last)
     at_last = final if at_last is last else placed(at_last)
     resumed = Mark(at, mark.rows + row - 1, column, at_brackets, at_last, at_stray)
-    return _Line(None, final, False, resumed, inside, brackets[::-1].translate(_CLOSING))
+    return _Line(None, final, False, resumed, inside, brackets[::-1].translate(_CLOSING),
+                 placed(opened) if opened is not None and quoted == len(starts) else None)
 
 
 def _moved(token: tokenize.TokenInfo | None, rows: int, columns: int = 0, row: int = 0) -> tokenize.TokenInfo | None:
@@ -282,16 +291,19 @@ def _moved(token: tokenize.TokenInfo | None, rows: int, columns: int = 0, row: i
                           end=(end_row + rows, end_column + (columns if end_row == row else 0)))
 
 
-def _parses_so_far(line: str, complete: bool, last: tokenize.TokenInfo | None, closers: str = ""
-                   ) -> tuple[bool, bool]:
+def _parses_so_far(line: str, complete: bool, last: tokenize.TokenInfo | None, closers: str = "",
+                   opened: tokenize.TokenInfo | None = None) -> tuple[bool, bool]:
     """Whether Python's parser accepts the logical ``line`` as complete, or as the start of a longer one
-    (module doc), and whether it does so for ``line`` as written (not only for a longer last token)."""
+    (module doc), and whether it does so for ``line`` as written (not only for a longer last token).
+    ``opened``: the quote of a single-quoted string the line ends inside (:func:`_string_may_close`)."""
     if complete:
         return (valid := _parser_error(line, True) is None), valid
+    if opened is not None:
+        return _string_may_close(line, closers, opened), False
     error = _parser_error(line, False, closers)
     if error is None:
         return True, True
-    if last is None:
+    if last is None or not _ends_with(line, last):   # a token something follows can no longer grow
         return False, False
     for candidate in _grown(line, last):
         if _parser_error(candidate, False, closers) is None:
@@ -302,11 +314,44 @@ def _parses_so_far(line: str, complete: bool, last: tokenize.TokenInfo | None, c
         row = last.start[0]
         physical = line.splitlines()[row - 1] if row <= len(line.splitlines()) else ""
         start = (row, re.search(r"[\w.]*$", physical[:last.end[1]]).start())
-    elif last.string in GROWABLE or (last.type == tokenize.ERRORTOKEN and last.string[:1] in "'\""):
+    elif _exponent_sign(line, last) or (last.type == tokenize.ERRORTOKEN and last.string[:1] in "'\""):
         start = last.start
     else:
         return False, False
     return (error.lineno, (error.offset or 1) - 1) >= start, False
+
+
+def _ends_with(line: str, token: tokenize.TokenInfo) -> bool:
+    """Whether ``token`` (positions in ``line``'s rows) is the end of ``line``: nothing, not even a space,
+    follows it."""
+    rows = line.split("\n")
+    return sum(len(row) + 1 for row in rows[:token.end[0] - 1]) + token.end[1] >= len(line)
+
+
+def _exponent_sign(line: str, token: tokenize.TokenInfo) -> bool:
+    """Whether ``token`` (positions in ``line``'s rows) is a ``+`` or ``-`` right after a number's ``e``, so that
+    more digits make it the number's exponent (``2e-5``)."""
+    row, column = token.start
+    word = re.search(r"[\w.]*$", line.split("\n")[row - 1][:column]).group()
+    return token.string in "+-" and re.fullmatch(r"\.?\d[\w.]*[eE]", word) is not None
+
+
+def _string_may_close(line: str, closers: str, opened: tokenize.TokenInfo) -> bool:
+    """Whether the unfinished logical ``line``, which ends inside a single-quoted string opened by the quote
+    ``opened``, may still parse: the parser reads it with the string closed (after a last backslash, which
+    escapes the next character, one more), so an error before the string shows (``import a import "x``); an
+    error inside the string or after it may still go away with other characters in it (``f'{a``)."""
+    escaped = (len(line) - len(line.rstrip("\\"))) % 2 == 1
+    error = _parser_error(line + ("\\" if escaped else "") + opened.string, False, closers)
+    if error is None:
+        return True
+    if error.lineno is None:
+        return False
+    row, column = opened.start
+    physical = line.split("\n")[row - 1]
+    prefix = re.search(r"\w*$", physical[:column]).group()
+    start = column - (len(prefix) if prefix.lower() in STRING_PREFIXES else 0)
+    return (error.lineno, (error.offset or 1) - 1) >= (row, start)
 
 
 def _grown(line: str, last: tokenize.TokenInfo) -> list[str]:
@@ -360,6 +405,50 @@ def _compile_error(source: str) -> SyntaxError | None:
             return None if error.msg in INCOMPLETE else error
         except (ValueError, OverflowError, MemoryError, RecursionError):   # e.g. a NUL byte
             return SyntaxError("not Python source")
+
+
+def completion(text: str, state: LineState) -> str | None:
+    """A short suffix after which ``text`` (alive, its checker state ``state``) parses, or ``None`` when none of
+    those tried does; ``""`` when it parses already.
+
+    The suffix closes what the unfinished logical line left open, in the order the line needs it: the string it
+    ends inside (its quote), an operand after an operator (`` 0``), the open brackets (innermost first), a ``:``
+    after a block header, and a body (``pass`` one level deeper) after a header; a text at the start of a line
+    that must open a block gets the body alone. At most four candidates are parsed, the shortest first. What
+    they miss (``for x`` needs `` in y:``, ``@decorator`` a ``def``) has no completion here."""
+    if parses(text):
+        return ""
+    line = state.pending
+    while (blank := _BLANK.match(line)) is not None:
+        line = line[blank.end():]
+    space = _INDENT.match(line).group()
+    body = line[len(space):]
+    width = len(space.expandtabs(8))
+    if not body or body[0] == "#":   # a line not begun (or a comment): only a block's body may be missing
+        if not state.expect_indent:
+            return None
+        if body:   # after a comment line: the body on a new line, one level deeper than the open block
+            suffix = "\n" + " " * (state.indents[-1] + 4) + "pass"
+        else:      # the indentation written so far, deepened to one level past the open block if short of it
+            suffix = " " * (0 if width > state.indents[-1] else state.indents[-1] + 4 - width) + "pass"
+        return suffix if parses(text + suffix) else None
+    tokens = _logical_line(body)
+    if tokens is None or tokens.end is not None:
+        return None
+    last = tokens.last
+    # what ends the string or comment the text ends inside: a comment ends at the newline (which the parser then
+    # reads as the end of the line unless a bracket is open)
+    quote = "\n" if tokens.inside == "#" else tokens.inside or (tokens.opened.string if tokens.opened else "")
+    if len(quote) == 3:   # quotes the text already ends with count towards a triple quote's end
+        quote = quote[min(len(body) - len(body.rstrip(quote[0])), 2):]
+    body_after = "\n" + " " * (width + 4) + "pass"
+    for operand in ("", " 0"):
+        for colon in ("", ":"):
+            header = colon or (not (quote or operand or tokens.closers) and last is not None and last.string == ":")
+            suffix = quote + operand + tokens.closers + colon + (body_after if header else "")
+            if parses(text + suffix):
+                return suffix
+    return None
 
 
 def parses(text: str) -> bool:
