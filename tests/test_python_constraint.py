@@ -221,6 +221,7 @@ def test_a_sample_ends_before_its_first_new_top_level_statement():
     assert draw("if x:\n", "    y\ne", "l") == (True, None)                        # may become else or elif
     assert draw("if x:\n", "    y\nels", "e") == (True, None)
     assert draw("if x:\n", "    y\ne", "f") == (True, "    y\n")                   # ef: not a clause
+    assert draw("if x:\n", "    y\nex", "y") == (True, "    y\n")                 # a word piece settles it too
     assert draw("def ", "f(x):\n    return x\n", "<") == (True, "f(x):\n    return x\n")   # not part of it
     assert draw("def ", "f(x):\n    return x\n", "<eos>") == (True, None)   # the end of text: decoding's own end
 
