@@ -47,7 +47,9 @@ DEAD = {"def (": "def without a name", "x = 1)": "unbalanced closing bracket", "
         "def f(x):\n    return x\n     y": "indent between levels", "x = 1e ": "a number that cannot grow",
         "f(x, def ": "a keyword that cannot grow", "f('\n": "unterminated string at a newline inside brackets",
         "f('a\n  # c\n": "the same before a comment line", 'import a import "x': "an error before an open string",
-        "def :": "a colon cannot become a name", "def df0+": "a sign after a name is no exponent"}
+        "def :": "a colon cannot become a name", "def df0+": "a sign after a name is no exponent",
+        "x = a b": "two names in a row, which the parser calls incomplete", "x = 1 ix": "no keyword starts ix",
+        "raise E than": "the same after raise", "f(a) b": "a name after a call"}
 
 
 @pytest.mark.parametrize("text", ALIVE)

@@ -65,6 +65,10 @@ HEADERS = {"else": ("if 1:\n pass\n",), "elif": ("if 1:\n pass\n",), "except": (
 #: Keywords that open a clause of the statement before them at its indentation: a column-0 line that starts
 #: with one of them continues the top-level statement rather than starting the next (:class:`TopLevel`).
 CLAUSES = ("else", "elif", "except", "finally")
+#: What the parser cannot read after any prefix of a statement (:func:`_error_before_sentinel`).
+SENTINEL = "pass pass"
+#: The parser's messages that say where it could read no further; its specific messages may point back.
+GENERIC_ERRORS = ("invalid syntax", "invalid syntax. Perhaps you forgot a comma?")
 #: Names a quote turns into the start of a string literal.
 STRING_PREFIXES = frozenset({"r", "u", "b", "f", "br", "rb", "fr", "rf"})
 #: Keywords and soft keywords a partial name may still become.
@@ -300,25 +304,46 @@ def _parses_so_far(line: str, complete: bool, last: tokenize.TokenInfo | None, c
         return (valid := _parser_error(line, True) is None), valid
     if opened is not None:
         return _string_may_close(line, closers, opened), False
-    error = _parser_error(line, False, closers)
+    error = _parser_error(line, False, closers) or _error_before_sentinel(line, closers)
     if error is None:
         return True, True
     if last is None or not _ends_with(line, last):   # a token something follows can no longer grow
         return False, False
     for candidate in _grown(line, last):
-        if _parser_error(candidate, False, closers) is None:
+        if _parser_error(candidate, False, closers) is None and _error_before_sentinel(candidate, closers) is None:
             return True, False
     if error.lineno is None:
         return False, False
-    if last.type in (tokenize.NAME, tokenize.NUMBER):   # the whole trailing word may change ("1e" -> "1e5")
-        row = last.start[0]
-        physical = line.splitlines()[row - 1] if row <= len(line.splitlines()) else ""
-        start = (row, re.search(r"[\w.]*$", physical[:last.end[1]]).start())
+    row = last.start[0]
+    physical = line.splitlines()[row - 1] if row <= len(line.splitlines()) else ""
+    word = re.search(r"[\w.]*$", physical[:last.end[1]])
+    if last.type in (tokenize.NAME, tokenize.NUMBER) and word.group()[:1] in "0123456789.":
+        start = (row, word.start())   # a number's whole trailing word may still change ("1e" -> "1e5")
     elif _exponent_sign(line, last) or (last.type == tokenize.ERRORTOKEN and last.string[:1] in "'\""):
         start = last.start
     else:
         return False, False
     return (error.lineno, (error.offset or 1) - 1) >= start, False
+
+
+def _error_before_sentinel(line: str, closers: str) -> SyntaxError | None:
+    """The parser's error on ``line`` followed by :data:`SENTINEL`, when it lies before the sentinel; ``None``
+    when it lies at the sentinel or later (or is one of the parser's specific messages, which may point back
+    at an earlier token: ``expected 'else' after 'if' expression``).
+
+    ``incomplete input`` is the parser's answer to any error at the last token before the end of the text, so
+    ``x = a b`` reads as incomplete although nothing after it can make it parse. After the sentinel, a token no
+    prefix can be followed by, the parser fails at the sentinel when it could read the whole line and earlier
+    when it could not. The sentinel goes on a new row inside brackets or after a line continuation; after a
+    comment outside brackets it is part of the comment and shows nothing."""
+    escaped = (len(line) - len(line.rstrip("\\"))) % 2 == 1
+    newline = bool(closers) or escaped
+    error = _parser_error(line + ("\n" if newline else " ") + SENTINEL, True, closers)
+    if error is None or error.lineno is None or error.msg not in GENERIC_ERRORS:
+        return None
+    rows = line.split("\n")
+    at = (len(rows) + 1, 0) if newline else (len(rows), len(rows[-1]) + 1)
+    return error if (error.lineno, (error.offset or 1) - 1) < at else None
 
 
 def _ends_with(line: str, token: tokenize.TokenInfo) -> bool:
