@@ -38,7 +38,8 @@ ALIVE = ["def ", "def f", "def f(x):\n", "def f(x):\n    return x", "x = 'ab", "
          "match x:\n    case None:\n",      # case lines compile under a dummy match
          "x = 1\n        # c", "x = 1\n   ",  # a comment or blank line may come at any indentation
          'msg = "a \\\\',                     # an escaped backslash is not a line continuation
-         "x = f'{a", "x = 'ab\\", "f(1e-", "f(2e+"]  # open strings judged closed; a sign after a number's e
+         "x = f'{a", "x = 'ab\\", "f(1e-", "f(2e+", "x = 0x", "x = 1.e", "x = 0E5J", "x = rb'ab",
+         "if not isinstance(value, int, int"]   # open strings judged closed; numbers in the making
 ROOT = Path(__file__).resolve().parents[1]
 DEAD = {"def (": "def without a name", "x = 1)": "unbalanced closing bracket", "x = [1, 2]]": "unbalanced ]",
         "def f(x):\n    a\n  b": "dedent to a level never opened", "x = 1\n    y = 2": "unexpected indent",
@@ -49,7 +50,9 @@ DEAD = {"def (": "def without a name", "x = 1)": "unbalanced closing bracket", "
         "f('a\n  # c\n": "the same before a comment line", 'import a import "x': "an error before an open string",
         "def :": "a colon cannot become a name", "def df0+": "a sign after a name is no exponent",
         "x = a b": "two names in a row, which the parser calls incomplete", "x = 1 ix": "no keyword starts ix",
-        "raise E than": "the same after raise", "f(a) b": "a name after a call"}
+        "raise E than": "the same after raise", "f(a) b": "a name after a call",
+        "x = 'z' 0255": "a number after a string", "x = 0EJ": "no number starts 0EJ",
+        "def g('x": "a string where a parameter goes"}
 
 
 @pytest.mark.parametrize("text", ALIVE)

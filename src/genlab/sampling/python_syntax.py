@@ -13,16 +13,16 @@ with Python's own machinery:
   (``codeop``'s flag): an unfinished line gets a trailing line continuation (``\\``), so the parser
   reads "more may follow" instead of "the statement ends here". ``incomplete input`` is alive. Otherwise
   the line is alive if it parses once its last token has grown into what more characters may still make
-  of it (a name into a keyword or a longer name, ``r`` into a string, ``=`` into ``==``), or if the error
-  lies in that last token (a name, a number, a sign after a number's ``e``); a last token that anything
-  follows, even a space, can no longer grow (``x = 1e `` is dead). A line that ends inside a single-quoted
-  string is compiled with the string closed, since the continuation would only continue the string and hide
-  an error before it (``import a import "x``); a newline after such a string's row is dead, inside brackets
-  too. This catches unbalanced closing brackets, ``def`` without a name, an unterminated single-quoted string
-  at a newline, ``x = 1 +`` at a newline, ``x == = 1`` mid-line. ``else``/``elif``/``except``/``finally``
-  lines are compiled after a dummy block they may follow, ``case`` lines also under a dummy ``match``. The
-  parser's own "incomplete input" is lenient where its error lies at the end of the text (``x = 1 i`` may
-  still become ``x = 1 if``): such prefixes stay alive.
+  of it (a name into a keyword or a longer name, ``r`` into a string, ``=`` into ``==``, ``1e`` or ``2e-``
+  into a whole number); a last token that anything follows, even a space, can no longer grow (``x = 1e `` is
+  dead). ``incomplete input`` is also the parser's answer to any error at the last token before the end
+  (``x = a b``), so the line is compiled once more followed by a sentinel no prefix can precede, and a
+  generic syntax error before the sentinel is dead. A line that ends inside a single-quoted string is judged
+  with that string replaced by an empty one (``def f('x`` is dead; the continuation alone would only continue
+  the string), and a newline after such a string's row is dead, inside brackets too. This catches unbalanced
+  closing brackets, ``def`` without a name, an unterminated single-quoted string at a newline, ``x = 1 +`` at
+  a newline, ``x == = 1`` mid-line. ``else``/``elif``/``except``/``finally`` lines are compiled after a dummy
+  block they may follow, ``case`` lines also under a dummy ``match``.
 
 The check is incremental: a :class:`LineState` carries the unfinished logical line with a :class:`Mark`, the
 last point where tokenize's state is known, so :func:`advance` re-tokenizes only from there (the row's last
@@ -69,6 +69,9 @@ CLAUSES = ("else", "elif", "except", "finally")
 SENTINEL = "pass pass"
 #: The parser's messages that say where it could read no further; its specific messages may point back.
 GENERIC_ERRORS = ("invalid syntax", "invalid syntax. Perhaps you forgot a comma?")
+#: A number at the end of a line, maybe unfinished: a word that starts with a digit (or a point and a digit), maybe
+#: with the sign of an exponent after its ``e``; not part of a name or an attribute.
+_NUMBER_START = re.compile(r"(?<![\w.])\.?\d[\w.]*(?:(?<=[eE])[+-])?\Z")
 #: Names a quote turns into the start of a string literal.
 STRING_PREFIXES = frozenset({"r", "u", "b", "f", "br", "rb", "fr", "rf"})
 #: Keywords and soft keywords a partial name may still become.
@@ -304,26 +307,11 @@ def _parses_so_far(line: str, complete: bool, last: tokenize.TokenInfo | None, c
         return (valid := _parser_error(line, True) is None), valid
     if opened is not None:
         return _string_may_close(line, closers, opened), False
-    error = _parser_error(line, False, closers) or _error_before_sentinel(line, closers)
-    if error is None:
+    if _reads_on(line, closers):
         return True, True
     if last is None or not _ends_with(line, last):   # a token something follows can no longer grow
         return False, False
-    for candidate in _grown(line, last):
-        if _parser_error(candidate, False, closers) is None and _error_before_sentinel(candidate, closers) is None:
-            return True, False
-    if error.lineno is None:
-        return False, False
-    row = last.start[0]
-    physical = line.splitlines()[row - 1] if row <= len(line.splitlines()) else ""
-    word = re.search(r"[\w.]*$", physical[:last.end[1]])
-    if last.type in (tokenize.NAME, tokenize.NUMBER) and word.group()[:1] in "0123456789.":
-        start = (row, word.start())   # a number's whole trailing word may still change ("1e" -> "1e5")
-    elif _exponent_sign(line, last) or (last.type == tokenize.ERRORTOKEN and last.string[:1] in "'\""):
-        start = last.start
-    else:
-        return False, False
-    return (error.lineno, (error.offset or 1) - 1) >= start, False
+    return any(_reads_on(candidate, closers) for candidate in _grown(line, last)), False
 
 
 def _error_before_sentinel(line: str, closers: str) -> SyntaxError | None:
@@ -353,37 +341,36 @@ def _ends_with(line: str, token: tokenize.TokenInfo) -> bool:
     return sum(len(row) + 1 for row in rows[:token.end[0] - 1]) + token.end[1] >= len(line)
 
 
-def _exponent_sign(line: str, token: tokenize.TokenInfo) -> bool:
-    """Whether ``token`` (positions in ``line``'s rows) is a ``+`` or ``-`` right after a number's ``e``, so that
-    more digits make it the number's exponent (``2e-5``)."""
-    row, column = token.start
-    word = re.search(r"[\w.]*$", line.split("\n")[row - 1][:column]).group()
-    return token.string in "+-" and re.fullmatch(r"\.?\d[\w.]*[eE]", word) is not None
-
-
 def _string_may_close(line: str, closers: str, opened: tokenize.TokenInfo) -> bool:
     """Whether the unfinished logical ``line``, which ends inside a single-quoted string opened by the quote
-    ``opened``, may still parse: the parser reads it with the string closed (after a last backslash, which
-    escapes the next character, one more), so an error before the string shows (``import a import "x``); an
-    error inside the string or after it may still go away with other characters in it (``f'{a``)."""
-    escaped = (len(line) - len(line.rstrip("\\"))) % 2 == 1
-    error = _parser_error(line + ("\\" if escaped else "") + opened.string, False, closers)
-    if error is None:
-        return True
-    if error.lineno is None:
-        return False
+    ``opened``, may still parse: whether it reads on with that string replaced by an empty one of the same
+    prefix (``import a import "x`` and ``def f('x`` do not). A string's characters do not change how the
+    parser reads what is around it, and an f-string's braces still open inside it may close later."""
     row, column = opened.start
-    physical = line.split("\n")[row - 1]
-    prefix = re.search(r"\w*$", physical[:column]).group()
-    start = column - (len(prefix) if prefix.lower() in STRING_PREFIXES else 0)
-    return (error.lineno, (error.offset or 1) - 1) >= (row, start)
+    rows = line.split("\n")
+    prefix = re.search(r"\w*$", rows[row - 1][:column]).group()
+    if prefix.lower() not in STRING_PREFIXES:
+        prefix = ""
+    start = sum(len(r) + 1 for r in rows[:row - 1]) + column - len(prefix)
+    return _reads_on(line[:start] + prefix + opened.string * 2, closers)
+
+
+def _reads_on(line: str, closers: str) -> bool:
+    """Whether the parser reads all of the unfinished logical ``line`` (its open brackets closed by
+    ``closers``), as the start of a longer one: valid or incomplete input, and no error before a sentinel."""
+    return _parser_error(line, False, closers) is None and _error_before_sentinel(line, closers) is None
 
 
 def _grown(line: str, last: tokenize.TokenInfo) -> list[str]:
     """``line`` with its last token grown into what it may still become: a name into each keyword it begins
     (``i`` -> ``if``), a keyword into a longer name (``in`` -> ``int``), a string prefix into a string (``r``
-    -> ``r''``), an operator into each longer one (``=`` -> ``==``)."""
+    -> ``r''``), an operator into each longer one (``=`` -> ``==``); a number in the making (``1e``, ``0x``,
+    ``2e-``) that some characters make whole becomes the whole number ``0``, which the parser reads as any
+    other number."""
     kept = line.rstrip("\\")
+    number = _NUMBER_START.search(kept)
+    if number is not None and any(re.fullmatch(tokenize.Number, number.group() + more) for more in ("", "0")):
+        return [kept[:number.start()] + "0"]   # a number in the making, as the whole number 0
     if not kept.endswith(last.string):
         return []
     stem, word = kept[:len(kept) - len(last.string)], last.string
