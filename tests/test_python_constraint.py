@@ -52,7 +52,7 @@ DEAD = {"def (": "def without a name", "x = 1)": "unbalanced closing bracket", "
         "x = a b": "two names in a row, which the parser calls incomplete", "x = 1 ix": "no keyword starts ix",
         "raise E than": "the same after raise", "f(a) b": "a name after a call",
         "x = 'z' 0255": "a number after a string", "x = 0EJ": "no number starts 0EJ",
-        "def g('x": "a string where a parameter goes"}
+        "def g('x": "a string where a parameter goes", 'def f(x)"""Doc': "a docstring where the colon goes"}
 
 
 @pytest.mark.parametrize("text", ALIVE)

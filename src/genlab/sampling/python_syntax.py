@@ -151,7 +151,8 @@ class _Line(NamedTuple):
     mark: Mark = Mark()                  # where tokenizing it may resume (unfinished lines)
     inside: str = ""                     # "#" or a triple quote: the text ends inside a comment or that string
     closers: str = ""                    # what closes the brackets left open, innermost first
-    opened: tokenize.TokenInfo | None = None   # the open quote of a single-quoted string the text ends inside
+    string: tuple[int, str] | None = None      # a string the text ends inside: where it starts in the line
+                                               # (its prefix included), and its quote
 
 
 def advance(state: LineState, piece: str, *, top_after: int | None = None) -> LineState | TopLevel | None:
@@ -191,7 +192,7 @@ def advance(state: LineState, piece: str, *, top_after: int | None = None) -> Li
         if line is None:
             return None
         if line.end is None:   # the line goes on
-            alive, plain = _parses_so_far(body, False, line.last, line.closers, line.opened)
+            alive, plain = _parses_so_far(body, False, line.last, line.closers, line.string)
             return LineState(text, indents, expect, line.mark, line.inside if plain else "", gap) if alive else None
         if not _parses_so_far(body[:line.end], True, None)[0]:
             return None
@@ -234,7 +235,7 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
     def placed(token: tokenize.TokenInfo | None) -> tokenize.TokenInfo | None:   # in body's rows and columns
         return mark.last if token is None else _moved(token, shift, mark.column, skip + 1)
 
-    reach, quoted, opened, comment, string_at = 0, 0, None, False, None
+    reach, quoted, quote_at, comment, string_at = 0, 0, None, False, None
     resume = [(brackets, last, stray, True)]   # each row's start: brackets, last, stray, and whether resumable
     spaced = None   # on the last row, the state before its last token after a space: (offset, brackets, last, stray)
     try:
@@ -256,7 +257,7 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
                 spaced = end - len(token.string), brackets, last, stray
             if token.type == tokenize.ERRORTOKEN and not token.string.isspace():
                 if token.string in ("'", '"'):   # a string left open: the rest of its row is inside it
-                    quoted, opened = row, token
+                    quoted, quote_at = row, (starts[row - 1] + token.start[1], token.string)
                 elif token.string[:1] not in "'\"" and row != quoted:
                     if end < limit:
                         return None
@@ -274,10 +275,14 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
     while len(resume) < len(starts):
         resume.append((brackets, last, stray, balanced and reach <= len(resume)))
     row = max(r for r in range(1, (string_at[0] if string_at else len(starts)) + 1) if resume[r - 1][3])
-    inside = "#" if comment else ""
+    inside, string = "#" if comment else "", None
     if string_at is not None:
         quote = _TRIPLE.match(body, string_at[1])
         inside = quote.group(1) if quote else ""
+        string = (string_at[1], inside) if quote else None
+    elif quote_at is not None and quoted == len(starts):   # a single-quoted string open on the last row
+        prefix = re.search(r"\w*$", body[:quote_at[0]]).group()
+        string = (quote_at[0] - (len(prefix) if prefix.lower() in STRING_PREFIXES else 0), quote_at[1])
     at, (at_brackets, at_last, at_stray, _) = starts[row - 1], resume[row - 1]
     if row == len(starts) and row != quoted and spaced is not None:   # after the last space of the last row
         at, at_brackets, at_last, at_stray = spaced
@@ -285,8 +290,7 @@ def _logical_line(body: str, mark: Mark = Mark()) -> _Line | None:
     final = placed(last)
     at_last = final if at_last is last else placed(at_last)
     resumed = Mark(at, mark.rows + row - 1, column, at_brackets, at_last, at_stray)
-    return _Line(None, final, False, resumed, inside, brackets[::-1].translate(_CLOSING),
-                 placed(opened) if opened is not None and quoted == len(starts) else None)
+    return _Line(None, final, False, resumed, inside, brackets[::-1].translate(_CLOSING), string)
 
 
 def _moved(token: tokenize.TokenInfo | None, rows: int, columns: int = 0, row: int = 0) -> tokenize.TokenInfo | None:
@@ -299,14 +303,14 @@ def _moved(token: tokenize.TokenInfo | None, rows: int, columns: int = 0, row: i
 
 
 def _parses_so_far(line: str, complete: bool, last: tokenize.TokenInfo | None, closers: str = "",
-                   opened: tokenize.TokenInfo | None = None) -> tuple[bool, bool]:
+                   string: tuple[int, str] | None = None) -> tuple[bool, bool]:
     """Whether Python's parser accepts the logical ``line`` as complete, or as the start of a longer one
     (module doc), and whether it does so for ``line`` as written (not only for a longer last token).
-    ``opened``: the quote of a single-quoted string the line ends inside (:func:`_string_may_close`)."""
+    ``string``: where the string the line ends inside starts, and its quote (:func:`_string_may_close`)."""
     if complete:
         return (valid := _parser_error(line, True) is None), valid
-    if opened is not None:
-        return _string_may_close(line, closers, opened), False
+    if string is not None:   # whatever the string holds: more of it leaves the answer as it is
+        return _string_may_close(line, closers, *string), True
     if _reads_on(line, closers):
         return True, True
     if last is None or not _ends_with(line, last):   # a token something follows can no longer grow
@@ -341,18 +345,14 @@ def _ends_with(line: str, token: tokenize.TokenInfo) -> bool:
     return sum(len(row) + 1 for row in rows[:token.end[0] - 1]) + token.end[1] >= len(line)
 
 
-def _string_may_close(line: str, closers: str, opened: tokenize.TokenInfo) -> bool:
-    """Whether the unfinished logical ``line``, which ends inside a single-quoted string opened by the quote
-    ``opened``, may still parse: whether it reads on with that string replaced by an empty one of the same
-    prefix (``import a import "x`` and ``def f('x`` do not). A string's characters do not change how the
-    parser reads what is around it, and an f-string's braces still open inside it may close later."""
-    row, column = opened.start
-    rows = line.split("\n")
-    prefix = re.search(r"\w*$", rows[row - 1][:column]).group()
-    if prefix.lower() not in STRING_PREFIXES:
-        prefix = ""
-    start = sum(len(r) + 1 for r in rows[:row - 1]) + column - len(prefix)
-    return _reads_on(line[:start] + prefix + opened.string * 2, closers)
+def _string_may_close(line: str, closers: str, start: int, quote: str) -> bool:
+    """Whether the unfinished logical ``line``, which ends inside a string that starts at offset ``start`` (its
+    prefix included) and opens with ``quote``, may still parse: whether it reads on with that string closed at
+    once (``import a import "x`` and ``def f(x)'''doc`` do not; the continuation alone would only continue the
+    string). A string's characters do not change how the parser reads what is around it, and an f-string's
+    braces still open inside it may close later."""
+    opening = line[start:line.index(quote, start) + len(quote)]
+    return _reads_on(line[:start] + opening + quote, closers)
 
 
 def _reads_on(line: str, closers: str) -> bool:
@@ -450,7 +450,7 @@ def completion(text: str, state: LineState) -> str | None:
     last = tokens.last
     # what ends the string or comment the text ends inside: a comment ends at the newline (which the parser then
     # reads as the end of the line unless a bracket is open)
-    quote = "\n" if tokens.inside == "#" else tokens.inside or (tokens.opened.string if tokens.opened else "")
+    quote = "\n" if tokens.inside == "#" else tokens.string[1] if tokens.string else ""
     if len(quote) == 3:   # quotes the text already ends with count towards a triple quote's end
         quote = quote[min(len(body) - len(body.rstrip(quote[0])), 2):]
     body_after = "\n" + " " * (width + 4) + "pass"
