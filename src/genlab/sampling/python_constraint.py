@@ -27,20 +27,19 @@ logical line, at whatever indentation: a token among the last ``margin`` of the 
 line (its NEWLINE, outside strings and brackets) after which the whole text parses ends the sample there, with
 everything up to that newline kept (what the token writes past it is dropped). A model trained on whole files
 writes method after method inside its first function and may never come back to column 0; this ends such a
-sample valid instead of cutting it mid-line at the budget. It changes the distribution only in the last
-``margin`` tokens, and only in where samples end: the tokens allowed stay those of every other step. A sample
-that meets no such line end in time (inside a docstring or open brackets at the last token, or after a block
-header waiting for its body) reaches the budget unfinished: callers report it as not valid
-(:func:`~genlab.sampling.python_syntax.parses` of the text).
+sample valid instead of cutting it mid-line at the budget.
 
 In the same last ``margin`` tokens a sample is also steered to finish: once its text has a completion that fits
-in the tokens left (:func:`~genlab.sampling.python_syntax.completion`: the closing quote, operand, brackets, colon
-and ``pass`` body the unfinished line needs, counted in the codec's tokens; :data:`UNKNOWN_NEED` tokens for a text
-none of those finishes), a token after which no completion fits any more is refused. The model's distribution is kept on the tokens that still leave room to finish, and
-on the last token the text must parse as it stands. The suffix's own first token always keeps the room, so a
-fitting row is never left without an allowed token by this rule (unless the codec tokenizes the suffix
-differently token by token, then the row falls back as below); a row whose text has no such completion when the
-window opens is left to the line-end rule until it gains one.
+in the tokens left (:func:`~genlab.sampling.python_syntax.completion`: the closing quote, operand, brackets,
+colon and ``pass`` body the unfinished line needs, counted in the codec's tokens; :data:`UNKNOWN_NEED` tokens
+for a text none of those finishes), a token after which no completion fits any more is refused. The model's
+distribution is kept on the tokens that still leave room to finish, and on the last token the text must parse
+as it stands. The suffix's own first token always keeps the room, so a fitting row is never left without an
+allowed token by this rule (unless the codec tokenizes the suffix differently token by token, then the row
+falls back as below); a row whose text has no such completion when the window opens is left to the line-end
+rule until it gains one. Both rules act only in the last ``margin`` tokens: before them the allowed tokens are
+those of the syntax alone. A sample that neither rule ends reaches the budget unfinished: callers report it as
+not valid (:func:`~genlab.sampling.python_syntax.parses` of the text).
 
 A byte-level token that ends inside a character is held until the character is whole; the whole character is
 checked then. A row whose text is dead (a dead prompt, or a step with no allowed token: a fallback, counted)
