@@ -298,9 +298,13 @@ def test_sequences_whose_windows_slide_together_encode_together_and_send_what_th
         while decoder.running or decoder.waiting:
             for update in decoder.step():
                 pieces[update.sequence.tag].extend(update.pieces)
-        # the prompts at once, then the windows of those still running (some drew eos) at once
-        assert decoder.encode_sizes[0] == 12 and len(decoder.encode_sizes) >= 2
-        assert all(size > 1 for size in decoder.encode_sizes[1:])
+        # the prompts at once, then the windows of those still running (some drew eos) at once: where encoding
+        # them together is bit-identical with this machine's kernels (probed per shape), else one at a time
+        together = decoder.row_step.encodes_together
+        prompts = 1 if together(12, 6) else 12
+        assert decoder.encode_sizes[:prompts] == [12 // prompts] * prompts
+        windows = decoder.encode_sizes[prompts:]
+        assert windows and all((size > 1) == together(2, 32) for size in windows)
         for index, (prompt, config, seed) in enumerate(requests):
             alone = list(stream(net, prompt, config, detokenize, generator=torch.Generator().manual_seed(seed),
                                 eos=EOS))
