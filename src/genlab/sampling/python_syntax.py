@@ -17,9 +17,9 @@ with Python's own machinery:
   into a whole number); a last token that anything follows, even a space, can no longer grow (``x = 1e `` is
   dead). ``incomplete input`` is also the parser's answer to any error at the last token before the end
   (``x = a b``), so the line is compiled once more followed by a sentinel no prefix can precede, and a
-  generic syntax error before the sentinel is dead. A line that ends inside a single-quoted string is judged
-  with that string replaced by an empty one (``def f('x`` is dead; the continuation alone would only continue
-  the string), and a newline after such a string's row is dead, inside brackets too. This catches unbalanced
+  generic syntax error before the sentinel is dead. A line that ends inside a string is judged with that string
+  closed at once (``def f('x`` is dead; the continuation alone would only continue the string), and a newline
+  after the row of a single-quoted string left open is dead, inside brackets too. This catches unbalanced
   closing brackets, ``def`` without a name, an unterminated single-quoted string at a newline, ``x = 1 +`` at
   a newline, ``x == = 1`` mid-line. ``else``/``elif``/``except``/``finally`` lines are compiled after a dummy
   block they may follow, ``case`` lines also under a dummy ``match``.
@@ -426,8 +426,8 @@ def completion(text: str, state: LineState) -> str | None:
     The suffix closes what the unfinished logical line left open, in the order the line needs it: the string it
     ends inside (its quote), an operand after an operator (`` 0``), the open brackets (innermost first), a ``:``
     after a block header, and a body (``pass`` one level deeper) after a header; a text at the start of a line
-    that must open a block gets the body alone. At most four candidates are parsed, the shortest first. What
-    they miss (``for x`` needs `` in y:``, ``@decorator`` a ``def``) has no completion here."""
+    that must open a block gets the body alone. At most four candidates are parsed after the text itself, the
+    shortest first. What they miss (``for x`` needs `` in y:``, ``@decorator`` a ``def``) has no completion here."""
     if parses(text):
         return ""
     line = state.pending
