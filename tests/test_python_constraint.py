@@ -88,6 +88,17 @@ def test_the_incremental_check_agrees_with_the_full_check_on_standard_library_pr
         assert state is not None, "".join(pieces[max(0, i - 20):i + 1])
 
 
+@pytest.mark.parametrize("module", ["fractions", "string", "tokenize"])
+def test_real_source_read_character_by_character_stays_alive(module):
+    """Every character prefix of real source is alive: numbers in the making (``1e``, ``0x``), names that may
+    become keywords, open strings of every kind and the parser's sentinel check all let real code through."""
+    source = inspect.getsource(importlib.import_module(module))[:6000]
+    state = LineState()
+    for i, character in enumerate(source):
+        state = advance(state, character)
+        assert state is not None, source[max(0, i - 80):i + 1]
+
+
 def test_advancing_piece_by_piece_agrees_with_the_whole_text():
     text = "def f(x, y=2):\n    if x:\n        return [i for i in y]\n    return {'a': x}\n"
     state = LineState()
