@@ -29,10 +29,11 @@ everything up to that newline kept (what the token writes past it is dropped). A
 writes method after method inside its first function and may never come back to column 0; this ends such a
 sample valid instead of cutting it mid-line at the budget.
 
-In the last :data:`STEERING_WINDOW` of those tokens a sample is also steered to finish: once its text has a completion that fits
-in the tokens left (:func:`~genlab.sampling.python_syntax.completion`: the closing quote, operand, brackets,
-colon and ``pass`` body the unfinished line needs, counted in the codec's tokens; :data:`UNKNOWN_NEED` tokens
-for a text none of those finishes), a token after which no completion fits any more is refused. The model's
+In the last :data:`STEERING_WINDOW` of those tokens a sample is also steered to finish: once its text has a
+completion that fits in the tokens left (:func:`~genlab.sampling.python_syntax.completion`: the closing quote,
+operand, brackets, colon and ``pass`` body the unfinished line needs, counted in the codec's tokens;
+:data:`UNKNOWN_NEED` tokens for a text none of those finishes), a token after which no completion fits any
+more is refused. The model's
 distribution is kept on the tokens that still leave room to finish, and on the last token the text must parse
 as it stands. The suffix's own first token always keeps the room, so a fitting row is never left without an
 allowed token by this rule (unless the codec tokenizes the suffix differently token by token, then the row
