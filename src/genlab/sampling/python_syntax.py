@@ -11,7 +11,8 @@ with Python's own machinery:
   level: a dedent to a level never opened, or an unexpected indent, is dead;
 - Python's parser judges the logical line itself, compiled alone with ``PyCF_ALLOW_INCOMPLETE_INPUT``
   (``codeop``'s flag): an unfinished line gets a trailing line continuation (``\\``), so the parser
-  reads "more may follow" instead of "the statement ends here". ``incomplete input`` is alive. Otherwise
+  reads "more may follow" instead of "the statement ends here". ``incomplete input`` is alive (unless a
+  sentinel shows an error before the end, below). Otherwise
   the line is alive if it parses once its last token has grown into what more characters may still make
   of it (a name into a keyword or a longer name, ``r`` into a string, ``=`` into ``==``, ``1e`` or ``2e-``
   into a whole number); a last token that anything follows, even a space, can no longer grow (``x = 1e `` is
